@@ -1,0 +1,1 @@
+//! Bencode, parsed with nom into borrowed values that keep their raw spans.
