@@ -4,10 +4,15 @@
 //! Data moves one way. Tiers (today only the cache, later P2P and HTTP) write
 //! verified pieces into the [`store`]; a [`stream::Reader`] reads only from the
 //! store and, when a piece is missing, raises demand on the torrent's
-//! [`hybrid`] state and waits with a deadline. The [`server`] turns readers
+//! torrent's demand (see [`stream::ensure_piece`]) and waits with a deadline. The [`server`] turns readers
 //! into Range responses. See `DESIGN.md`-style notes at the top of each module.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod format;
+pub mod import;
+pub mod server;
+pub mod session;
 pub mod store;
+pub mod stream;
