@@ -11,3 +11,4 @@
 pub mod config;
 pub mod format;
 pub mod store;
+pub mod cli;
