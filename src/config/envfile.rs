@@ -425,4 +425,26 @@ mod tests {
             "line 3: `export A=…` is shell syntax that systemd's EnvironmentFile does not accept; write `A=…`"
         );
     }
+
+    #[test]
+    fn every_short_input_parses_or_names_a_line() {
+        // Exhaustive over the characters the grammar cares about: no input
+        // may panic, and an error always points at a line that exists.
+        let alphabet = ['A', '=', '"', '\'', '\\', '\n', ' ', '#', 'e'];
+        let mut text = String::new();
+        for n in 0..alphabet.len().pow(5) {
+            text.clear();
+            let mut k = n;
+            for _ in 0..5 {
+                text.push(alphabet[k % alphabet.len()]);
+                k /= alphabet.len();
+            }
+            if let Err(e) = parse(&text) {
+                assert!(
+                    e.line >= 1 && e.line <= text.lines().count().max(1),
+                    "{text:?}: {e}"
+                );
+            }
+        }
+    }
 }
