@@ -204,7 +204,8 @@ mod tests {
         assert_eq!(c.file(4096 * 1024), 1025 * 4096);
         assert_eq!(c.file(4096 * 1024 + 1), 1027 * 4096);
         assert_eq!(c.dir(0), 4096);
-        assert_eq!(c.dir(13), 2 * 4096);
+        assert_eq!(c.dir(12), 2 * 4096);
+        assert_eq!(c.dir(13), 3 * 4096);
     }
 
     #[test]
