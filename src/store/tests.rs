@@ -79,6 +79,14 @@ fn du(path: &Path) -> u64 {
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().parse().unwrap()
 }
 
+/// `du` while the store works: a file deleted mid-walk makes `du` complain,
+/// and that sample is skipped.
+fn du_sample(path: &Path) -> Option<u64> {
+    let out = Command::new("du").arg("-sB1").arg(path).output().ok()?;
+    out.status.success().then_some(())?;
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next()?.parse().ok()
+}
+
 fn open(dir: &TempDir, quota: u64) -> Store {
     Store::open_with_segment_target(dir.path(), quota, TARGET).unwrap()
 }
@@ -166,9 +174,14 @@ fn quota_holds_under_du_while_churning_several_torrents() {
     let sampler = {
         let (stop, peak, path) = (stop.clone(), peak.clone(), dir.path().to_path_buf());
         std::thread::spawn(move || {
+            let mut samples = 0u32;
             while !stop.load(Ordering::SeqCst) {
-                peak.fetch_max(du(&path), Ordering::SeqCst);
+                if let Some(bytes) = du_sample(&path) {
+                    peak.fetch_max(bytes, Ordering::SeqCst);
+                    samples += 1;
+                }
             }
+            samples
         })
     };
     let mut writes = 0;
@@ -187,7 +200,7 @@ fn quota_holds_under_du_while_churning_several_torrents() {
         }
     }
     stop.store(true, Ordering::SeqCst);
-    sampler.join().unwrap();
+    assert!(sampler.join().unwrap() > 10, "the sampler saw the run");
     assert!(peak.load(Ordering::SeqCst) <= quota, "du peaked at {}", peak.load(Ordering::SeqCst));
     let held: u32 = fixtures.iter().map(|f| store.verified(&f.ih()).unwrap().0).sum();
     assert!(held < 24, "the churn must have evicted something (holds {held} of 24 pieces)");
