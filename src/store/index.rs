@@ -37,11 +37,17 @@ pub struct Bitfield {
 
 impl Bitfield {
     pub fn new(len: u32) -> Bitfield {
-        Bitfield { bits: vec![0; (len as usize).div_ceil(8)], len }
+        Bitfield {
+            bits: vec![0; (len as usize).div_ceil(8)],
+            len,
+        }
     }
 
     fn from_bytes(bytes: &[u8], len: u32) -> Bitfield {
-        let mut field = Bitfield { bits: bytes.to_vec(), len };
+        let mut field = Bitfield {
+            bits: bytes.to_vec(),
+            len,
+        };
         // Spare bits past `len` are ignored, so a set spare bit cannot count as a piece.
         if len % 8 != 0 {
             if let Some(last) = field.bits.last_mut() {
@@ -96,11 +102,15 @@ pub struct Entry {
 /// the quota can be charged before the file is written.
 pub fn encoded_len(piece_counts: impl Iterator<Item = u32>) -> u64 {
     HEADER_LEN
-        + piece_counts.map(|n| ENTRY_FIXED_LEN + u64::from(n).div_ceil(8)).sum::<u64>()
+        + piece_counts
+            .map(|n| ENTRY_FIXED_LEN + u64::from(n).div_ceil(8))
+            .sum::<u64>()
         + TRAILER_LEN
 }
 
-pub fn encode<'a>(entries: impl Iterator<Item = (&'a InfoHash, &'a Geometry, &'a Bitfield)>) -> Vec<u8> {
+pub fn encode<'a>(
+    entries: impl Iterator<Item = (&'a InfoHash, &'a Geometry, &'a Bitfield)>,
+) -> Vec<u8> {
     let mut body = Vec::new();
     let mut count = 0u32;
     for (ih, g, durable) in entries {
@@ -138,7 +148,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Entry>, IndexError> {
         return Err(IndexError::Checksum);
     }
     match index(body) {
-        Ok((rest, entries)) if rest.is_empty() => Ok(entries),
+        Ok((&[], entries)) => Ok(entries),
         _ => Err(IndexError::Malformed),
     }
 }
@@ -158,15 +168,20 @@ fn index(input: &[u8]) -> IResult<&[u8], Vec<Entry>> {
 fn entry(input: &[u8]) -> IResult<&[u8], Entry> {
     let (input, (ih, piece_length, total_length, piece_count, per)) =
         (take(20usize), be_u64, be_u64, be_u32, be_u32).parse(input)?;
-    let geometry = Geometry::new(piece_length, total_length, piece_count, per).ok_or_else(|| {
-        nom::Err::Failure(nom::error::Error::new(input, nom::error::ErrorKind::Verify))
-    })?;
+    let geometry =
+        Geometry::new(piece_length, total_length, piece_count, per).ok_or_else(|| {
+            nom::Err::Failure(nom::error::Error::new(input, nom::error::ErrorKind::Verify))
+        })?;
     let (input, bits) = take((piece_count as usize).div_ceil(8)).parse(input)?;
     let mut hash = [0u8; 20];
     hash.copy_from_slice(ih);
     Ok((
         input,
-        Entry { info_hash: InfoHash(hash), geometry, durable: Bitfield::from_bytes(bits, piece_count) },
+        Entry {
+            info_hash: InfoHash(hash),
+            geometry,
+            durable: Bitfield::from_bytes(bits, piece_count),
+        },
     ))
 }
 
@@ -188,7 +203,14 @@ mod tests {
         let bytes = encode(std::iter::once((&ih, &g, &b)));
         assert_eq!(bytes.len() as u64, encoded_len(std::iter::once(10)));
         let back = decode(&bytes).unwrap();
-        assert_eq!(back, vec![Entry { info_hash: ih, geometry: g, durable: b }]);
+        assert_eq!(
+            back,
+            vec![Entry {
+                info_hash: ih,
+                geometry: g,
+                durable: b
+            }]
+        );
         assert_eq!(back[0].durable.count(), 2);
     }
 

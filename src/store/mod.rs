@@ -54,16 +54,38 @@ const FLUSH_EVERY_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug)]
 pub enum StoreError {
-    QuotaExceeded { needed: u64, free: u64 },
-    HashMismatch { piece: u32 },
+    QuotaExceeded {
+        needed: u64,
+        free: u64,
+    },
+    HashMismatch {
+        piece: u32,
+    },
     UnknownTorrent(InfoHash),
-    NotVerified { piece: u32 },
-    PieceOutOfRange { piece: u32, count: u32 },
-    BadLength { piece: u32, expected: u64, got: u64 },
+    NotVerified {
+        piece: u32,
+    },
+    PieceOutOfRange {
+        piece: u32,
+        count: u32,
+    },
+    BadLength {
+        piece: u32,
+        expected: u64,
+        got: u64,
+    },
     /// The metainfo's numbers do not describe a torrent (zero piece length,
     /// or a piece count that disagrees with the length).
-    BadGeometry { piece_length: u64, total_length: u64, piece_count: usize },
-    Io { path: PathBuf, op: &'static str, source: io::Error },
+    BadGeometry {
+        piece_length: u64,
+        total_length: u64,
+        piece_count: usize,
+    },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -231,8 +253,14 @@ impl Store {
     }
 
     /// Like [`Store::open`], with another segment span for new torrents (tests use small ones).
-    pub fn open_with_segment_target(dir: &Path, quota_bytes: u64, segment_target: u64) -> Result<Store, StoreError> {
-        let layout = Layout { root: dir.to_path_buf() };
+    pub fn open_with_segment_target(
+        dir: &Path,
+        quota_bytes: u64,
+        segment_target: u64,
+    ) -> Result<Store, StoreError> {
+        let layout = Layout {
+            root: dir.to_path_buf(),
+        };
         let found = recover::scan(&layout)?;
         let rewrite = found.index_changed;
         let state = found.into_state(quota_bytes);
@@ -303,8 +331,13 @@ impl Store {
                     false
                 }
                 None => {
-                    let g = Geometry::for_torrent(meta.piece_length, meta.total_length, count, self.inner.segment_target)
-                        .ok_or_else(bad)?;
+                    let g = Geometry::for_torrent(
+                        meta.piece_length,
+                        meta.total_length,
+                        count,
+                        self.inner.segment_target,
+                    )
+                    .ok_or_else(bad)?;
                     st.next_id += 1;
                     let t = Torrent::new(st.next_id, g, &st.charges);
                     st.torrents.insert(ih, t);
@@ -386,14 +419,21 @@ impl Store {
     /// The raw .torrent bytes of every persisted torrent, so the caller can re-parse them at start-up.
     /// Blocking (reads the files).
     pub fn torrents(&self) -> Vec<Vec<u8>> {
-        let mut hashes: Vec<InfoHash> =
-            self.state().torrents.iter().filter(|(_, t)| t.meta_on_disk).map(|(ih, _)| *ih).collect();
+        let mut hashes: Vec<InfoHash> = self
+            .state()
+            .torrents
+            .iter()
+            .filter(|(_, t)| t.meta_on_disk)
+            .map(|(ih, _)| *ih)
+            .collect();
         hashes.sort();
         hashes
             .iter()
             .filter_map(|ih| {
                 let path = self.inner.layout.torrent_file(ih);
-                fs::read(&path).map_err(|e| log::warn!("cannot read {}: {e}", path.display())).ok()
+                fs::read(&path)
+                    .map_err(|e| log::warn!("cannot read {}: {e}", path.display()))
+                    .ok()
             })
             .collect()
     }
@@ -401,7 +441,13 @@ impl Store {
     /// Forgets a torrent and frees all its bytes. Blocking: call it through `smol::unblock`.
     pub fn remove_torrent(&self, ih: &InfoHash) -> Result<(), StoreError> {
         let _p = lock(&self.inner.persist);
-        let gate = self.state().torrents.get(ih).ok_or(StoreError::UnknownTorrent(*ih))?.gate.clone();
+        let gate = self
+            .state()
+            .torrents
+            .get(ih)
+            .ok_or(StoreError::UnknownTorrent(*ih))?
+            .gate
+            .clone();
         // Waits for reads and writes in flight; none can start after this.
         let mut removed = gate.write().unwrap_or_else(|e| e.into_inner());
         *removed = true;
@@ -430,7 +476,10 @@ impl Store {
     }
 
     pub fn has_piece(&self, ih: &InfoHash, piece: u32) -> bool {
-        self.state().torrents.get(ih).is_some_and(|t| t.verified.get(piece))
+        self.state()
+            .torrents
+            .get(ih)
+            .is_some_and(|t| t.verified.get(piece))
     }
 
     /// Verified piece count and verified bytes.
@@ -451,7 +500,13 @@ impl Store {
     /// and wakes waiters. `wait`: how long to wait for space when everything evictable is pinned;
     /// `Duration::ZERO` fails at once with `QuotaExceeded`. Writing an already-verified piece is Ok
     /// and writes nothing.
-    pub async fn write_piece(&self, ih: &InfoHash, piece: u32, data: Vec<u8>, wait: Duration) -> Result<(), StoreError> {
+    pub async fn write_piece(
+        &self,
+        ih: &InfoHash,
+        piece: u32,
+        data: Vec<u8>,
+        wait: Duration,
+    ) -> Result<(), StoreError> {
         let (expected, geometry) = {
             let st = self.state();
             let t = st.torrents.get(ih).ok_or(StoreError::UnknownTorrent(*ih))?;
@@ -459,7 +514,11 @@ impl Store {
             check_piece(&t.geometry, piece)?;
             let want = t.geometry.piece_len(piece);
             if data.len() as u64 != want {
-                return Err(StoreError::BadLength { piece, expected: want, got: data.len() as u64 });
+                return Err(StoreError::BadLength {
+                    piece,
+                    expected: want,
+                    got: data.len() as u64,
+                });
             }
             if t.verified.get(piece) {
                 return Ok(());
@@ -476,15 +535,25 @@ impl Store {
         }
         let segment = geometry.segment_of(piece);
         let busy = self.busy(&mut self.state(), ih, segment..segment + 1)?;
-        self.reserve(&busy, segment, geometry.end_in_segment(piece), wait).await?;
+        self.reserve(&busy, segment, geometry.end_in_segment(piece), wait)
+            .await?;
         let (path, tdir, gate, needs_dir) = {
             let st = self.state();
-            let t = st.torrents.get(ih).filter(|t| t.id == busy.id).ok_or(StoreError::UnknownTorrent(*ih))?;
+            let t = st
+                .torrents
+                .get(ih)
+                .filter(|t| t.id == busy.id)
+                .ok_or(StoreError::UnknownTorrent(*ih))?;
             if t.verified.get(piece) {
                 return Ok(());
             }
             let layout = &self.inner.layout;
-            (layout.segment(ih, segment), layout.torrent_dir(ih), t.gate.clone(), t.needs_dir)
+            (
+                layout.segment(ih, segment),
+                layout.torrent_dir(ih),
+                t.gate.clone(),
+                t.needs_dir,
+            )
         };
         let offset = geometry.piece_offset(piece) - u64::from(segment) * geometry.span();
         let unknown = StoreError::UnknownTorrent(*ih);
@@ -533,19 +602,38 @@ impl Store {
 
     /// Marks `segments` busy. The returned guard must be dropped after `st`
     /// (its drop takes the lock).
-    fn busy(&self, st: &mut State, ih: &InfoHash, segments: Range<u32>) -> Result<Busy, StoreError> {
+    fn busy(
+        &self,
+        st: &mut State,
+        ih: &InfoHash,
+        segments: Range<u32>,
+    ) -> Result<Busy, StoreError> {
         let tick = st.tick();
-        let t = st.torrents.get_mut(ih).ok_or(StoreError::UnknownTorrent(*ih))?;
+        let t = st
+            .torrents
+            .get_mut(ih)
+            .ok_or(StoreError::UnknownTorrent(*ih))?;
         for s in segments.clone() {
             let seg = &mut t.segments[s as usize];
             seg.busy += 1;
             seg.last_use = tick;
         }
-        Ok(Busy { inner: self.inner.clone(), info_hash: *ih, id: t.id, segments })
+        Ok(Busy {
+            inner: self.inner.clone(),
+            info_hash: *ih,
+            id: t.id,
+            segments,
+        })
     }
 
     /// Charges the growth of `segment` to at least `end` bytes before anything is written.
-    async fn reserve(&self, busy: &Busy, segment: u32, end: u64, wait: Duration) -> Result<(), StoreError> {
+    async fn reserve(
+        &self,
+        busy: &Busy,
+        segment: u32,
+        end: u64,
+        wait: Duration,
+    ) -> Result<(), StoreError> {
         let ih = &busy.info_hash;
         let deadline = Instant::now().checked_add(wait);
         loop {
@@ -553,7 +641,9 @@ impl Store {
             let (victim, needed, free) = {
                 let mut st = self.state();
                 let (charges, used, quota) = (st.charges, st.used(), st.quota);
-                let t = st.torrent_by_id(ih, busy.id).ok_or(StoreError::UnknownTorrent(*ih))?;
+                let t = st
+                    .torrent_by_id(ih, busy.id)
+                    .ok_or(StoreError::UnknownTorrent(*ih))?;
                 let seg = &mut t.segments[segment as usize];
                 let grown = seg.charged_len.max(end);
                 let needed = charges.file(grown) - charges.file(seg.charged_len);
@@ -561,7 +651,11 @@ impl Store {
                     seg.charged_len = grown;
                     return Ok(());
                 }
-                (st.pick_victim().map(|v| claim(&mut st, v)), needed, quota.saturating_sub(used))
+                (
+                    st.pick_victim().map(|v| claim(&mut st, v)),
+                    needed,
+                    quota.saturating_sub(used),
+                )
             };
             match victim {
                 Some(v) => {
@@ -586,7 +680,9 @@ impl Store {
     fn evict_claimed(&self, v: Victim) -> Result<(), StoreError> {
         let listed = {
             let mut st = self.state();
-            let Some(t) = st.torrent_by_id(&v.info_hash, v.id) else { return Ok(()) };
+            let Some(t) = st.torrent_by_id(&v.info_hash, v.id) else {
+                return Ok(());
+            };
             for p in t.geometry.pieces_in(v.segment) {
                 t.durable.set(p, false);
             }
@@ -623,7 +719,12 @@ impl Store {
     /// Reads `buf.len()` bytes of torrent space at `offset` (may cross pieces and segments), off
     /// the loop. Every byte must lie in verified pieces, else `NotVerified { piece }`. Returns the
     /// same allocation filled. Marks the segments used (LRU).
-    pub async fn read(&self, ih: &InfoHash, offset: u64, mut buf: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    pub async fn read(
+        &self,
+        ih: &InfoHash,
+        offset: u64,
+        mut buf: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
         let (geometry, gate) = {
             let st = self.state();
             let t = st.torrents.get(ih).ok_or(StoreError::UnknownTorrent(*ih))?;
@@ -633,18 +734,25 @@ impl Store {
             return Ok(buf);
         }
         let g = geometry;
-        let end = offset.checked_add(buf.len() as u64).filter(|e| *e <= g.total_length());
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|e| *e <= g.total_length());
         let Some(end) = end else {
             let last = offset.saturating_add(buf.len() as u64 - 1) / g.piece_length();
             let piece = u32::try_from(last).unwrap_or(u32::MAX).max(g.piece_count());
-            return Err(StoreError::PieceOutOfRange { piece, count: g.piece_count() });
+            return Err(StoreError::PieceOutOfRange {
+                piece,
+                count: g.piece_count(),
+            });
         };
         let segments = g.segment_at(offset)..g.segment_at(end - 1) + 1;
         let busy = {
             // Checking and marking busy under one lock: eviction cannot slip in between.
             let mut st = self.state();
             let t = st.torrents.get(ih).ok_or(StoreError::UnknownTorrent(*ih))?;
-            if let Some(piece) = (g.piece_at(offset)..=g.piece_at(end - 1)).find(|p| !t.verified.get(*p)) {
+            if let Some(piece) =
+                (g.piece_at(offset)..=g.piece_at(end - 1)).find(|p| !t.verified.get(*p))
+            {
                 return Err(StoreError::NotVerified { piece });
             }
             self.busy(&mut st, ih, segments.clone())?
@@ -683,7 +791,8 @@ impl Store {
         let (id, segments) = match st.torrents.get_mut(ih) {
             Some(t) if range.start < range.end.min(t.geometry.total_length()) => {
                 let end = range.end.min(t.geometry.total_length());
-                let segments = t.geometry.segment_at(range.start)..t.geometry.segment_at(end - 1) + 1;
+                let segments =
+                    t.geometry.segment_at(range.start)..t.geometry.segment_at(end - 1) + 1;
                 for s in segments.clone() {
                     t.segments[s as usize].pins += 1;
                 }
@@ -691,7 +800,12 @@ impl Store {
             }
             _ => (0, 0..0),
         };
-        PinGuard { inner: self.inner.clone(), info_hash: *ih, id, segments }
+        PinGuard {
+            inner: self.inner.clone(),
+            info_hash: *ih,
+            id,
+            segments,
+        }
     }
 
     /// Resolves when `piece` becomes verified or `timeout` passes; returns whether it is there.
@@ -721,7 +835,11 @@ impl Store {
             })
             .collect();
         torrents.sort_by_key(|t| t.info_hash);
-        Usage { quota: st.quota, used: st.used(), torrents }
+        Usage {
+            quota: st.quota,
+            used: st.used(),
+            torrents,
+        }
     }
 
     /// Makes everything written so far durable: fdatasync of every segment
@@ -734,7 +852,12 @@ impl Store {
             st.unflushed = 0;
             let mut work = Vec::new();
             for (ih, t) in st.torrents.iter_mut() {
-                for (s, seg) in t.segments.iter_mut().enumerate().filter(|(_, seg)| seg.dirty) {
+                for (s, seg) in t
+                    .segments
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(_, seg)| seg.dirty)
+                {
                     seg.dirty = false;
                     let pending: Vec<u32> = t
                         .geometry
@@ -764,7 +887,9 @@ impl Store {
         {
             let mut st = self.state();
             for (ih, id, s, pending) in &work {
-                let Some(t) = st.torrent_by_id(ih, *id) else { continue };
+                let Some(t) = st.torrent_by_id(ih, *id) else {
+                    continue;
+                };
                 if synced.is_err() {
                     t.segments[*s as usize].dirty = true;
                     continue;
@@ -800,11 +925,14 @@ impl Store {
         let bytes = index::encode(snapshot.iter().map(|(ih, _, g, b)| (ih, g, b)));
         let layout = &self.inner.layout;
         let path = layout.index();
-        let written = segment::replace_atomically(&path, &layout.index_tmp(), &bytes).map_err(io_err(&path, "write"));
+        let written = segment::replace_atomically(&path, &layout.index_tmp(), &bytes)
+            .map_err(io_err(&path, "write"));
         let mut st = self.state();
         st.index_high_water = st.index_high_water.max(bytes.len() as u64);
         for (ih, id, g, durable) in &snapshot {
-            let Some(t) = st.torrent_by_id(ih, *id) else { continue };
+            let Some(t) = st.torrent_by_id(ih, *id) else {
+                continue;
+            };
             for (s, seg) in t.segments.iter_mut().enumerate() {
                 let in_snapshot = durable.any_in(g.pieces_in(s as u32));
                 // After a failure either index may be on disk: keep both claims.
@@ -833,8 +961,10 @@ impl Store {
         let layout = &self.inner.layout;
         let root_gone = !layout.root.is_dir();
         let all: Vec<InfoHash> = self.state().torrents.keys().copied().collect();
-        let lost: Vec<InfoHash> =
-            all.into_iter().filter(|ih| root_gone || !layout.torrent_dir(ih).is_dir()).collect();
+        let lost: Vec<InfoHash> = all
+            .into_iter()
+            .filter(|ih| root_gone || !layout.torrent_dir(ih).is_dir())
+            .collect();
         if lost.is_empty() {
             return;
         }
@@ -842,7 +972,9 @@ impl Store {
             let mut st = self.state();
             for ih in &lost {
                 log::warn!("cache directory for {ih} vanished; its pieces are forgotten");
-                let Some(t) = st.torrents.get_mut(ih) else { continue };
+                let Some(t) = st.torrents.get_mut(ih) else {
+                    continue;
+                };
                 t.verified.clear();
                 t.durable.clear();
                 for seg in t.segments.iter_mut() {
@@ -878,7 +1010,10 @@ fn claim(st: &mut State, v: Victim) -> Victim {
 
 fn check_piece(g: &Geometry, piece: u32) -> Result<(), StoreError> {
     if piece >= g.piece_count() {
-        return Err(StoreError::PieceOutOfRange { piece, count: g.piece_count() });
+        return Err(StoreError::PieceOutOfRange {
+            piece,
+            count: g.piece_count(),
+        });
     }
     Ok(())
 }

@@ -119,7 +119,11 @@ impl Torrent {
     pub fn charge(&self, charges: &Charges) -> u64 {
         self.dir_charge
             + self.meta_charge
-            + self.segments.iter().map(|s| charges.file(s.charged_len)).sum::<u64>()
+            + self
+                .segments
+                .iter()
+                .map(|s| charges.file(s.charged_len))
+                .sum::<u64>()
     }
 }
 
@@ -154,11 +158,17 @@ pub struct State {
 
 impl State {
     pub fn used(&self) -> u64 {
-        let root = self.root_floor.max(self.charges.dir(2 + self.torrents_high_water));
+        let root = self
+            .root_floor
+            .max(self.charges.dir(2 + self.torrents_high_water));
         root + 2 * self.charges.file(self.index_high_water)
             + self.foreign
             + self.leaked
-            + self.torrents.values().map(|t| t.charge(&self.charges)).sum::<u64>()
+            + self
+                .torrents
+                .values()
+                .map(|t| t.charge(&self.charges))
+                .sum::<u64>()
     }
 
     pub fn tick(&mut self) -> u64 {
@@ -172,9 +182,20 @@ impl State {
         self.torrents
             .iter()
             .flat_map(|(ih, t)| {
-                t.segments.iter().enumerate().filter(|(_, s)| s.evictable()).map(move |(i, s)| {
-                    (s.last_use, Victim { info_hash: *ih, id: t.id, segment: i as u32 })
-                })
+                t.segments
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.evictable())
+                    .map(move |(i, s)| {
+                        (
+                            s.last_use,
+                            Victim {
+                                info_hash: *ih,
+                                id: t.id,
+                                segment: i as u32,
+                            },
+                        )
+                    })
             })
             .min_by_key(|(used, _)| *used)
             .map(|(_, v)| v)
@@ -186,7 +207,8 @@ impl State {
 
     /// Raises the index high-water mark to cover the current torrent set.
     pub fn note_index_len(&mut self) {
-        let len = super::index::encoded_len(self.torrents.values().map(|t| t.geometry.piece_count()));
+        let len =
+            super::index::encoded_len(self.torrents.values().map(|t| t.geometry.piece_count()));
         self.index_high_water = self.index_high_water.max(len);
         self.torrents_high_water = self.torrents_high_water.max(self.torrents.len() as u64);
     }

@@ -70,7 +70,9 @@ fn allocated(meta: &fs::Metadata) -> u64 {
 
 /// `du` of a path the store does not own, without following links.
 fn du(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else { return 0 };
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
     let mut total = allocated(&meta);
     if meta.is_dir() {
         if let Ok(entries) = fs::read_dir(path) {
@@ -97,13 +99,18 @@ pub fn scan(layout: &Layout) -> Result<Found, StoreError> {
     let root = &layout.root;
     fs::create_dir_all(root).map_err(io_err(root, "create directory"))?;
     let root_meta = fs::metadata(root).map_err(io_err(root, "stat"))?;
-    let charges = Charges { unit: MIN_UNIT.max(root_meta.blksize()) };
+    let charges = Charges {
+        unit: MIN_UNIT.max(root_meta.blksize()),
+    };
     let index_path = layout.index();
     let (mut entries, mut index_changed, index_len) = match fs::read(&index_path) {
         Ok(bytes) => match index::decode(&bytes) {
             Ok(entries) => (entries, false, bytes.len() as u64),
             Err(e) => {
-                log::warn!("cache index {} is unreadable ({e:?}); starting empty", index_path.display());
+                log::warn!(
+                    "cache index {} is unreadable ({e:?}); starting empty",
+                    index_path.display()
+                );
                 (Vec::new(), true, bytes.len() as u64)
             }
         },
@@ -151,7 +158,10 @@ pub fn scan(layout: &Layout) -> Result<Found, StoreError> {
                 None => remove_any(&path),
             },
             None => {
-                log::warn!("{} is not the cache's own; counting it against the quota", path.display());
+                log::warn!(
+                    "{} is not the cache's own; counting it against the quota",
+                    path.display()
+                );
                 found.foreign += du(&path);
             }
         }
@@ -164,11 +174,18 @@ pub fn scan(layout: &Layout) -> Result<Found, StoreError> {
 
 /// Rebuilds one torrent from its index entry and its directory. `None` when
 /// its `.torrent` file is missing. The flag says the entry lost pieces.
-fn load_torrent(layout: &Layout, entry: Entry, id: u64, found: &mut Found) -> Option<(Torrent, bool)> {
+fn load_torrent(
+    layout: &Layout,
+    entry: Entry,
+    id: u64,
+    found: &mut Found,
+) -> Option<(Torrent, bool)> {
     let ih = entry.info_hash;
     let g = entry.geometry;
     let charges = found.charges;
-    let meta = fs::metadata(layout.torrent_file(&ih)).ok().filter(|m| m.is_file() && m.len() > 0)?;
+    let meta = fs::metadata(layout.torrent_file(&ih))
+        .ok()
+        .filter(|m| m.is_file() && m.len() > 0)?;
     let dir_meta = fs::metadata(layout.torrent_dir(&ih)).ok()?;
     let mut t = Torrent::new(id, g, &charges);
     t.dir_charge = t.dir_charge.max(allocated(&dir_meta));
@@ -206,7 +223,9 @@ fn load_torrent(layout: &Layout, entry: Entry, id: u64, found: &mut Found) -> Op
         // Charge at least what is allocated, should the file system have preallocated.
         seg.charged_len = meta.len().max(allocated(&meta));
         seg.listed = true;
-        found.uses.push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), ih, s));
+        found
+            .uses
+            .push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), ih, s));
     }
     for s in (0..g.segment_count()).filter(|s| !present[*s as usize]) {
         for p in g.pieces_in(s) {

@@ -64,11 +64,21 @@ impl Geometry {
         // Keeps every offset below comfortably inside u64.
         piece_length.checked_mul(u64::from(pieces_per_segment))?;
         total_length.checked_add(piece_length.checked_mul(u64::from(pieces_per_segment))?)?;
-        Some(Geometry { piece_length, total_length, piece_count, pieces_per_segment })
+        Some(Geometry {
+            piece_length,
+            total_length,
+            piece_count,
+            pieces_per_segment,
+        })
     }
 
     /// The geometry for a new torrent: `target` bytes rounded up to whole pieces.
-    pub fn for_torrent(piece_length: u64, total_length: u64, piece_count: u32, target: u64) -> Option<Geometry> {
+    pub fn for_torrent(
+        piece_length: u64,
+        total_length: u64,
+        piece_count: u32,
+        target: u64,
+    ) -> Option<Geometry> {
         if piece_length == 0 {
             return None;
         }
@@ -104,7 +114,8 @@ impl Geometry {
     /// Length of `piece`; the last piece is usually short.
     pub fn piece_len(&self, piece: u32) -> u64 {
         let start = self.piece_offset(piece);
-        self.piece_length.min(self.total_length.saturating_sub(start))
+        self.piece_length
+            .min(self.total_length.saturating_sub(start))
     }
 
     pub fn piece_at(&self, offset: u64) -> u32 {
@@ -120,8 +131,12 @@ impl Geometry {
     }
 
     pub fn pieces_in(&self, segment: u32) -> Range<u32> {
-        let start = segment.saturating_mul(self.pieces_per_segment).min(self.piece_count);
-        let end = start.saturating_add(self.pieces_per_segment).min(self.piece_count);
+        let start = segment
+            .saturating_mul(self.pieces_per_segment)
+            .min(self.piece_count);
+        let end = start
+            .saturating_add(self.pieces_per_segment)
+            .min(self.piece_count);
         start..end
     }
 
@@ -165,7 +180,11 @@ pub fn parse_segment_name(name: &str) -> Option<u32> {
 /// Writes `bytes` at `offset` of the file at `path`, creating it. The file
 /// grows to at least `offset + bytes.len()`; the caller has reserved that.
 pub fn write_at(path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
-    let file = OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
     file.write_all_at(bytes, offset)
 }
 
@@ -212,7 +231,10 @@ mod tests {
         assert_eq!(g.end_in_segment(9), 1000);
         assert_eq!(g.end_in_segment(5), 3 * 16384);
         assert_eq!(g.segment_of(5), 1);
-        assert!(Geometry::new(16384, total, 11, 3).is_none(), "piece count must match length");
+        assert!(
+            Geometry::new(16384, total, 11, 3).is_none(),
+            "piece count must match length"
+        );
         assert!(Geometry::new(0, total, 10, 3).is_none());
     }
 

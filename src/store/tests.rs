@@ -22,7 +22,8 @@ impl TempDir {
     fn new(tag: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
-        let path = std::env::temp_dir().join(format!("streme-store-{tag}-{}-{n}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("streme-store-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         TempDir(path)
     }
@@ -51,9 +52,13 @@ impl Fixture {
 }
 
 fn fixture(seed: u8, piece_length: u64, total: u64) -> Fixture {
-    let content: Vec<u8> =
-        (0..total).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 ^ seed.wrapping_mul(31)).collect();
-    let pieces: Vec<Vec<u8>> = content.chunks(piece_length as usize).map(<[u8]>::to_vec).collect();
+    let content: Vec<u8> = (0..total)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 ^ seed.wrapping_mul(31))
+        .collect();
+    let pieces: Vec<Vec<u8>> = content
+        .chunks(piece_length as usize)
+        .map(<[u8]>::to_vec)
+        .collect();
     let hashes = pieces.iter().map(|p| Sha1::digest(p).into()).collect();
     let info_hash = InfoHash(Sha1::digest([seed, 0xab]).into());
     // Hostile names: they must never show up on disk.
@@ -62,7 +67,12 @@ fn fixture(seed: u8, piece_length: u64, total: u64) -> Fixture {
         name: "../../evil".into(),
         piece_length,
         pieces: hashes,
-        files: vec![FileEntry { path: vec!["..".into(), "evil.mkv".into()], length: total, offset: 0, padding: false }],
+        files: vec![FileEntry {
+            path: vec!["..".into(), "evil.mkv".into()],
+            length: total,
+            offset: 0,
+            padding: false,
+        }],
         total_length: total,
         trackers: Vec::new(),
         web_seeds: Vec::new(),
@@ -70,13 +80,31 @@ fn fixture(seed: u8, piece_length: u64, total: u64) -> Fixture {
         info_bytes: Vec::new(),
     };
     let torrent = format!("d4:infod4:name10:../../evil{seed}ee").into_bytes();
-    Fixture { meta, pieces, content, torrent }
+    Fixture {
+        meta,
+        pieces,
+        content,
+        torrent,
+    }
 }
 
 fn du(path: &Path) -> u64 {
-    let out = Command::new("du").arg("-sB1").arg(path).output().expect("du runs");
-    assert!(out.status.success(), "du failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().parse().unwrap()
+    let out = Command::new("du")
+        .arg("-sB1")
+        .arg(path)
+        .output()
+        .expect("du runs");
+    assert!(
+        out.status.success(),
+        "du failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// `du` while the store works: a file deleted mid-walk makes `du` complain,
@@ -84,7 +112,11 @@ fn du(path: &Path) -> u64 {
 fn du_sample(path: &Path) -> Option<u64> {
     let out = Command::new("du").arg("-sB1").arg(path).output().ok()?;
     out.status.success().then_some(())?;
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next()?.parse().ok()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn open(dir: &TempDir, quota: u64) -> Store {
@@ -94,7 +126,10 @@ fn open(dir: &TempDir, quota: u64) -> Store {
 fn write_all(store: &Store, f: &Fixture) {
     smol::block_on(async {
         for (i, p) in f.pieces.iter().enumerate() {
-            store.write_piece(&f.ih(), i as u32, p.clone(), NOW).await.unwrap();
+            store
+                .write_piece(&f.ih(), i as u32, p.clone(), NOW)
+                .await
+                .unwrap();
         }
     })
 }
@@ -103,7 +138,9 @@ fn write_all(store: &Store, f: &Fixture) {
 fn listed(dir: &TempDir, f: &Fixture) -> Vec<u32> {
     let entries = index::decode(&fs::read(dir.path().join("index")).unwrap()).unwrap();
     let e = entries.iter().find(|e| e.info_hash == f.ih()).unwrap();
-    (0..e.geometry.piece_count()).filter(|p| e.durable.get(*p)).collect()
+    (0..e.geometry.piece_count())
+        .filter(|p| e.durable.get(*p))
+        .collect()
 }
 
 fn read(store: &Store, f: &Fixture, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
@@ -119,22 +156,37 @@ fn round_trip_across_pieces_and_segments() {
     store.add_torrent(&f.meta, &f.torrent).unwrap(); // idempotent
     smol::block_on(async {
         for i in [6u32, 2, 0, 5, 1, 3, 4] {
-            store.write_piece(&f.ih(), i, f.pieces[i as usize].clone(), NOW).await.unwrap();
+            store
+                .write_piece(&f.ih(), i, f.pieces[i as usize].clone(), NOW)
+                .await
+                .unwrap();
         }
         // Rewriting a verified piece is Ok.
-        store.write_piece(&f.ih(), 0, f.pieces[0].clone(), NOW).await.unwrap();
+        store
+            .write_piece(&f.ih(), 0, f.pieces[0].clone(), NOW)
+            .await
+            .unwrap();
     });
     let all = read(&store, &f, 0, f.content.len()).unwrap();
     assert!(all == f.content, "whole torrent reads back byte-exact");
     // Crosses the boundary of segments 0/1 and 1/2.
     let (at, len) = (TARGET - 100, TARGET as usize + 300);
-    assert_eq!(read(&store, &f, at, len).unwrap(), &f.content[at as usize..at as usize + len]);
+    assert_eq!(
+        read(&store, &f, at, len).unwrap(),
+        &f.content[at as usize..at as usize + len]
+    );
     assert_eq!(store.verified(&f.ih()), Some((7, f.content.len() as u64)));
     assert!(matches!(
         read(&store, &f, f.content.len() as u64 - 10, 11),
         Err(StoreError::PieceOutOfRange { count: 7, .. })
     ));
-    assert_eq!(fs::read_dir(dir.path().join(f.ih().to_hex())).unwrap().count(), 4 + 1, "4 segments + torrent");
+    assert_eq!(
+        fs::read_dir(dir.path().join(f.ih().to_hex()))
+            .unwrap()
+            .count(),
+        4 + 1,
+        "4 segments + torrent"
+    );
 }
 
 #[test]
@@ -146,17 +198,39 @@ fn hash_mismatch_is_rejected_and_nothing_is_readable() {
     let mut bad = f.pieces[1].clone();
     bad[100] ^= 1;
     let got = smol::block_on(store.write_piece(&f.ih(), 1, bad, NOW));
-    assert!(matches!(got, Err(StoreError::HashMismatch { piece: 1 })), "{got:?}");
+    assert!(
+        matches!(got, Err(StoreError::HashMismatch { piece: 1 })),
+        "{got:?}"
+    );
     assert!(!store.has_piece(&f.ih(), 1));
-    assert!(matches!(read(&store, &f, PL, 10), Err(StoreError::NotVerified { piece: 1 })));
-    assert!(!dir.path().join(f.ih().to_hex()).join("0").exists(), "nothing written");
+    assert!(matches!(
+        read(&store, &f, PL, 10),
+        Err(StoreError::NotVerified { piece: 1 })
+    ));
+    assert!(
+        !dir.path().join(f.ih().to_hex()).join("0").exists(),
+        "nothing written"
+    );
     let short = smol::block_on(store.write_piece(&f.ih(), 1, vec![0; 10], NOW));
-    assert!(matches!(short, Err(StoreError::BadLength { piece: 1, expected: PL, got: 10 })));
+    assert!(matches!(
+        short,
+        Err(StoreError::BadLength {
+            piece: 1,
+            expected: PL,
+            got: 10
+        })
+    ));
     let out = smol::block_on(store.write_piece(&f.ih(), 4, vec![0; 10], NOW));
-    assert!(matches!(out, Err(StoreError::PieceOutOfRange { piece: 4, count: 4 })));
+    assert!(matches!(
+        out,
+        Err(StoreError::PieceOutOfRange { piece: 4, count: 4 })
+    ));
     // A read that starts in a verified piece and runs into an unverified one is refused too.
     smol::block_on(store.write_piece(&f.ih(), 0, f.pieces[0].clone(), NOW)).unwrap();
-    assert!(matches!(read(&store, &f, PL - 5, 10), Err(StoreError::NotVerified { piece: 1 })));
+    assert!(matches!(
+        read(&store, &f, PL - 5, 10),
+        Err(StoreError::NotVerified { piece: 1 })
+    ));
 }
 
 #[test]
@@ -201,13 +275,26 @@ fn quota_holds_under_du_while_churning_several_torrents() {
     }
     stop.store(true, Ordering::SeqCst);
     assert!(sampler.join().unwrap() > 10, "the sampler saw the run");
-    assert!(peak.load(Ordering::SeqCst) <= quota, "du peaked at {}", peak.load(Ordering::SeqCst));
-    let held: u32 = fixtures.iter().map(|f| store.verified(&f.ih()).unwrap().0).sum();
-    assert!(held < 24, "the churn must have evicted something (holds {held} of 24 pieces)");
+    assert!(
+        peak.load(Ordering::SeqCst) <= quota,
+        "du peaked at {}",
+        peak.load(Ordering::SeqCst)
+    );
+    let held: u32 = fixtures
+        .iter()
+        .map(|f| store.verified(&f.ih()).unwrap().0)
+        .sum();
+    assert!(
+        held < 24,
+        "the churn must have evicted something (holds {held} of 24 pieces)"
+    );
     // Whatever is still there reads back exactly.
     for f in &fixtures {
         for i in (0..8).filter(|i| store.has_piece(&f.ih(), *i)) {
-            assert_eq!(read(&store, f, u64::from(i) * PL, PL as usize).unwrap(), f.pieces[i as usize]);
+            assert_eq!(
+                read(&store, f, u64::from(i) * PL, PL as usize).unwrap(),
+                f.pieces[i as usize]
+            );
         }
     }
 }
@@ -219,7 +306,10 @@ fn three_segments_then_reopen(dir: &TempDir, f: &Fixture, slack: u64) -> Store {
     store.add_torrent(&f.meta, &f.torrent).unwrap();
     smol::block_on(async {
         for i in 0..6 {
-            store.write_piece(&f.ih(), i, f.pieces[i as usize].clone(), NOW).await.unwrap();
+            store
+                .write_piece(&f.ih(), i, f.pieces[i as usize].clone(), NOW)
+                .await
+                .unwrap();
         }
     });
     store.flush().unwrap();
@@ -241,9 +331,17 @@ fn lru_evicts_the_least_recently_read_segment_first() {
     }
     smol::block_on(store.write_piece(&f.ih(), 6, f.pieces[6].clone(), NOW)).unwrap();
     let present: Vec<bool> = (0..7).map(|i| store.has_piece(&f.ih(), i)).collect();
-    assert_eq!(present, [true, true, false, false, true, true, true], "segment 1 was the least recently used");
+    assert_eq!(
+        present,
+        [true, true, false, false, true, true, true],
+        "segment 1 was the least recently used"
+    );
     assert!(!dir.path().join(f.ih().to_hex()).join("1").exists());
-    assert_eq!(listed(&dir, &f), [0, 1, 4, 5], "the index forgot segment 1 before it was deleted");
+    assert_eq!(
+        listed(&dir, &f),
+        [0, 1, 4, 5],
+        "the index forgot segment 1 before it was deleted"
+    );
 }
 
 #[test]
@@ -261,7 +359,12 @@ fn pins_block_eviction_until_unpinned() {
         other => panic!("expected QuotaExceeded, got {other:?}"),
     }
     // Waiting without an unpin still ends, with the same error.
-    let waited = smol::block_on(store.write_piece(&f.ih(), 6, f.pieces[6].clone(), Duration::from_millis(150)));
+    let waited = smol::block_on(store.write_piece(
+        &f.ih(),
+        6,
+        f.pieces[6].clone(),
+        Duration::from_millis(150),
+    ));
     assert!(matches!(waited, Err(StoreError::QuotaExceeded { .. })));
     // A pin of just segment 2 keeps it while the big pin goes away.
     let keep = store.pin(&f.ih(), 2 * TARGET + 5..2 * TARGET + 6);
@@ -309,14 +412,20 @@ fn reopen_without_flush_loses_only_unflushed_pieces() {
         store.add_torrent(&f.meta, &f.torrent).unwrap();
         smol::block_on(async {
             for i in [0, 1, 2] {
-                store.write_piece(&f.ih(), i, f.pieces[i as usize].clone(), NOW).await.unwrap();
+                store
+                    .write_piece(&f.ih(), i, f.pieces[i as usize].clone(), NOW)
+                    .await
+                    .unwrap();
             }
         });
         store.flush().unwrap();
         // Unflushed: one piece in a listed segment, one in a new segment.
         smol::block_on(async {
             for i in [3, 6] {
-                store.write_piece(&f.ih(), i, f.pieces[i as usize].clone(), NOW).await.unwrap();
+                store
+                    .write_piece(&f.ih(), i, f.pieces[i as usize].clone(), NOW)
+                    .await
+                    .unwrap();
             }
         });
         // Something else rewrites the index: it still lists only fdatasync'ed pieces.
@@ -327,14 +436,28 @@ fn reopen_without_flush_loses_only_unflushed_pieces() {
     }
     let store = open(&dir, 1 << 30);
     let present: Vec<u32> = (0..8).filter(|i| store.has_piece(&f.ih(), *i)).collect();
-    assert_eq!(present, [0, 1, 2], "flushed pieces survive, unflushed ones are not listed");
+    assert_eq!(
+        present,
+        [0, 1, 2],
+        "flushed pieces survive, unflushed ones are not listed"
+    );
     for i in present {
         let got = read(&store, &f, u64::from(i) * PL, PL as usize).unwrap();
-        assert_eq!(Sha1::digest(&got)[..], f.meta.pieces[i as usize][..], "piece {i} bytes are the verified ones");
+        assert_eq!(
+            Sha1::digest(&got)[..],
+            f.meta.pieces[i as usize][..],
+            "piece {i} bytes are the verified ones"
+        );
     }
-    assert!(!dir.path().join(f.ih().to_hex()).join("3").exists(), "orphan segment deleted at open");
+    assert!(
+        !dir.path().join(f.ih().to_hex()).join("3").exists(),
+        "orphan segment deleted at open"
+    );
     let used = store.usage().used;
-    assert!(du(dir.path()) <= used, "usage recomputed from the real files");
+    assert!(
+        du(dir.path()) <= used,
+        "usage recomputed from the real files"
+    );
 }
 
 #[test]
@@ -348,7 +471,12 @@ fn truncated_segment_drops_the_pieces_it_no_longer_holds() {
         store.flush().unwrap();
     }
     let seg1 = dir.path().join(f.ih().to_hex()).join("1");
-    fs::OpenOptions::new().write(true).open(&seg1).unwrap().set_len(PL + 100).unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&seg1)
+        .unwrap()
+        .set_len(PL + 100)
+        .unwrap();
     fs::remove_file(dir.path().join(f.ih().to_hex()).join("3")).unwrap();
     for _ in 0..2 {
         // Twice: the second open reads the index the first one rewrote.
@@ -356,7 +484,10 @@ fn truncated_segment_drops_the_pieces_it_no_longer_holds() {
         let present: Vec<u32> = (0..8).filter(|i| store.has_piece(&f.ih(), *i)).collect();
         assert_eq!(present, [0, 1, 2, 4, 5]);
         assert_eq!(read(&store, &f, 2 * PL, PL as usize).unwrap(), f.pieces[2]);
-        assert!(matches!(read(&store, &f, 3 * PL, 1), Err(StoreError::NotVerified { piece: 3 })));
+        assert!(matches!(
+            read(&store, &f, 3 * PL, 1),
+            Err(StoreError::NotVerified { piece: 3 })
+        ));
     }
 }
 
@@ -371,7 +502,12 @@ fn remove_torrent_frees_its_bytes() {
     }
     store.flush().unwrap();
     let before = store.usage();
-    let a_bytes = before.torrents.iter().find(|t| t.info_hash == a.ih()).unwrap().bytes_on_disk;
+    let a_bytes = before
+        .torrents
+        .iter()
+        .find(|t| t.info_hash == a.ih())
+        .unwrap()
+        .bytes_on_disk;
     let du_before = du(dir.path());
     store.remove_torrent(&a.ih()).unwrap();
     let after = store.usage();
@@ -406,7 +542,10 @@ fn vanished_directory_is_an_io_error_then_recovers() {
         Err(StoreError::Io { path, .. }) => assert!(path.starts_with(&a_dir), "{}", path.display()),
         other => panic!("expected Io, got {other:?}"),
     }
-    assert!(!store.has_piece(&a.ih(), 0), "bytes that vanished are not served");
+    assert!(
+        !store.has_piece(&a.ih(), 0),
+        "bytes that vanished are not served"
+    );
     assert_eq!(read(&store, &b, 0, PL as usize).unwrap(), b.pieces[0]);
     smol::block_on(store.write_piece(&a.ih(), 2, a.pieces[2].clone(), NOW)).unwrap();
     assert_eq!(read(&store, &a, 2 * PL, PL as usize).unwrap(), a.pieces[2]);
@@ -414,8 +553,14 @@ fn vanished_directory_is_an_io_error_then_recovers() {
     // The whole cache dir disappears.
     fs::remove_dir_all(dir.path()).unwrap();
     let err = smol::block_on(store.read(&b.ih(), 0, vec![0; 10])).unwrap_err();
-    assert!(matches!(&err, StoreError::Io { path, .. } if path.starts_with(dir.path())), "{err}");
-    assert!(err.to_string().contains(&b.ih().to_hex()), "the message names the path: {err}");
+    assert!(
+        matches!(&err, StoreError::Io { path, .. } if path.starts_with(dir.path())),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains(&b.ih().to_hex()),
+        "the message names the path: {err}"
+    );
     smol::block_on(store.write_piece(&b.ih(), 1, b.pieces[1].clone(), NOW)).unwrap();
     assert_eq!(read(&store, &b, PL, PL as usize).unwrap(), b.pieces[1]);
     // Re-adding re-persists the .torrent the vanished dir took with it.
@@ -433,12 +578,22 @@ fn wait_piece_wakes_on_write_and_times_out() {
     let store = open(&dir, 1 << 30);
     let f = fixture(90, PL, 2 * PL);
     store.add_torrent(&f.meta, &f.torrent).unwrap();
-    assert!(!smol::block_on(store.wait_piece(&f.ih(), 1, Duration::from_millis(50))));
+    assert!(!smol::block_on(store.wait_piece(
+        &f.ih(),
+        1,
+        Duration::from_millis(50)
+    )));
     let writer = async {
         Timer::after(Duration::from_millis(50)).await;
-        store.write_piece(&f.ih(), 1, f.pieces[1].clone(), NOW).await.unwrap();
+        store
+            .write_piece(&f.ih(), 1, f.pieces[1].clone(), NOW)
+            .await
+            .unwrap();
     };
-    let (seen, ()) = smol::block_on(future::zip(store.wait_piece(&f.ih(), 1, Duration::from_secs(10)), writer));
+    let (seen, ()) = smol::block_on(future::zip(
+        store.wait_piece(&f.ih(), 1, Duration::from_secs(10)),
+        writer,
+    ));
     assert!(seen);
 }
 
@@ -480,4 +635,20 @@ fn lowered_quota_evicts_at_open() {
     assert!(store.usage().used <= quota);
     assert!(du(dir.path()) <= quota);
     assert!(store.verified(&f.ih()).unwrap().0 < 8);
+}
+
+#[test]
+fn a_segment_is_charged_as_if_the_file_system_had_no_holes() {
+    // exFAT fills the gap before a write with zeros; the charge must too.
+    let dir = TempDir::new("sparse");
+    let store = open(&dir, 1 << 30);
+    let f = fixture(120, PL, 4 * PL);
+    store.add_torrent(&f.meta, &f.torrent).unwrap();
+    let before = store.usage().torrents[0].bytes_on_disk;
+    smol::block_on(store.write_piece(&f.ih(), 1, f.pieces[1].clone(), NOW)).unwrap();
+    let grown = store.usage().torrents[0].bytes_on_disk - before;
+    assert!(
+        grown >= 2 * PL,
+        "charged {grown} for a piece written after a {PL}-byte hole"
+    );
 }
