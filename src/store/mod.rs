@@ -809,6 +809,7 @@ impl Store {
     }
 
     /// Resolves when `piece` becomes verified or `timeout` passes; returns whether it is there.
+    /// Returns false at once for a torrent the store does not know (or that is removed meanwhile).
     pub async fn wait_piece(&self, ih: &InfoHash, piece: u32, timeout: Duration) -> bool {
         let deadline = Instant::now().checked_add(timeout);
         loop {
@@ -905,7 +906,15 @@ impl Store {
             }
             return Err(e);
         }
-        self.persist_index(None)
+        // An idle cache does not rewrite its index: SD cards wear out.
+        if work.is_empty() && !self.state().index_stale {
+            return Ok(());
+        }
+        let persisted = self.persist_index(None);
+        if persisted.as_ref().is_err_and(is_not_found) {
+            self.forget_lost();
+        }
+        persisted
     }
 
     /// Writes the index of durable pieces atomically (skipping `exclude`), then
@@ -929,6 +938,7 @@ impl Store {
             .map_err(io_err(&path, "write"));
         let mut st = self.state();
         st.index_high_water = st.index_high_water.max(bytes.len() as u64);
+        st.index_stale = written.is_err();
         for (ih, id, g, durable) in &snapshot {
             let Some(t) = st.torrent_by_id(ih, *id) else {
                 continue;

@@ -154,6 +154,8 @@ pub struct State {
     pub leaked: u64,
     /// Verified bytes written since the last flush.
     pub unflushed: u64,
+    /// The last index write failed: the next flush rewrites it even with nothing new.
+    pub index_stale: bool,
 }
 
 impl State {
@@ -253,6 +255,7 @@ mod tests {
             foreign: 0,
             leaked: 0,
             unflushed: 0,
+            index_stale: false,
         };
         assert_eq!(state.pick_victim().unwrap().segment, 2);
         state.torrents.get_mut(&ih).unwrap().segments[2].busy = 1;

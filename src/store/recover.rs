@@ -57,6 +57,7 @@ impl Found {
             foreign: self.foreign,
             leaked: 0,
             unflushed: 0,
+            index_stale: false,
         };
         state.note_index_len();
         state

@@ -652,3 +652,18 @@ fn a_segment_is_charged_as_if_the_file_system_had_no_holes() {
         "charged {grown} for a piece written after a {PL}-byte hole"
     );
 }
+
+#[test]
+fn an_idle_flush_writes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = TempDir::new("idle");
+    let store = open(&dir, 1 << 30);
+    let f = fixture(130, PL, 2 * PL);
+    store.add_torrent(&f.meta, &f.torrent).unwrap();
+    write_all(&store, &f);
+    store.flush().unwrap();
+    let inode = || fs::metadata(dir.path().join("index")).unwrap().ino();
+    let first = inode();
+    store.flush().unwrap();
+    assert_eq!(inode(), first, "no new index was renamed into place");
+}
