@@ -6,28 +6,30 @@
 //! path, and never do file I/O or hashing on the async loop.
 //!
 //! # Design
-//! Pieces live in torrent space, cut into segment files ([`segment`]). A write
-//! hashes off the loop, reserves its bytes in the in-memory accounting
-//! ([`quota`]) — evicting least-recently-used unpinned segments of any
+//! Pieces live in torrent space, cut into segment files (`segment`). A write
+//! (`write`) hashes off the loop, reserves its bytes in the in-memory
+//! accounting (`quota`) — evicting least-recently-used unpinned segments of any
 //! torrent — and only then touches the disk, so the ceiling holds at every
 //! moment. A piece is readable once written (`verified`); it is listed in the
-//! persistent [`index`] only after its segment was fdatasync'ed (`durable`),
+//! persistent `index` only after its segment was fdatasync'ed (`durable`),
 //! which `flush` does in batches to keep writes near 1× the bytes cached.
 //! Eviction and removal rewrite the index before deleting files, so a crash
 //! in between never leaves the index pointing at missing bytes; `open`
-//! ([`recover`]) reconciles the index with the files that are really there.
+//! (`recover`) reconciles the index with the files that are really there.
 //!
 //! Lock order: `persist` (index changes and deletions) → a torrent's `gate`
 //! (its directory's existence) → `state` (never held across I/O or await).
 
+mod durable;
+mod error;
 mod index;
 mod quota;
 mod recover;
 mod segment;
 #[cfg(test)]
 mod tests;
+mod write;
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::ops::Range;
@@ -38,102 +40,22 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use event_listener::Event;
 use futures_lite::future;
-use sha1::{Digest, Sha1};
 
 use crate::format::metainfo::Metainfo;
 use crate::format::InfoHash;
-use quota::{State, Torrent, Victim};
+use quota::{State, Torrent};
 use segment::{Geometry, Layout};
 
+pub use error::StoreError;
 pub use segment::SEGMENT_TARGET_BYTES;
+
+use error::{io_err, is_not_found};
+use write::claim;
 
 /// Verified bytes written between automatic flushes. On a power cut at most
 /// this much is lost; one fdatasync and one index rewrite per 64 MiB keeps the
 /// metadata writes under 0.01% of the data on an SD card.
 const FLUSH_EVERY_BYTES: u64 = 64 * 1024 * 1024;
-
-#[derive(Debug)]
-pub enum StoreError {
-    QuotaExceeded {
-        needed: u64,
-        free: u64,
-    },
-    HashMismatch {
-        piece: u32,
-    },
-    UnknownTorrent(InfoHash),
-    NotVerified {
-        piece: u32,
-    },
-    PieceOutOfRange {
-        piece: u32,
-        count: u32,
-    },
-    BadLength {
-        piece: u32,
-        expected: u64,
-        got: u64,
-    },
-    /// The metainfo's numbers do not describe a torrent (zero piece length,
-    /// or a piece count that disagrees with the length).
-    BadGeometry {
-        piece_length: u64,
-        total_length: u64,
-        piece_count: usize,
-    },
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        source: io::Error,
-    },
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::QuotaExceeded { needed, free } => write!(
-                f,
-                "cache quota exceeded: {needed} more bytes needed but only {free} free, and everything evictable is in use"
-            ),
-            StoreError::HashMismatch { piece } => {
-                write!(f, "piece {piece} failed its SHA-1 check and was discarded")
-            }
-            StoreError::UnknownTorrent(ih) => write!(f, "torrent {ih} is not in the cache"),
-            StoreError::NotVerified { piece } => write!(f, "piece {piece} is not verified in the cache yet"),
-            StoreError::PieceOutOfRange { piece, count } => {
-                write!(f, "piece {piece} is out of range: the torrent has {count} pieces")
-            }
-            StoreError::BadLength { piece, expected, got } => {
-                write!(f, "piece {piece} should be {expected} bytes long, got {got}")
-            }
-            StoreError::BadGeometry { piece_length, total_length, piece_count } => write!(
-                f,
-                "torrent geometry is impossible: {piece_count} pieces of {piece_length} bytes for {total_length} bytes"
-            ),
-            StoreError::Io { path, op, source } => {
-                write!(f, "cache {op} failed on {}: {source}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StoreError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
-
-fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> StoreError {
-    let path = path.to_path_buf();
-    move |source| StoreError::Io { path, op, source }
-}
-
-fn is_not_found(e: &StoreError) -> bool {
-    matches!(e, StoreError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
-}
 
 /// What the cache holds, for the API and the status page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -495,227 +417,6 @@ impl Store {
         Some((count, bytes))
     }
 
-    /// Verifies SHA-1 (off the event loop) against meta.pieces[piece], reserves quota (evicting
-    /// least-recently-used unpinned segments of any torrent), writes, then makes the piece readable
-    /// and wakes waiters. `wait`: how long to wait for space when everything evictable is pinned;
-    /// `Duration::ZERO` fails at once with `QuotaExceeded`. Writing an already-verified piece is Ok
-    /// and writes nothing.
-    pub async fn write_piece(
-        &self,
-        ih: &InfoHash,
-        piece: u32,
-        data: Vec<u8>,
-        wait: Duration,
-    ) -> Result<(), StoreError> {
-        let (expected, geometry) = {
-            let st = self.state();
-            let t = st.torrents.get(ih).ok_or(StoreError::UnknownTorrent(*ih))?;
-            let hashes = t.hashes.as_ref().ok_or(StoreError::UnknownTorrent(*ih))?;
-            check_piece(&t.geometry, piece)?;
-            let want = t.geometry.piece_len(piece);
-            if data.len() as u64 != want {
-                return Err(StoreError::BadLength {
-                    piece,
-                    expected: want,
-                    got: data.len() as u64,
-                });
-            }
-            if t.verified.get(piece) {
-                return Ok(());
-            }
-            (hashes[piece as usize], t.geometry)
-        };
-        let (data, digest) = smol::unblock(move || {
-            let digest: [u8; 20] = Sha1::digest(&data).into();
-            (data, digest)
-        })
-        .await;
-        if digest != expected {
-            return Err(StoreError::HashMismatch { piece });
-        }
-        let segment = geometry.segment_of(piece);
-        let busy = self.busy(&mut self.state(), ih, segment..segment + 1)?;
-        self.reserve(&busy, segment, geometry.end_in_segment(piece), wait)
-            .await?;
-        let (path, tdir, gate, needs_dir) = {
-            let st = self.state();
-            let t = st
-                .torrents
-                .get(ih)
-                .filter(|t| t.id == busy.id)
-                .ok_or(StoreError::UnknownTorrent(*ih))?;
-            if t.verified.get(piece) {
-                return Ok(());
-            }
-            let layout = &self.inner.layout;
-            (
-                layout.segment(ih, segment),
-                layout.torrent_dir(ih),
-                t.gate.clone(),
-                t.needs_dir,
-            )
-        };
-        let offset = geometry.piece_offset(piece) - u64::from(segment) * geometry.span();
-        let unknown = StoreError::UnknownTorrent(*ih);
-        let written = smol::unblock(move || {
-            let removed = gate.read().unwrap_or_else(|e| e.into_inner());
-            if *removed {
-                return Err(unknown);
-            }
-            if needs_dir {
-                fs::create_dir_all(&tdir).map_err(io_err(&tdir, "create directory"))?;
-            }
-            segment::write_at(&path, offset, &data).map_err(io_err(&path, "write"))
-        })
-        .await;
-        if let Err(e) = written {
-            drop(busy);
-            self.after_io_error(&e).await;
-            return Err(e);
-        }
-        let flush_due = {
-            let mut st = self.state();
-            let tick = st.tick();
-            let len = geometry.piece_len(piece);
-            let Some(t) = st.torrent_by_id(ih, busy.id) else {
-                return Err(StoreError::UnknownTorrent(*ih));
-            };
-            t.needs_dir &= !needs_dir;
-            t.verified.set(piece, true);
-            let seg = &mut t.segments[segment as usize];
-            seg.dirty = true;
-            seg.last_use = tick;
-            st.unflushed += len;
-            st.unflushed >= FLUSH_EVERY_BYTES
-        };
-        drop(busy);
-        self.inner.pieces.notify(usize::MAX);
-        if flush_due {
-            let store = self.clone();
-            if let Err(e) = smol::unblock(move || store.flush()).await {
-                // The piece is written and readable; only its durability is late.
-                log::warn!("cache flush failed: {e}");
-            }
-        }
-        Ok(())
-    }
-
-    /// Marks `segments` busy. The returned guard must be dropped after `st`
-    /// (its drop takes the lock).
-    fn busy(
-        &self,
-        st: &mut State,
-        ih: &InfoHash,
-        segments: Range<u32>,
-    ) -> Result<Busy, StoreError> {
-        let tick = st.tick();
-        let t = st
-            .torrents
-            .get_mut(ih)
-            .ok_or(StoreError::UnknownTorrent(*ih))?;
-        for s in segments.clone() {
-            let seg = &mut t.segments[s as usize];
-            seg.busy += 1;
-            seg.last_use = tick;
-        }
-        Ok(Busy {
-            inner: self.inner.clone(),
-            info_hash: *ih,
-            id: t.id,
-            segments,
-        })
-    }
-
-    /// Charges the growth of `segment` to at least `end` bytes before anything is written.
-    async fn reserve(
-        &self,
-        busy: &Busy,
-        segment: u32,
-        end: u64,
-        wait: Duration,
-    ) -> Result<(), StoreError> {
-        let ih = &busy.info_hash;
-        let deadline = Instant::now().checked_add(wait);
-        loop {
-            let listener = self.inner.space.listen();
-            let (victim, needed, free) = {
-                let mut st = self.state();
-                let (charges, used, quota) = (st.charges, st.used(), st.quota);
-                let t = st
-                    .torrent_by_id(ih, busy.id)
-                    .ok_or(StoreError::UnknownTorrent(*ih))?;
-                let seg = &mut t.segments[segment as usize];
-                let grown = seg.charged_len.max(end);
-                let needed = charges.file(grown) - charges.file(seg.charged_len);
-                if used + needed <= quota {
-                    seg.charged_len = grown;
-                    return Ok(());
-                }
-                (
-                    st.pick_victim().map(|v| claim(&mut st, v)),
-                    needed,
-                    quota.saturating_sub(used),
-                )
-            };
-            match victim {
-                Some(v) => {
-                    let store = self.clone();
-                    smol::unblock(move || {
-                        let _p = lock(&store.inner.persist);
-                        store.evict_claimed(v)
-                    })
-                    .await?;
-                }
-                None => {
-                    if !wait_until(listener, deadline).await {
-                        return Err(StoreError::QuotaExceeded { needed, free });
-                    }
-                }
-            }
-        }
-    }
-
-    /// Deletes a claimed segment: index first, then the file, then the charge.
-    /// Caller holds `persist`.
-    fn evict_claimed(&self, v: Victim) -> Result<(), StoreError> {
-        let listed = {
-            let mut st = self.state();
-            let Some(t) = st.torrent_by_id(&v.info_hash, v.id) else {
-                return Ok(());
-            };
-            for p in t.geometry.pieces_in(v.segment) {
-                t.durable.set(p, false);
-            }
-            t.segments[v.segment as usize].listed
-        };
-        let unclaim = |store: &Store| {
-            if let Some(t) = store.state().torrent_by_id(&v.info_hash, v.id) {
-                t.segments[v.segment as usize].evicting = false;
-            }
-            store.inner.space.notify(usize::MAX);
-        };
-        if listed {
-            if let Err(e) = self.persist_index(None) {
-                unclaim(self);
-                return Err(e);
-            }
-        }
-        let path = self.inner.layout.segment(&v.info_hash, v.segment);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                unclaim(self);
-                return Err(io_err(&path, "delete")(e));
-            }
-            _ => log::debug!("evicted {}", path.display()),
-        }
-        if let Some(t) = self.state().torrent_by_id(&v.info_hash, v.id) {
-            let seg = &mut t.segments[v.segment as usize];
-            (seg.charged_len, seg.dirty, seg.listed, seg.evicting) = (0, false, false, false);
-        }
-        self.inner.space.notify(usize::MAX);
-        Ok(())
-    }
-
     /// Reads `buf.len()` bytes of torrent space at `offset` (may cross pieces and segments), off
     /// the loop. Every byte must lie in verified pieces, else `NotVerified { piece }`. Returns the
     /// same allocation filled. Marks the segments used (LRU).
@@ -842,188 +543,4 @@ impl Store {
             torrents,
         }
     }
-
-    /// Makes everything written so far durable: fdatasync of every segment
-    /// written since the last flush, then an atomic rewrite of the index that
-    /// lists their pieces. Blocking: call it through `smol::unblock`.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        let _p = lock(&self.inner.persist);
-        let work: Vec<(InfoHash, u64, u32, Vec<u32>)> = {
-            let mut st = self.state();
-            st.unflushed = 0;
-            let mut work = Vec::new();
-            for (ih, t) in st.torrents.iter_mut() {
-                for (s, seg) in t
-                    .segments
-                    .iter_mut()
-                    .enumerate()
-                    .filter(|(_, seg)| seg.dirty)
-                {
-                    seg.dirty = false;
-                    let pending: Vec<u32> = t
-                        .geometry
-                        .pieces_in(s as u32)
-                        .filter(|p| t.verified.get(*p) && !t.durable.get(*p))
-                        .collect();
-                    if !pending.is_empty() {
-                        work.push((*ih, t.id, s as u32, pending));
-                    }
-                }
-            }
-            work
-        };
-        let layout = &self.inner.layout;
-        let synced = work.iter().try_for_each(|(ih, _, s, _)| {
-            let path = layout.segment(ih, *s);
-            segment::sync_data(&path).map_err(io_err(&path, "sync"))
-        });
-        let synced = synced.and_then(|()| {
-            let mut dirs: Vec<&InfoHash> = work.iter().map(|w| &w.0).collect();
-            dirs.dedup();
-            dirs.into_iter().try_for_each(|ih| {
-                let d = layout.torrent_dir(ih);
-                segment::sync_dir(&d).map_err(io_err(&d, "sync"))
-            })
-        });
-        {
-            let mut st = self.state();
-            for (ih, id, s, pending) in &work {
-                let Some(t) = st.torrent_by_id(ih, *id) else {
-                    continue;
-                };
-                if synced.is_err() {
-                    t.segments[*s as usize].dirty = true;
-                    continue;
-                }
-                for p in pending.iter().filter(|p| t.verified.get(**p)) {
-                    t.durable.set(*p, true);
-                }
-            }
-        }
-        if let Err(e) = synced {
-            if is_not_found(&e) {
-                self.forget_lost();
-            }
-            return Err(e);
-        }
-        // An idle cache does not rewrite its index: SD cards wear out.
-        if work.is_empty() && !self.state().index_stale {
-            return Ok(());
-        }
-        let persisted = self.persist_index(None);
-        if persisted.as_ref().is_err_and(is_not_found) {
-            self.forget_lost();
-        }
-        persisted
-    }
-
-    /// Writes the index of durable pieces atomically (skipping `exclude`), then
-    /// records which segments it lists. Caller holds `persist`.
-    fn persist_index(&self, exclude: Option<&InfoHash>) -> Result<(), StoreError> {
-        let snapshot: Vec<(InfoHash, u64, Geometry, index::Bitfield)> = {
-            let st = self.state();
-            let mut v: Vec<_> = st
-                .torrents
-                .iter()
-                .filter(|(ih, t)| t.meta_on_disk && Some(*ih) != exclude)
-                .map(|(ih, t)| (*ih, t.id, t.geometry, t.durable.clone()))
-                .collect();
-            v.sort_by_key(|e| e.0);
-            v
-        };
-        let bytes = index::encode(snapshot.iter().map(|(ih, _, g, b)| (ih, g, b)));
-        let layout = &self.inner.layout;
-        let path = layout.index();
-        let written = segment::replace_atomically(&path, &layout.index_tmp(), &bytes)
-            .map_err(io_err(&path, "write"));
-        let mut st = self.state();
-        st.index_high_water = st.index_high_water.max(bytes.len() as u64);
-        st.index_stale = written.is_err();
-        for (ih, id, g, durable) in &snapshot {
-            let Some(t) = st.torrent_by_id(ih, *id) else {
-                continue;
-            };
-            for (s, seg) in t.segments.iter_mut().enumerate() {
-                let in_snapshot = durable.any_in(g.pieces_in(s as u32));
-                // After a failure either index may be on disk: keep both claims.
-                seg.listed = in_snapshot || (written.is_err() && seg.listed);
-            }
-        }
-        written
-    }
-
-    /// After an I/O error: if files vanished, forget what they held.
-    async fn after_io_error(&self, e: &StoreError) {
-        if is_not_found(e) {
-            let store = self.clone();
-            smol::unblock(move || {
-                let _p = lock(&store.inner.persist);
-                store.forget_lost();
-            })
-            .await;
-        }
-    }
-
-    /// Forgets every torrent whose directory (or the whole cache dir) vanished:
-    /// its pieces are no longer readable, its next write recreates the
-    /// directory. Caller holds `persist`.
-    fn forget_lost(&self) {
-        let layout = &self.inner.layout;
-        let root_gone = !layout.root.is_dir();
-        let all: Vec<InfoHash> = self.state().torrents.keys().copied().collect();
-        let lost: Vec<InfoHash> = all
-            .into_iter()
-            .filter(|ih| root_gone || !layout.torrent_dir(ih).is_dir())
-            .collect();
-        if lost.is_empty() {
-            return;
-        }
-        {
-            let mut st = self.state();
-            for ih in &lost {
-                log::warn!("cache directory for {ih} vanished; its pieces are forgotten");
-                let Some(t) = st.torrents.get_mut(ih) else {
-                    continue;
-                };
-                t.verified.clear();
-                t.durable.clear();
-                for seg in t.segments.iter_mut() {
-                    if seg.busy == 0 {
-                        seg.charged_len = 0;
-                    }
-                    (seg.dirty, seg.listed) = (false, false);
-                }
-                (t.meta_on_disk, t.meta_charge, t.needs_dir) = (false, 0, true);
-            }
-        }
-        self.inner.space.notify(usize::MAX);
-        self.inner.pieces.notify(usize::MAX);
-        if !root_gone {
-            if let Err(e) = self.persist_index(None) {
-                log::warn!("{e}");
-            }
-        }
-    }
-}
-
-/// Claims `v` for eviction: its pieces stop being readable at once (no new
-/// reader can start on it), and no other writer picks it.
-fn claim(st: &mut State, v: Victim) -> Victim {
-    if let Some(t) = st.torrent_by_id(&v.info_hash, v.id) {
-        t.segments[v.segment as usize].evicting = true;
-        for p in t.geometry.pieces_in(v.segment) {
-            t.verified.set(p, false);
-        }
-    }
-    v
-}
-
-fn check_piece(g: &Geometry, piece: u32) -> Result<(), StoreError> {
-    if piece >= g.piece_count() {
-        return Err(StoreError::PieceOutOfRange {
-            piece,
-            count: g.piece_count(),
-        });
-    }
-    Ok(())
 }
