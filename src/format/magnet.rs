@@ -275,11 +275,12 @@ fn percent_decode(text: &str, plus_is_space: bool) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Escapes everything but RFC 3986 unreserved characters, so any value
-/// (with `&`, `=`, `+`, `%` or spaces) survives a parse.
+/// Escapes everything but RFC 3986 unreserved characters and the few
+/// delimiters that mean nothing to [`Magnet::parse`] inside a value (so URLs
+/// stay readable); `&`, `=`, `+`, `%`, `#` and spaces are always escaped.
 fn percent_encode(text: &str, out: &mut String) {
     for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+        if b.is_ascii_alphanumeric() || b"-._~:/?@!$'()*,;".contains(&b) {
             out.push(char::from(b));
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -418,6 +419,7 @@ mod tests {
             uri.starts_with(&format!("magnet:?xt=urn:btih:{HEX}&dn=a%2Bb%20%26")),
             "{uri}"
         );
+        assert!(uri.contains("&tr=udp://t:1/announce?x%3D1%26y%3D2&"), "{uri}");
         assert_eq!(Magnet::parse(&uri).unwrap(), m);
         assert_eq!(
             Magnet::parse(&Magnet::bare(hash()).to_uri()).unwrap(),
