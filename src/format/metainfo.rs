@@ -9,7 +9,7 @@
 //! The info dict is read from the borrowed bencode tree, and the info hash is
 //! the SHA-1 of its raw span, never of a re-encoding: real torrents carry
 //! unsorted keys and fields we drop, and either would change the hash. The
-//! files list and its path rules live in [`files`]; this module holds the
+//! files list and its path rules live in `files`; this module holds the
 //! torrent around them (pieces, trackers, web seeds) and writes it back out.
 
 mod files;
