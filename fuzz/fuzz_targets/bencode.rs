@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     let encoded = tree.to_bytes();
     let again = bencode::parse(&encoded).expect("the encoder's output parses");
     assert_eq!(again.to_bencode(), tree);
-    assert_eq!(again.to_bencode().to_bytes(), encoded, "canonical encoding is stable");
+    assert_eq!(
+        again.to_bencode().to_bytes(),
+        encoded,
+        "canonical encoding is stable"
+    );
 
     check_spans(&node);
 

@@ -16,7 +16,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(m.info_hash.0, hash);
 
     assert!(m.piece_length > 0 && m.total_length > 0);
-    assert_eq!(m.pieces.len() as u64, m.total_length.div_ceil(m.piece_length));
+    assert_eq!(
+        m.pieces.len() as u64,
+        m.total_length.div_ceil(m.piece_length)
+    );
     assert_eq!(m.piece_count() as usize, m.pieces.len());
     let piece_sum: u64 = (0..m.piece_count()).map(|i| m.piece_size(i)).sum();
     assert_eq!(piece_sum, m.total_length);
@@ -40,10 +43,17 @@ fuzz_target!(|data: &[u8]| {
     let again = Metainfo::from_torrent_bytes(&m.to_torrent_bytes()).expect("our .torrent parses");
     assert_eq!(again.info_hash, m.info_hash);
     assert_eq!(again.info_bytes, m.info_bytes);
-    assert_eq!((&again.files, &again.trackers, &again.web_seeds), (&m.files, &m.trackers, &m.web_seeds));
+    assert_eq!(
+        (&again.files, &again.trackers, &again.web_seeds),
+        (&m.files, &m.trackers, &m.web_seeds)
+    );
 
-    let info_only = Metainfo::from_info_bytes(&m.info_bytes, m.trackers.clone(), m.web_seeds.clone())
-        .expect("the info dict parses alone");
+    let info_only =
+        Metainfo::from_info_bytes(&m.info_bytes, m.trackers.clone(), m.web_seeds.clone())
+            .expect("the info dict parses alone");
     assert_eq!(info_only.info_hash, m.info_hash);
-    assert_eq!((&info_only.files, &info_only.trackers), (&m.files, &m.trackers));
+    assert_eq!(
+        (&info_only.files, &info_only.trackers),
+        (&m.files, &m.trackers)
+    );
 });

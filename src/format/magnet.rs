@@ -419,7 +419,10 @@ mod tests {
             uri.starts_with(&format!("magnet:?xt=urn:btih:{HEX}&dn=a%2Bb%20%26")),
             "{uri}"
         );
-        assert!(uri.contains("&tr=udp://t:1/announce?x%3D1%26y%3D2&"), "{uri}");
+        assert!(
+            uri.contains("&tr=udp://t:1/announce?x%3D1%26y%3D2&"),
+            "{uri}"
+        );
         assert_eq!(Magnet::parse(&uri).unwrap(), m);
         assert_eq!(
             Magnet::parse(&Magnet::bare(hash()).to_uri()).unwrap(),
