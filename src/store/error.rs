@@ -40,6 +40,10 @@ pub enum StoreError {
         op: &'static str,
         source: io::Error,
     },
+    /// Another process (a running server, or an import) has the cache.
+    Locked {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for StoreError {
@@ -67,6 +71,11 @@ impl fmt::Display for StoreError {
             StoreError::Io { path, op, source } => {
                 write!(f, "cache {op} failed on {}: {source}", path.display())
             }
+            StoreError::Locked { path } => write!(
+                f,
+                "the cache is in use by another streme process (lock {}); stop it first",
+                path.display()
+            ),
         }
     }
 }

@@ -93,6 +93,10 @@ struct Inner {
     space: Event,
     /// Notified whenever a piece becomes readable (or a torrent disappears).
     pieces: Event,
+    /// An exclusive lock on `<dir>/lock` for the store's lifetime: two
+    /// processes keeping their own accounts of one directory would break the
+    /// quota and the index.
+    _lock: fs::File,
 }
 
 /// Marks segments busy (a read or write in flight) so they are not evicted.
@@ -174,6 +178,23 @@ impl Store {
         Store::open_with_segment_target(dir, quota_bytes, SEGMENT_TARGET_BYTES)
     }
 
+    /// Takes the cache's lock file, or says who has it.
+    fn take_lock(dir: &Path) -> Result<fs::File, StoreError> {
+        fs::create_dir_all(dir).map_err(io_err(dir, "create"))?;
+        let path = dir.join(segment::LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path, "open"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
+            Err(fs::TryLockError::Error(e)) => Err(io_err(&path, "lock")(e)),
+        }
+    }
+
     /// Like [`Store::open`], with another segment span for new torrents (tests use small ones).
     pub fn open_with_segment_target(
         dir: &Path,
@@ -183,6 +204,7 @@ impl Store {
         let layout = Layout {
             root: dir.to_path_buf(),
         };
+        let lock_file = Self::take_lock(dir)?;
         let found = recover::scan(&layout)?;
         let rewrite = found.index_changed;
         let state = found.into_state(quota_bytes);
@@ -194,6 +216,7 @@ impl Store {
                 persist: Mutex::new(()),
                 space: Event::new(),
                 pieces: Event::new(),
+                _lock: lock_file,
             }),
         };
         let _p = lock(&store.inner.persist);

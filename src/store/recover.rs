@@ -133,7 +133,7 @@ pub fn scan(layout: &Layout) -> Result<Found, StoreError> {
         let path = dirent.path();
         let name = dirent.file_name();
         let name = name.to_str().unwrap_or("");
-        if name == segment::INDEX_FILE {
+        if name == segment::INDEX_FILE || name == segment::LOCK_FILE {
             continue;
         }
         if name == segment::INDEX_TMP {

@@ -33,6 +33,8 @@ pub const SEGMENT_TARGET_BYTES: u64 = 16 * 1024 * 1024;
 
 pub const INDEX_FILE: &str = "index";
 pub const INDEX_TMP: &str = "index.tmp";
+/// Held with an exclusive lock by the one process that owns the cache; empty.
+pub const LOCK_FILE: &str = "lock";
 pub const TORRENT_FILE: &str = "torrent";
 pub const TORRENT_TMP: &str = "torrent.tmp";
 
