@@ -52,6 +52,9 @@ pub use segment::SEGMENT_TARGET_BYTES;
 use error::{io_err, is_not_found};
 use write::claim;
 
+/// How long `open` waits for another owner of the cache to let go.
+const LOCK_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Verified bytes written between automatic flushes. On a power cut at most
 /// this much is lost; one fdatasync and one index rewrite per 64 MiB keeps the
 /// metadata writes under 0.01% of the data on an SD card.
@@ -188,10 +191,18 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(io_err(&path, "open"))?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked { path }),
-            Err(fs::TryLockError::Error(e)) => Err(io_err(&path, "lock")(e)),
+        // A previous owner may still be exiting (a restart, or the last clone
+        // of a store being dropped on another thread): give it a moment.
+        let deadline = Instant::now() + LOCK_PATIENCE;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path }),
+                Err(fs::TryLockError::Error(e)) => return Err(io_err(&path, "lock")(e)),
+            }
         }
     }
 

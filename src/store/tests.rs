@@ -617,7 +617,7 @@ fn only_hex_hashes_and_segment_numbers_reach_the_file_system() {
         }
     }
     names.sort();
-    assert_eq!(names, ["0", "1", "2", hex.as_str(), "index", "torrent"]);
+    assert_eq!(names, ["0", "1", "2", hex.as_str(), "index", "lock", "torrent"]);
 }
 
 #[test]
@@ -666,4 +666,16 @@ fn an_idle_flush_writes_nothing() {
     let first = inode();
     store.flush().unwrap();
     assert_eq!(inode(), first, "no new index was renamed into place");
+}
+
+#[test]
+fn a_second_owner_of_the_cache_is_refused_by_the_lock() {
+    let dir = TempDir::new("locked");
+    let store = open(&dir, 1 << 30);
+    match Store::open_with_segment_target(dir.path(), 1 << 30, TARGET) {
+        Err(StoreError::Locked { path }) => assert_eq!(path, dir.path().join("lock")),
+        other => panic!("expected Locked, got {:?}", other.map(|_| ())),
+    }
+    drop(store);
+    open(&dir, 1 << 30);
 }
