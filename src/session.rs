@@ -116,10 +116,12 @@ impl Session {
         let mut torrents = HashMap::new();
         for bytes in store.torrents() {
             // Re-registering gives the store the piece hashes it verifies writes against.
-            match Metainfo::from_torrent_bytes(&bytes).map_err(AddError::Metainfo).and_then(|meta| {
-                store.add_torrent(&meta, &bytes).map_err(AddError::Store)?;
-                Ok(meta)
-            }) {
+            match Metainfo::from_torrent_bytes(&bytes)
+                .map_err(AddError::Metainfo)
+                .and_then(|meta| {
+                    store.add_torrent(&meta, &bytes).map_err(AddError::Store)?;
+                    Ok(meta)
+                }) {
                 Ok(meta) => {
                     let ih = meta.info_hash;
                     torrents.insert(ih, Arc::new(Torrent::new(ih, None, Some(Arc::new(meta)))));

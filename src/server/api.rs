@@ -31,7 +31,7 @@ impl App {
             }
             (Method::Get, ["torrents", ih]) => match self.known(ih) {
                 Ok(t) => json_response(StatusCode::Ok, self.session.status(&t)),
-                Err(res) => res,
+                Err(res) => *res,
             },
             (Method::Delete, ["torrents", ih]) => self.forget(ih),
             (Method::Get, ["cache"]) => self.cache(),
@@ -46,7 +46,7 @@ impl App {
     pub(super) fn known(
         &self,
         ih: &str,
-    ) -> Result<std::sync::Arc<crate::session::Torrent>, Response> {
+    ) -> Result<std::sync::Arc<crate::session::Torrent>, Box<Response>> {
         let Some(hash) = InfoHash::from_hex(ih) else {
             return Err(error(
                 StatusCode::BadRequest,

@@ -154,7 +154,7 @@ fn ranges_specifier(input: &str) -> IResult<&str, Vec<Option<Spec>>> {
 
 fn range_spec(input: &str) -> IResult<&str, Spec> {
     let int_range = verify((position, char('-'), opt(position)), |(first, _, last)| {
-        last.map_or(true, |l| l >= *first)
+        last.is_none_or(|l| l >= *first)
     })
     .map(|(first, _, last)| Spec::From { first, last });
     let suffix_range = preceded(char('-'), position).map(Spec::Suffix);

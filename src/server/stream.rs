@@ -26,7 +26,7 @@ impl App {
     pub(super) async fn stream(&self, req: &Request, ih: &str, file: Option<&str>) -> Response {
         let torrent = match self.known(ih) {
             Ok(t) => t,
-            Err(res) => return res,
+            Err(res) => return *res,
         };
         let Some(meta) = torrent.meta() else {
             let mut res = error(

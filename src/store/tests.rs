@@ -617,7 +617,10 @@ fn only_hex_hashes_and_segment_numbers_reach_the_file_system() {
         }
     }
     names.sort();
-    assert_eq!(names, ["0", "1", "2", hex.as_str(), "index", "lock", "torrent"]);
+    assert_eq!(
+        names,
+        ["0", "1", "2", hex.as_str(), "index", "lock", "torrent"]
+    );
 }
 
 #[test]
