@@ -48,16 +48,16 @@ impl App {
         ih: &str,
     ) -> Result<std::sync::Arc<crate::session::Torrent>, Box<Response>> {
         let Some(hash) = InfoHash::from_hex(ih) else {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::BadRequest,
                 format!("not an info hash (40 hex characters): {ih:?}"),
-            ));
+            )));
         };
         self.session.get(&hash).ok_or_else(|| {
-            error(
+            Box::new(error(
                 StatusCode::NotFound,
                 format!("unknown torrent {hash}; add it with POST /api/torrents"),
-            )
+            ))
         })
     }
 
