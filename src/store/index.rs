@@ -49,7 +49,7 @@ impl Bitfield {
             len,
         };
         // Spare bits past `len` are ignored, so a set spare bit cannot count as a piece.
-        if len % 8 != 0 {
+        if !len.is_multiple_of(8) {
             if let Some(last) = field.bits.last_mut() {
                 *last &= 0xffu8 << (8 - len % 8);
             }
