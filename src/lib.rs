@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod format;
+pub mod http;
 pub mod import;
 pub mod server;
 pub mod session;

@@ -206,10 +206,17 @@ pub(super) mod tests {
     fn multi() -> Metainfo {
         torrent(
             "My Show #1",
-            &[(&["Season 1", "é 01?.mkv"], 10, false), (&["b.txt"], 5, false)],
+            &[
+                (&["Season 1", "é 01?.mkv"], 10, false),
+                (&["b.txt"], 5, false),
+            ],
             16,
             false,
-            &["http://ws.example/base", "ftp://no.example/", "http://ws.example/base"],
+            &[
+                "http://ws.example/base",
+                "ftp://no.example/",
+                "http://ws.example/base",
+            ],
             None,
         )
     }
@@ -236,10 +243,20 @@ pub(super) mod tests {
     #[test]
     fn multi_file_web_seed_gets_name_and_path_and_bad_seeds_are_skipped() {
         let meta = multi();
-        let sources = sources_for(&meta, &[], &["http://ws.example/base".into(), "https://x/".into()]);
+        let sources = sources_for(
+            &meta,
+            &[],
+            &["http://ws.example/base".into(), "https://x/".into()],
+        );
         let labels: Vec<String> = sources.iter().map(Source::label).collect();
-        assert_eq!(labels, ["web seed http://ws.example/base", "web seed https://x/"]);
-        assert_eq!(sources[0].url(&meta, 1), "http://ws.example/base/My%20Show%20%231/b.txt");
+        assert_eq!(
+            labels,
+            ["web seed http://ws.example/base", "web seed https://x/"]
+        );
+        assert_eq!(
+            sources[0].url(&meta, 1),
+            "http://ws.example/base/My%20Show%20%231/b.txt"
+        );
         assert_eq!(
             sources[1].url(&meta, 0),
             "https://x/My%20Show%20%231/Season%201/%C3%A9%2001%3F.mkv"
@@ -248,14 +265,27 @@ pub(super) mod tests {
 
     #[test]
     fn single_file_web_seed_appends_the_name_only_after_a_slash() {
-        let meta = torrent("a film.mkv", &[(&["a film.mkv"], 10, false)], 16, true, &[], None);
-        let seeds = ["http://w/dir/".to_string(), "http://w/exact.mkv".to_string()];
+        let meta = torrent(
+            "a film.mkv",
+            &[(&["a film.mkv"], 10, false)],
+            16,
+            true,
+            &[],
+            None,
+        );
+        let seeds = [
+            "http://w/dir/".to_string(),
+            "http://w/exact.mkv".to_string(),
+        ];
         let sources = sources_for(&meta, &[], &seeds);
         assert_eq!(sources[0].url(&meta, 0), "http://w/dir/a%20film.mkv");
         assert_eq!(sources[1].url(&meta, 0), "http://w/exact.mkv");
         // {path} of a single-file torrent is the name alone.
         let t = Template::parse("http://h/{path}", Placeholder::CONTENT).unwrap();
-        assert_eq!(sources_for(&meta, &[t], &[])[0].url(&meta, 0), "http://h/a%20film.mkv");
+        assert_eq!(
+            sources_for(&meta, &[t], &[])[0].url(&meta, 0),
+            "http://h/a%20film.mkv"
+        );
     }
 
     #[test]

@@ -70,14 +70,23 @@ pub struct Template {
 /// Why a template was refused, with the template's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateError {
-    NotHttp { template: String },
+    NotHttp {
+        template: String,
+    },
     /// `{x}` where `x` is not a placeholder this kind of template may use.
-    UnknownPlaceholder { template: String, name: String },
+    UnknownPlaceholder {
+        template: String,
+        name: String,
+    },
     /// A `{` with no `}` after it.
-    Unclosed { template: String },
+    Unclosed {
+        template: String,
+    },
     /// A .torrent template without `{hash}` or `{HASH}` would fetch the same
     /// file for every torrent.
-    NoHash { template: String },
+    NoHash {
+        template: String,
+    },
 }
 
 impl fmt::Display for TemplateError {
@@ -117,9 +126,12 @@ impl Template {
             if open > 0 {
                 parts.push(Part::Literal(rest[..open].to_string()));
             }
-            let close = rest[open..].find('}').ok_or_else(|| TemplateError::Unclosed {
-                template: template(),
-            })? + open;
+            let close = rest[open..]
+                .find('}')
+                .ok_or_else(|| TemplateError::Unclosed {
+                    template: template(),
+                })?
+                + open;
             let name = &rest[open + 1..close];
             match Placeholder::from_name(name).filter(|p| allowed.contains(p)) {
                 Some(p) => parts.push(Part::Slot(p)),
