@@ -18,6 +18,8 @@ mod retry_after;
 mod source;
 mod span;
 mod template;
+#[cfg(test)]
+mod test_server;
 mod torrent;
 
 pub use client::{Client, ClientError};

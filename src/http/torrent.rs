@@ -105,3 +105,166 @@ async fn fetch_one(client: &Client, url: &str) -> Result<(Metainfo, Vec<u8>), To
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::http::source::tests::torrent;
+    use crate::http::template::Placeholder;
+    use crate::http::test_server::{response, Reply, Server};
+
+    fn templates(list: &[String]) -> Vec<Template> {
+        list.iter()
+            .map(|t| Template::parse(t, Placeholder::TORRENT).unwrap())
+            .collect()
+    }
+
+    fn client(cap: u64) -> Client {
+        Client::new(Duration::from_millis(2000), cap).unwrap()
+    }
+
+    /// Serves `/html/…` an HTML page, `/wrong/…` another torrent, `/big/…`
+    /// a torrent larger than the test cap and `/good/<HASH>.torrent` the
+    /// right one.
+    fn server(good: Vec<u8>, wrong: Vec<u8>) -> Server {
+        Server::start(move |req, _| {
+            let ok = |body: &[u8]| response("200 OK", &[], body);
+            Reply::Bytes(if req.path.starts_with("/html/") {
+                ok(b"<!DOCTYPE html><html><body>captcha</body></html>")
+            } else if req.path.starts_with("/wrong/") {
+                ok(&wrong)
+            } else if req.path.starts_with("/big/") {
+                ok(&[b'x'; 5000])
+            } else if req.path.starts_with("/good/") {
+                ok(&good)
+            } else {
+                response("404 Not Found", &[], b"")
+            })
+        })
+    }
+
+    #[test]
+    fn refusals_are_skipped_until_the_right_torrent() {
+        let meta = torrent(
+            "film.mkv",
+            &[(&["film.mkv"], 100, false)],
+            64,
+            true,
+            &[],
+            None,
+        );
+        let other = torrent(
+            "other.mkv",
+            &[(&["other.mkv"], 100, false)],
+            64,
+            true,
+            &[],
+            None,
+        );
+        let good = meta.to_torrent_bytes();
+        let server = server(good.clone(), other.to_torrent_bytes());
+        let base = &server.base;
+        let list = templates(&[
+            format!("{base}/html/{{hash}}"),
+            format!("{base}/wrong/{{hash}}"),
+            format!("{base}/missing/{{hash}}"),
+            format!("{base}/good/{{HASH}}.torrent"),
+        ]);
+        let (found, bytes) =
+            smol::block_on(fetch_torrent(&client(4096), meta.info_hash, &list)).unwrap();
+        assert_eq!(found.info_hash, meta.info_hash);
+        assert_eq!(bytes, good);
+        let upper = meta.info_hash.to_hex().to_ascii_uppercase();
+        assert_eq!(
+            server.seen().last().unwrap().path,
+            format!("/good/{upper}.torrent")
+        );
+        assert_eq!(server.seen().len(), 4);
+    }
+
+    #[test]
+    fn the_error_lists_every_source_and_its_reason() {
+        let meta = torrent(
+            "film.mkv",
+            &[(&["film.mkv"], 100, false)],
+            64,
+            true,
+            &[],
+            None,
+        );
+        let other = torrent(
+            "other.mkv",
+            &[(&["other.mkv"], 100, false)],
+            64,
+            true,
+            &[],
+            None,
+        );
+        let server = server(meta.to_torrent_bytes(), other.to_torrent_bytes());
+        let base = &server.base;
+        let list = templates(&[
+            format!("{base}/html/{{hash}}"),
+            format!("{base}/wrong/{{hash}}"),
+            format!("{base}/missing/{{hash}}"),
+            format!("{base}/big/{{hash}}"),
+        ]);
+        let error =
+            smol::block_on(fetch_torrent(&client(4096), meta.info_hash, &list)).unwrap_err();
+        let hash = meta.info_hash;
+        let problems: Vec<&TorrentProblem> = error.attempts.iter().map(|(_, p)| p).collect();
+        assert!(matches!(
+            problems[0],
+            TorrentProblem::NotATorrent { starts, .. } if starts.starts_with("<!DOCTYPE html>")
+        ));
+        assert_eq!(
+            problems[1],
+            &TorrentProblem::WrongHash {
+                expected: hash,
+                got: other.info_hash
+            }
+        );
+        assert_eq!(problems[2], &TorrentProblem::Status(404));
+        assert_eq!(problems[3], &TorrentProblem::TooLarge { cap: 4096 });
+        let text = error.to_string();
+        for (url, _) in &error.attempts {
+            assert!(text.contains(url.as_str()), "{text}");
+        }
+        assert!(
+            text.contains(&format!("{base}/missing/{hash}: status 404")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_template_is_an_error_that_says_so() {
+        let ih = InfoHash([7; 20]);
+        let error = smol::block_on(fetch_torrent(&client(4096), ih, &[])).unwrap_err();
+        assert!(error.attempts.is_empty());
+        assert!(error.to_string().contains("TORRENT_SOURCES is empty"));
+    }
+
+    #[test]
+    fn a_torrent_url_takes_any_valid_torrent_but_no_html() {
+        let meta = torrent(
+            "film.mkv",
+            &[(&["film.mkv"], 100, false)],
+            64,
+            true,
+            &[],
+            None,
+        );
+        let server = server(meta.to_torrent_bytes(), Vec::new());
+        let url = format!("{}/good/x.torrent", server.base);
+        let (found, _) = smol::block_on(fetch_torrent_url(&client(4096), &url)).unwrap();
+        assert_eq!(found.info_hash, meta.info_hash);
+        let url = format!("{}/html/x.torrent", server.base);
+        let error = smol::block_on(fetch_torrent_url(&client(4096), &url)).unwrap_err();
+        assert_eq!(error.attempts[0].0, url);
+        assert!(matches!(
+            error.attempts[0].1,
+            TorrentProblem::NotATorrent { .. }
+        ));
+    }
+}
