@@ -44,9 +44,13 @@ pub fn video(path: &Path, media: Media) -> PathBuf {
 
 /// `bytes` random bytes at `path`, from `head -c N /dev/urandom`.
 pub fn random_file(path: &Path, bytes: u64) -> PathBuf {
-    let out = run(Command::new("head").arg("-c").arg(bytes.to_string()).arg("/dev/urandom"));
-    std::fs::write(path, &out.stdout)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    let file = std::fs::File::create(path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    run(Command::new("head")
+        .arg("-c")
+        .arg(bytes.to_string())
+        .arg("/dev/urandom")
+        .stdout(file));
     path.to_path_buf()
 }
 
