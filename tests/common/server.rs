@@ -67,9 +67,15 @@ impl CliOutput {
 
 /// Runs `streme args...` to completion (with a deadline), whatever its exit status.
 pub fn streme(env: &[(String, String)], args: &[&str]) -> CliOutput {
+    streme_within(env, args, CLI_DEADLINE)
+}
+
+/// [`streme`] with a custom deadline: for commands that must stop quickly, such as a start-up
+/// that has to refuse a bad setting instead of serving.
+pub fn streme_within(env: &[(String, String)], args: &[&str], deadline: Duration) -> CliOutput {
     let mut cmd = streme_command(env);
     cmd.args(args);
-    run_with_deadline(cmd, CLI_DEADLINE)
+    run_with_deadline(cmd, deadline)
 }
 
 fn run_with_deadline(mut cmd: Command, deadline: Duration) -> CliOutput {
