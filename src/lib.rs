@@ -1,13 +1,19 @@
 //! streme: turns a magnet into an HTTP stream on a small board.
 //!
 //! # Design
-//! Data moves one way. Tiers (today only the cache, later P2P and HTTP) write
-//! verified pieces into the [`store`]; a [`stream::Reader`] reads only from the
-//! store and, when a piece is missing, raises demand on the torrent's
-//! [`hybrid`] state and waits with a deadline. The [`server`] turns readers
-//! into Range responses. See `DESIGN.md`-style notes at the top of each module.
+//! Data moves one way. Tiers write verified pieces into the [`store`]; a
+//! [`stream::Body`] reads only from the store and, when a piece is missing,
+//! asks for it through [`stream::ensure_piece`], which owns the deadline. The
+//! [`server`] turns bodies into Range responses, and the [`session`] knows
+//! which torrents exist. Today the cache is the only tier; the P2P and HTTP
+//! tiers plug in behind `ensure_piece`.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod config;
 pub mod format;
+pub mod import;
+pub mod server;
+pub mod session;
 pub mod store;
+pub mod stream;

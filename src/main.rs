@@ -1,3 +1,151 @@
-fn main() {
-    println!("Hello, world!");
+//! The `streme` command: parse the CLI, load the config, run one command.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use async_io::{Async, Timer};
+
+use streme::cli::{Cli, Command, USAGE};
+use streme::config::Config;
+use streme::format::magnet::Magnet;
+use streme::format::metainfo::Metainfo;
+use streme::format::media;
+use streme::server::{self, App};
+use streme::session::{Session, Torrent};
+use streme::store::Store;
+use streme::stream::StreamOptions;
+use streme::import;
+
+/// Threads for blocking file I/O and hashing. Four matches the cores of a
+/// Pi 3/4/5; more would only queue on the SD card.
+const BLOCKING_THREADS: &str = "4";
+
+/// How often verified pieces are made durable in the index; what a power
+/// cut can cost in re-downloads.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+fn main() -> ExitCode {
+    let cli = match Cli::parse(std::env::args().skip(1)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("streme: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::Help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("streme {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Info { target } => return report(info(&target)),
+        _ => {}
+    }
+    let (config, warnings) = match Config::from_process(cli.env_file.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("streme: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::Config = cli.command {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        print!("{}", config.describe());
+        return ExitCode::SUCCESS;
+    }
+    simple_logger::SimpleLogger::new().with_level(config.log_level).init().expect("the logger is set once");
+    for w in &warnings {
+        log::warn!("[Config] {w}");
+    }
+    if let Err(e) = config.check_cache_dir() {
+        log::error!("{e}");
+        return ExitCode::from(2);
+    }
+    // Read by the `blocking` pool on first use, which is after this line.
+    std::env::set_var("BLOCKING_MAX_THREADS", BLOCKING_THREADS);
+    let store = match Store::open(&config.cache_dir, config.cache_max_disk_mb * 1_000_000) {
+        Ok(store) => store,
+        Err(e) => {
+            log::error!("[Cache] cannot open the cache at {}: {e}", config.cache_dir.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let session = Session::new(store);
+    match cli.command {
+        Command::Import { torrent, data } => report(smol::block_on(async {
+            let r = import::import(&session, &torrent, &data).await.map_err(|e| e.to_string())?;
+            println!("imported {}: {}/{} pieces verified ({} bytes)", r.info_hash, r.verified, r.total, r.verified_bytes);
+            Ok(())
+        })),
+        _ => report(serve(&config, session)),
+    }
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("streme: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: &Config, session: Session) -> Result<(), String> {
+    let listener = Async::<TcpListener>::bind((config.host, config.port))
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
+    let addr = listener.get_ref().local_addr().map_err(|e| e.to_string())?;
+    log::info!("[Server] Listening on http://{addr}");
+    let store = session.store.clone();
+    smol::spawn(async move {
+        loop {
+            Timer::after(FLUSH_EVERY).await;
+            let store = store.clone();
+            if let Err(e) = smol::unblock(move || store.flush()).await {
+                log::error!("[Cache] cannot make the index durable: {e}");
+            }
+        }
+    })
+    .detach();
+    let app = App {
+        session,
+        stream: StreamOptions { buffer: config.stream_buffer_kb * 1024, piece_timeout: config.piece_timeout },
+        max_clients: config.max_clients,
+    };
+    smol::block_on(server::serve(listener, app)).map_err(|e| format!("the server stopped: {e}"))
+}
+
+/// `streme info`: what a torrent or magnet holds, and which file would play.
+fn info(target: &str) -> Result<(), String> {
+    if target.starts_with("magnet:") || !std::path::Path::new(target).exists() {
+        let m = Magnet::parse(target).map_err(|e| format!("{target:?} is neither a readable file nor a magnet: {e}"))?;
+        println!("info hash: {}", m.info_hash);
+        println!("name:      {}", m.display_name.as_deref().unwrap_or("(unknown until the metadata arrives)"));
+        for t in &m.trackers {
+            println!("tracker:   {t}");
+        }
+        return Ok(());
+    }
+    let bytes = import::read_torrent_file(target.as_ref()).map_err(|e| e.to_string())?;
+    let meta = Metainfo::from_torrent_bytes(&bytes).map_err(|e| format!("{target}: {e}"))?;
+    println!("name:      {}", meta.name);
+    println!("info hash: {}", meta.info_hash);
+    println!("pieces:    {} x {} bytes", meta.piece_count(), meta.piece_length);
+    println!("files:");
+    for (i, f) in meta.files.iter().enumerate().filter(|(_, f)| !f.padding) {
+        let path = f.path.join("/");
+        let tag = if media::is_video(&path) { "  [video]" } else { "" };
+        println!("  {i:>4}  {:>14}  {path}{tag}", f.length);
+    }
+    match Torrent::default_file(&meta) {
+        Some(i) => println!("chosen:    {i} ({})", meta.files[i].path.join("/")),
+        None => println!("chosen:    none"),
+    }
+    Ok(())
 }

@@ -1,0 +1,133 @@
+//! Streaming responses: one file of one torrent, with RFC 9110 ranges.
+//!
+//! # Design
+//! The answer is decided before any byte is sent: the range is parsed, the
+//! first piece is checked, and only then does a 200/206 go out. A missing first
+//! piece is a 503 with a JSON reason; a piece that goes missing mid-body ends
+//! the connection (HTTP/1.1 has no way to report it after the head).
+
+use std::sync::Arc;
+
+use http_types::{Body, Method, Request, Response, StatusCode};
+
+use super::range::{self, RangeRequest};
+use super::{error, App};
+use crate::format::media;
+use crate::format::metainfo::Metainfo;
+use crate::session::Torrent;
+use crate::stream::{self, Part};
+
+/// DLNA renderers (TVs) need these to seek; `DLNA.ORG_OP=01` says byte seeks
+/// work, the flags say streaming transfer mode.
+const DLNA_FEATURES: &str = "DLNA.ORG_OP=01;DLNA.ORG_CI=0;DLNA.ORG_FLAGS=01700000000000000000000000000000";
+
+impl App {
+    pub(super) async fn stream(&self, req: &Request, ih: &str, file: Option<&str>) -> Response {
+        let torrent = match self.known(ih) {
+            Ok(t) => t,
+            Err(res) => return res,
+        };
+        let Some(meta) = torrent.meta() else {
+            let mut res = error(
+                StatusCode::ServiceUnavailable,
+                format!("the metadata of {} is not known yet, and no tier can fetch it", torrent.info_hash),
+            );
+            res.insert_header("Retry-After", "5");
+            return res;
+        };
+        let index = match file {
+            None => Torrent::default_file(&meta),
+            Some(text) => text.parse::<usize>().ok(),
+        };
+        let Some(index) = index.filter(|i| meta.files.get(*i).is_some_and(|f| !f.padding)) else {
+            return error(
+                StatusCode::NotFound,
+                format!("no file {} in {} (it has {} files)", file.unwrap_or("to play"), meta.name, meta.files.len()),
+            );
+        };
+        self.respond(req, torrent, meta, index).await
+    }
+
+    async fn respond(&self, req: &Request, torrent: Arc<Torrent>, meta: Arc<Metainfo>, index: usize) -> Response {
+        let file = &meta.files[index];
+        let name = file.path.last().map(String::as_str).unwrap_or(&meta.name);
+        let content_type = media::content_type(name);
+        // Content under an info hash never changes, so the hash names it strongly.
+        let etag = format!("\"{}-{index}\"", meta.info_hash);
+        let header = |n: &str| req.header(n).map(|v| v.as_str().to_string());
+        let ranges = match header("Range") {
+            Some(r) if range::if_range_allows(header("If-Range").as_deref(), &etag) => range::parse_range(Some(&r), file.length),
+            _ => RangeRequest::Full,
+        };
+
+        let (status, parts, mut res) = match ranges {
+            RangeRequest::Unsatisfiable => {
+                let mut res = error(StatusCode::RequestedRangeNotSatisfiable, format!("range outside the file's {} bytes", file.length));
+                res.insert_header("Content-Range", format!("bytes */{}", file.length));
+                return res;
+            }
+            RangeRequest::Full => {
+                let parts = vec![Part::Range { start: file.offset, len: file.length }];
+                let mut res = Response::new(StatusCode::Ok);
+                res.insert_header("Content-Type", content_type);
+                (StatusCode::Ok, parts, res)
+            }
+            RangeRequest::Ranges(list) if list.len() == 1 => {
+                let r = list[0];
+                let mut res = Response::new(StatusCode::PartialContent);
+                res.insert_header("Content-Type", content_type);
+                res.insert_header("Content-Range", format!("bytes {}-{}/{}", r.start, r.end, file.length));
+                (StatusCode::PartialContent, vec![Part::Range { start: file.offset + r.start, len: r.len() }], res)
+            }
+            RangeRequest::Ranges(list) => {
+                let boundary = range::multipart_boundary(&etag);
+                let mut parts = Vec::with_capacity(list.len() * 2 + 1);
+                for r in &list {
+                    parts.push(Part::Bytes(range::part_header(&boundary, content_type, *r, file.length).into_bytes()));
+                    parts.push(Part::Range { start: file.offset + r.start, len: r.len() });
+                }
+                parts.push(Part::Bytes(range::closing(&boundary).into_bytes()));
+                let mut res = Response::new(StatusCode::PartialContent);
+                res.insert_header("Content-Type", format!("multipart/byteranges; boundary={boundary}"));
+                (StatusCode::PartialContent, parts, res)
+            }
+        };
+        res.insert_header("Accept-Ranges", "bytes");
+        res.insert_header("ETag", etag.as_str());
+        res.insert_header("transferMode.dlna.org", "Streaming");
+        res.insert_header("contentFeatures.dlna.org", DLNA_FEATURES);
+
+        let length: u64 = parts
+            .iter()
+            .map(|p| match p {
+                Part::Bytes(b) => b.len() as u64,
+                Part::Range { len, .. } => *len,
+            })
+            .sum();
+        if req.method() == Method::Head {
+            res.set_body(Body::from_reader(futures_lite::io::empty(), Some(length as usize)));
+            return res;
+        }
+
+        // Decide before the head goes out: is the first byte to send there?
+        let first = parts.iter().find_map(|p| match p {
+            Part::Range { start, len } if *len > 0 => Some(*start),
+            _ => None,
+        });
+        if let Some(start) = first {
+            if let Err(e) = stream::ensure_piece(&self.session, &meta, stream::piece_at(&meta, start)).await {
+                log::warn!("[Hybrid] {}: cannot stream {name}: {e}", meta.info_hash);
+                return error(StatusCode::ServiceUnavailable, format!("cannot stream {name}: {e}"));
+            }
+        }
+        let begins_playback = parts.iter().any(|p| matches!(p, Part::Range { start, .. } if *start == file.offset));
+        if begins_playback {
+            log::info!("[Hybrid] Getting stream for {}", meta.info_hash);
+            log::info!("[Hybrid] Cache hit: streaming {name} ({} bytes)", file.length);
+        }
+        log::debug!("[Stream] {} file {index}: {status} {length} bytes", meta.info_hash);
+        let body = stream::Body::new(self.session.clone(), torrent, meta.clone(), parts, self.stream);
+        res.set_body(Body::from_reader(body, Some(length as usize)));
+        res
+    }
+}

@@ -1,0 +1,182 @@
+//! Reading a byte range of one torrent, in order, through a fixed buffer.
+//!
+//! # Design
+//! A [`Body`] is what the HTTP server sends. Behind it, one small task walks
+//! the requested parts: for each chunk it makes sure the pieces are in the
+//! store (raising demand and waiting with a deadline), pins them, reads them
+//! from the store, and hands the chunk over a channel of capacity one. The
+//! channel is the backpressure: a slow client leaves the task parked, so a
+//! stream holds at most three buffers (one being sent, one queued, one being
+//! read) whatever the file size. Dropping the body cancels the task.
+//!
+//! A reader never talks to a peer or a source: it only reads the store, which
+//! holds nothing but verified pieces.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_lite::{AsyncBufRead, AsyncRead, Stream};
+
+use crate::format::metainfo::Metainfo;
+use crate::session::{Session, Tier, Torrent};
+use crate::store::StoreError;
+
+/// What one response sends, in order.
+pub enum Part {
+    /// Literal bytes, such as a multipart header.
+    Bytes(Vec<u8>),
+    /// A range of torrent space, `len` bytes from `start`.
+    Range { start: u64, len: u64 },
+}
+
+/// Why a piece could not be had.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The piece is not cached and no tier can fetch it.
+    NoTier { piece: u32 },
+    /// A tier is working on it, but it did not arrive in time.
+    Timeout { piece: u32, waited: Duration },
+    Store(StoreError),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::NoTier { piece } => {
+                write!(f, "piece {piece} is not in the cache and no other tier can fetch it")
+            }
+            FetchError::Timeout { piece, waited } => {
+                write!(f, "piece {piece} did not arrive within {} ms", waited.as_millis())
+            }
+            FetchError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// How a stream reads: its buffer and its patience.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions {
+    /// Bytes per read from the store; the unit of backpressure.
+    pub buffer: usize,
+    /// How long a reader waits for a missing piece before giving up.
+    pub piece_timeout: Duration,
+}
+
+/// Makes sure `piece` is verified in the store, or says why it cannot be.
+///
+/// The cache is the only tier so far, so a missing piece fails at once rather
+/// than waiting out `piece_timeout` for a tier that does not exist. The P2P
+/// and HTTP tiers hook in here: raise demand, then wait on the store.
+pub async fn ensure_piece(session: &Session, meta: &Metainfo, piece: u32) -> Result<(), FetchError> {
+    if session.store.has_piece(&meta.info_hash, piece) {
+        Ok(())
+    } else {
+        Err(FetchError::NoTier { piece })
+    }
+}
+
+/// The piece holding a torrent-space offset.
+pub fn piece_at(meta: &Metainfo, offset: u64) -> u32 {
+    (offset / meta.piece_length) as u32
+}
+
+/// A streaming response body. See the module docs.
+pub struct Body {
+    rx: smol::channel::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+    _producer: smol::Task<()>,
+}
+
+impl Body {
+    pub fn new(session: Session, torrent: Arc<Torrent>, meta: Arc<Metainfo>, parts: Vec<Part>, opts: StreamOptions) -> Body {
+        let (tx, rx) = smol::channel::bounded(1);
+        let producer = smol::spawn(async move {
+            if let Err(e) = produce(&session, &torrent, &meta, parts, opts, &tx).await {
+                log::warn!("[Stream] {}: stream ended early: {e}", meta.info_hash);
+                let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+            }
+        });
+        Body { rx, chunk: Vec::new(), pos: 0, _producer: producer }
+    }
+}
+
+async fn produce(
+    session: &Session,
+    torrent: &Torrent,
+    meta: &Metainfo,
+    parts: Vec<Part>,
+    opts: StreamOptions,
+    tx: &smol::channel::Sender<io::Result<Vec<u8>>>,
+) -> Result<(), FetchError> {
+    let ih = meta.info_hash;
+    for part in parts {
+        let (mut offset, end) = match part {
+            Part::Bytes(bytes) => {
+                if tx.send(Ok(bytes)).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
+            Part::Range { start, len } => (start, start + len),
+        };
+        while offset < end {
+            let n = (end - offset).min(opts.buffer as u64);
+            for piece in piece_at(meta, offset)..=piece_at(meta, offset + n - 1) {
+                ensure_piece(session, meta, piece).await?;
+            }
+            let _pin = session.store.pin(&ih, offset..offset + n);
+            let chunk = session.store.read(&ih, offset, vec![0; n as usize]).await.map_err(FetchError::Store)?;
+            torrent.record_served(Tier::Cache, n);
+            if tx.send(Ok(chunk)).await.is_err() {
+                log::debug!("[Stream] {ih}: client went away at byte {offset}");
+                return Ok(());
+            }
+            offset += n;
+        }
+    }
+    Ok(())
+}
+
+impl AsyncRead for Body {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let available = match self.as_mut().poll_fill_buf(cx) {
+            Poll::Ready(Ok(bytes)) => bytes,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        };
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl AsyncBufRead for Body {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        while this.pos >= this.chunk.len() {
+            match Pin::new(&mut this.rx).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.chunk = chunk;
+                    this.pos = 0;
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                // The producer finished: end of body.
+                Poll::Ready(None) => return Poll::Ready(Ok(&[])),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(&this.chunk[this.pos..]))
+    }
+
+    fn consume(self: Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        this.pos = (this.pos + amt).min(this.chunk.len());
+    }
+}
