@@ -64,26 +64,28 @@ fn multi_info(path: &[&[u8]], length: u64) -> Vec<u8> {
     .concat()
 }
 
-/// The evil torrents, each with the words its error may use.
+/// The evil torrents, each with the words its error may use. The words are specific to the
+/// problem (the offending value, or the rule broken), so that a generic "bad torrent" message
+/// does not pass.
 fn evil_torrents() -> Vec<(&'static str, Vec<u8>, &'static [&'static str])> {
     vec![
         (
             "pieces length not a multiple of 20",
             torrent_around(&single_info(b"a.bin", 1000, 16384, &[7u8; 21])),
-            &["pieces", "20"],
+            &["multiple of 20", "21"],
         ),
         (
             "piece count not matching the length",
             torrent_around(&single_info(b"a.bin", 100_000, 16384, &[7u8; 20])),
-            &["piece"],
+            &["piece count", "piece hashes", "7"],
         ),
-        ("a `..` path segment", torrent_around(&multi_info(&[b"..", b"evil.txt"], 1000)), &["..", "path"]),
-        ("an absolute path", torrent_around(&multi_info(&[b"/etc", b"passwd"], 1000)), &["path", "absolute", "/"]),
-        ("an empty path segment", torrent_around(&multi_info(&[b"", b"passwd"], 1000)), &["path", "empty", "segment"]),
-        ("a `..` name", torrent_around(&single_info(b"..", 1000, 16384, &[7u8; 20])), &["..", "name", "path"]),
+        ("a `..` path segment", torrent_around(&multi_info(&[b"..", b"evil.txt"], 1000)), &["..", "unsafe", "traversal"]),
+        ("an absolute path", torrent_around(&multi_info(&[b"/etc", b"passwd"], 1000)), &["/etc", "absolute", "unsafe"]),
+        ("an empty path segment", torrent_around(&multi_info(&[b"", b"passwd"], 1000)), &["empty", "unsafe", "segment"]),
+        ("a `..` name", torrent_around(&single_info(b"..", 1000, 16384, &[7u8; 20])), &["..", "unsafe"]),
         ("a depth bomb of 100000 `l`", vec![b'l'; 100_000], &["depth", "nest", "deep"]),
-        ("not bencode at all", b"hello, I am not a torrent".to_vec(), &["bencode", "torrent", "invalid", "expected"]),
-        ("an empty body", Vec::new(), &["empty", "torrent", "bencode", "body"]),
+        ("not bencode at all", b"hello, I am not a torrent".to_vec(), &["bencode", "unexpected byte", "invalid"]),
+        ("an empty body", Vec::new(), &["empty", "end of input", "truncat", "eof"]),
     ]
 }
 
@@ -91,13 +93,16 @@ fn evil_torrents() -> Vec<(&'static str, Vec<u8>, &'static [&'static str])> {
 fn bad_magnets_are_rejected_with_their_problem_named() {
     let dir = TestDir::new("bad_magnets");
     let srv = Server::start(&base_env(&dir.sub("cache"), ROOMY_QUOTA_MB));
+    // The API may prefix every magnet error with the same words ("bad magnet or info
+    // hash"), so each case looks for what only its own problem would say: mostly the
+    // offending value echoed back.
     let cases: &[(&str, &str, &[&str])] = &[
-        ("wrong-length hash", "magnet:?xt=urn:btih:abcdef0123", &["hash", "btih", "length"]),
-        ("bad base32", "magnet:?xt=urn:btih:11111111111111111111111111111111", &["base32", "hash", "btih"]),
-        ("bad hex", "magnet:?xt=urn:btih:zz23456789abcdef0123456789abcdef01234567", &["hex", "hash", "btih"]),
-        ("missing xt", "magnet:?dn=Some%20Show&tr=udp%3A%2F%2F127.0.0.1%3A1", &["xt", "btih", "hash"]),
-        ("not a magnet", "http://127.0.0.1/some.torrent", &["magnet"]),
-        ("empty", "", &["magnet", "empty"]),
+        ("wrong-length hash", "magnet:?xt=urn:btih:abcdef0123", &["abcdef0123"]),
+        ("bad base32", "magnet:?xt=urn:btih:11111111111111111111111111111111", &["11111111111111111111111111111111"]),
+        ("bad hex", "magnet:?xt=urn:btih:zz23456789abcdef0123456789abcdef01234567", &["zz23456789abcdef"]),
+        ("missing xt", "magnet:?dn=Some%20Show&tr=udp%3A%2F%2F127.0.0.1%3A1", &["xt", "btih"]),
+        ("not a magnet", "http://127.0.0.1/some.torrent", &["http://127.0.0.1/some.torrent", "not a magnet", "neither"]),
+        ("empty", "", &["empty", "\"\"", "neither"]),
     ];
     for (what, magnet, keywords) in cases {
         let r = http::post_json(srv.addr(), "/api/torrents", &json!({ "magnetUri": magnet }));
@@ -122,7 +127,7 @@ fn bad_json_bodies_are_rejected_with_their_problem_named() {
     let r = http::post(srv.addr(), "/api/torrents", "application/json", b"{\"magnetUri\": ");
     assert_rejected(&srv, "truncated JSON", &r, &["json"]);
     let r = http::post_json(srv.addr(), "/api/torrents", &json!({ "infoHash": "1234" }));
-    assert_rejected(&srv, "short info hash", &r, &["hash"]);
+    assert_rejected(&srv, "short info hash", &r, &["1234"]);
     let r = http::post_json(srv.addr(), "/api/torrents", &json!({ "colour": "blue" }));
     assert_rejected(&srv, "neither magnetUri nor infoHash", &r, &["magnetUri", "infoHash"]);
     let r = http::post_json(srv.addr(), "/api/torrents", &json!({ "magnetUri": 42 }));
@@ -142,7 +147,7 @@ fn truncated_torrent_is_rejected() {
             &srv,
             &format!("a torrent cut at {cut} of {} bytes", torrent.len()),
             &r,
-            &["truncat", "end", "eof", "incomplete", "bencode", "torrent"],
+            &["end of input", "unexpected end", "past the end", "truncat", "eof", "incomplete"],
         );
     }
 }
@@ -155,9 +160,11 @@ fn evil_torrents_are_rejected_over_http_and_by_the_cli() {
     for (what, bytes, keywords) in evil_torrents() {
         let path = dir.path().join("evil.torrent");
         std::fs::write(&path, &bytes).unwrap();
-        let out = streme(&env, &["info", &path.display().to_string()]);
+        let path_text = path.display().to_string();
+        let out = streme(&env, &["info", &path_text]);
         assert!(!out.status.success(), "streme info accepted {what}: {}", out.describe());
-        let stderr = out.stderr.to_ascii_lowercase();
+        // The message may quote the file's path; its words must not count as the reason.
+        let stderr = out.stderr.replace(&path_text, "<file>").to_ascii_lowercase();
         assert!(
             keywords.iter().any(|k| stderr.contains(&k.to_ascii_lowercase())),
             "streme info on {what}: stderr names none of {keywords:?}: {}",
@@ -259,8 +266,8 @@ fn unknown_and_malformed_stream_targets_get_clear_errors() {
     assert!(matches!(r.status, 400 | 404), "file index out of range: {}", r.head());
     assert!(r.error_text().contains("99"), "the error does not name the index: {}", r.text());
     let r = http::get(addr, &format!("/stream/proxy/{ih}?fileIndex=abc"), &[]);
-    assert_eq!(r.status, 400, "{}", r.head());
-    assert!(r.error_text().to_ascii_lowercase().contains("fileindex"), "{}", r.text());
+    assert!(matches!(r.status, 400 | 404), "a non-numeric file index: {}", r.head());
+    assert!(r.error_text().contains("abc"), "the error does not name the index: {}", r.text());
     let r = http::get(addr, "/api/torrents/0123456789abcdef0123456789abcdef01234567", &[]);
     assert_eq!(r.status, 404, "{}", r.head());
     // Garbage instead of HTTP: any refusal or a closed connection, then healthy.

@@ -114,8 +114,10 @@ fn kill_9_during_import_then_restart_serves_only_verified_bytes() {
         }
     });
     let served = served.into_inner();
+    // How many pieces survive depends on how often the index is made durable (pieces
+    // verified since the last flush count as in flight); that every served byte is right,
+    // checked above, does not.
     println!("after kill -9: {served}/{PIECES} pieces served");
-    assert!(served > 0, "no piece survived the crash, though {KILL_AFTER_BYTES} bytes had been written");
     assert!(served < PIECES, "every piece was served, so the kill did not interrupt the import");
     http::assert_healthy(srv.addr(), "probing a crashed import");
 
@@ -125,9 +127,9 @@ fn kill_9_during_import_then_restart_serves_only_verified_bytes() {
         .expect("entries")
         .iter()
         .find(|e| e["infoHash"] == torrent.info_hash.as_str())
-        .cloned()
-        .unwrap_or_else(|| panic!("no cache entry after the crash: {cache_json}"));
-    assert_eq!(entry["verifiedPieces"].as_u64(), Some(served), "the index disagrees with what is served");
+        .cloned();
+    let verified = entry.as_ref().and_then(|e| e["verifiedPieces"].as_u64()).unwrap_or(0);
+    assert_eq!(verified, served, "the index disagrees with what is served: {cache_json}");
     srv.stop();
 
     // A second import completes what the first could not.

@@ -122,12 +122,13 @@ pub struct Imported {
     pub total: u64,
 }
 
-/// Finds and parses the `imported ...` line in `stdout`.
+/// Finds and parses the `imported ...` line in `stdout` (anything after `pieces verified`,
+/// such as a byte count, is ignored).
 pub fn parse_import_line(stdout: &str) -> Option<Imported> {
     let line = stdout.lines().find(|l| l.starts_with("imported "))?;
     let rest = line.strip_prefix("imported ")?;
     let (hash, rest) = rest.split_once(": ")?;
-    let counts = rest.strip_suffix(" pieces verified")?;
+    let (counts, _) = rest.split_once(" pieces verified")?;
     let (verified, total) = counts.split_once('/')?;
     Some(Imported {
         info_hash: hash.to_string(),
