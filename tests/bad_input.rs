@@ -6,7 +6,7 @@ mod common;
 
 use common::cached::{CachedVideo, ROOMY_QUOTA_MB};
 use common::fixture::{self, Media};
-use common::http::{self, multipart_parts};
+use common::http::{self, multipart_parts, parse_content_range};
 use common::server::{base_env, streme, Server};
 use common::{sha256_hex, TestDir};
 use serde_json::json;
@@ -190,17 +190,26 @@ fn find_named(dir: &std::path::Path, name: &str) -> bool {
 }
 
 /// What a Range header that a server "MAY ignore or reject" (RFC 9110 §14.2) may get: the
-/// whole file as a 200, or a 416 naming the length. Never wrong bytes, never a 5xx.
+/// whole file as a 200, a 416 naming the length, or a 206 whose every byte is right. Never
+/// wrong bytes, never a 5xx, never a hang.
 fn assert_ignored_or_rejected(c: &CachedVideo, spec: &str) {
     let r = http::get(c.server.addr(), &c.proxy_path(), &[&format!("Range: {spec}")]);
-    assert!(r.elapsed.as_secs() < 30, "{spec}: took {:?}", r.elapsed);
+    assert!(r.elapsed.as_secs() < 30, "{spec:.80}: took {:?}", r.elapsed);
     match r.status {
-        200 => assert_eq!(sha256_hex(&r.body), sha256_hex(&c.source), "{spec}: 200 with wrong bytes"),
-        416 => assert_eq!(r.header("Content-Range"), Some(format!("bytes */{}", c.len()).as_str()), "{spec}"),
-        206 => {
+        200 => assert_eq!(sha256_hex(&r.body), sha256_hex(&c.source), "{spec:.80}: 200 with wrong bytes"),
+        416 => assert_eq!(r.header("Content-Range"), Some(format!("bytes */{}", c.len()).as_str()), "{spec:.80}"),
+        206 if r.header("Content-Type").is_some_and(|t| t.starts_with("multipart/")) => {
             for part in multipart_parts(&r) {
-                assert!(part.body == c.slice(part.range.0, part.range.1), "{spec}: part with wrong bytes");
+                assert!(part.body == c.slice(part.range.0, part.range.1), "{spec:.80}: part with wrong bytes");
             }
+        }
+        206 => {
+            let (first, last, len) = r
+                .header("Content-Range")
+                .and_then(parse_content_range)
+                .unwrap_or_else(|| panic!("{spec:.80}: 206 without a Content-Range: {}", r.head()));
+            assert_eq!(len, c.len(), "{spec:.80}");
+            assert!(r.body == c.slice(first, last), "{spec:.80}: 206 with wrong bytes");
         }
         _ => panic!("{spec:.80}: unexpected {}", r.head()),
     }
@@ -214,17 +223,17 @@ fn absurd_range_headers_get_rfc_answers_and_the_server_stays_up() {
     let addr = c.server.addr();
     let path = c.proxy_path();
 
-    // A first position past any file, even past u64: unsatisfiable.
+    // A first position past any file, even past u64: unsatisfiable (nginx agrees). Ignoring
+    // it with a 200 would send a player the whole file when it asked for the end.
     let r = http::get(addr, &path, &["Range: bytes=999999999999999999999-"]);
     assert_eq!(r.status, 416, "{}", r.head());
     assert_eq!(r.header("Content-Range"), Some(format!("bytes */{len}").as_str()));
     http::assert_healthy(addr, "a 21-digit first position");
 
-    // A last position past u64 is clamped to the last byte.
-    let r = http::get(addr, &path, &["Range: bytes=0-999999999999999999999"]);
-    assert_eq!(r.status, 206, "{}", r.head());
-    assert_eq!(r.header("Content-Range"), Some(format!("bytes 0-{}/{len}", len - 1).as_str()));
-    assert_eq!(sha256_hex(&r.body), sha256_hex(&c.source));
+    // A last position past u64: RFC 9110 would clamp it to the last byte (a 206 of the whole
+    // file); servers that cannot parse it ignore or reject it (nginx answers 416). Any of
+    // these, with the right bytes.
+    assert_ignored_or_rejected(&c, "bytes=0-999999999999999999999");
 
     // A zero-length suffix selects nothing: unsatisfiable.
     let r = http::get(addr, &path, &["Range: bytes=-0"]);
@@ -241,13 +250,18 @@ fn absurd_range_headers_get_rfc_answers_and_the_server_stays_up() {
     for spec in ["bytes=5-1", "bytes=", "bytes=abc-def", "bytes=1-2-3", "bytes=--5", "bytes= , ,"] {
         assert_ignored_or_rejected(&c, spec);
     }
-    // A thousand tiny ranges: the server may serve, ignore or reject them, but answers quickly.
-    let many: Vec<String> = (0..1000).map(|i| format!("{}-{}", i * 2, i * 2)).collect();
-    assert_ignored_or_rejected(&c, &format!("bytes={}", many.join(",")));
+    // A thousand parts: the server may serve, ignore or reject them, but answers quickly.
+    // They are short and overlapping so that the header (4 KB) stays under async-h1's 8 KiB
+    // head limit: this is about the range parser, the limit is the next case.
+    assert_ignored_or_rejected(&c, &format!("bytes={}", vec!["0-0"; 1000].join(",")));
+    // A hundred distinct ranges, unsorted: served exactly, or ignored, or rejected.
+    let scattered: Vec<String> = (0..100u64).rev().map(|i| format!("{}-{}", i * 1000, i * 1000 + 9)).collect();
+    assert_ignored_or_rejected(&c, &format!("bytes={}", scattered.join(",")));
     // A header far past any sane size: any refusal (or a closed connection), then healthy.
     let huge = format!("Range: bytes={}", "0-0,".repeat(20_000));
     let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{huge}\r\n\r\n");
-    let _ = std::panic::catch_unwind(|| http::exchange(addr, raw.as_bytes(), false));
+    let answer = http::send_raw(addr, raw.as_bytes());
+    assert!(!answer.starts_with(b"HTTP/1.1 2"), "an 80 KB Range header was served");
     http::assert_healthy(addr, "an 80 KB Range header");
 }
 
@@ -271,6 +285,7 @@ fn unknown_and_malformed_stream_targets_get_clear_errors() {
     let r = http::get(addr, "/api/torrents/0123456789abcdef0123456789abcdef01234567", &[]);
     assert_eq!(r.status, 404, "{}", r.head());
     // Garbage instead of HTTP: any refusal or a closed connection, then healthy.
-    let _ = std::panic::catch_unwind(|| http::exchange(addr, b"\x00\x01\x02 GARBAGE\r\n\r\n", false));
+    let answer = http::send_raw(addr, b"\x00\x01\x02 GARBAGE\r\n\r\n");
+    assert!(!answer.starts_with(b"HTTP/1.1 2"), "garbage got a success: {:?}", String::from_utf8_lossy(&answer));
     http::assert_healthy(addr, "garbage bytes");
 }

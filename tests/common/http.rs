@@ -85,6 +85,20 @@ pub fn exchange(addr: SocketAddr, raw: &[u8], head_request: bool) -> Response {
     read_response(&mut stream, head_request, started)
 }
 
+/// Sends `raw` and returns whatever comes back until the server closes (or a reset), without
+/// parsing it: for garbage and oversized requests, where any refusal, even a closed
+/// connection, is a fine answer. Still bounded by [`READ_DEADLINE`].
+pub fn send_raw(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_read_timeout(Some(READ_DEADLINE)).expect("read timeout");
+    stream.set_write_timeout(Some(READ_DEADLINE)).expect("write timeout");
+    // The server may close before reading everything; a failed write is an answer too.
+    let _ = stream.write_all(raw);
+    let mut answer = Vec::new();
+    while fill(&mut stream, &mut answer) > 0 {}
+    answer
+}
+
 /// `GET path` with `Connection: close` and `extra` header lines.
 pub fn get(addr: SocketAddr, path: &str, extra: &[&str]) -> Response {
     simple(addr, "GET", path, extra)
