@@ -23,22 +23,38 @@ const MAX_TORRENT_FILE: u64 = 8 << 20;
 
 #[derive(Debug)]
 pub enum ImportError {
-    ReadTorrent { path: PathBuf, source: std::io::Error },
-    TorrentTooLarge { path: PathBuf, len: u64 },
+    ReadTorrent {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    TorrentTooLarge {
+        path: PathBuf,
+        len: u64,
+    },
     Add(AddError),
-    NoData { path: PathBuf },
+    NoData {
+        path: PathBuf,
+    },
     Store(StoreError),
 }
 
 impl std::fmt::Display for ImportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ImportError::ReadTorrent { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            ImportError::ReadTorrent { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
             ImportError::TorrentTooLarge { path, len } => {
-                write!(f, "{} is {len} bytes, over the {MAX_TORRENT_FILE}-byte limit for a .torrent", path.display())
+                write!(
+                    f,
+                    "{} is {len} bytes, over the {MAX_TORRENT_FILE}-byte limit for a .torrent",
+                    path.display()
+                )
             }
             ImportError::Add(e) => write!(f, "{e}"),
-            ImportError::NoData { path } => write!(f, "no data for this torrent at {}", path.display()),
+            ImportError::NoData { path } => {
+                write!(f, "no data for this torrent at {}", path.display())
+            }
             ImportError::Store(e) => write!(f, "{e}"),
         }
     }
@@ -57,10 +73,16 @@ pub struct ImportReport {
 
 /// Reads a .torrent file from disk, refusing absurd sizes before reading.
 pub fn read_torrent_file(path: &Path) -> Result<Vec<u8>, ImportError> {
-    let err = |source| ImportError::ReadTorrent { path: path.to_path_buf(), source };
+    let err = |source| ImportError::ReadTorrent {
+        path: path.to_path_buf(),
+        source,
+    };
     let len = std::fs::metadata(path).map_err(err)?.len();
     if len > MAX_TORRENT_FILE {
-        return Err(ImportError::TorrentTooLarge { path: path.to_path_buf(), len });
+        return Err(ImportError::TorrentTooLarge {
+            path: path.to_path_buf(),
+            len,
+        });
     }
     std::fs::read(path).map_err(err)
 }
@@ -70,19 +92,38 @@ pub fn read_torrent_file(path: &Path) -> Result<Vec<u8>, ImportError> {
 fn locate(meta: &Metainfo, data: &Path) -> Result<Vec<PathBuf>, ImportError> {
     let single = meta.files.len() == 1 && meta.files[0].path == [meta.name.clone()];
     if single {
-        let path = if data.is_file() { data.to_path_buf() } else { data.join(&meta.name) };
+        let path = if data.is_file() {
+            data.to_path_buf()
+        } else {
+            data.join(&meta.name)
+        };
         return Ok(vec![path]);
     }
     let nested = data.join(&meta.name);
-    let root = if nested.is_dir() { nested } else { data.to_path_buf() };
+    let root = if nested.is_dir() {
+        nested
+    } else {
+        data.to_path_buf()
+    };
     if !root.is_dir() {
-        return Err(ImportError::NoData { path: data.to_path_buf() });
+        return Err(ImportError::NoData {
+            path: data.to_path_buf(),
+        });
     }
-    Ok(meta.files.iter().map(|f| f.path.iter().fold(root.clone(), |p, seg| p.join(seg))).collect())
+    Ok(meta
+        .files
+        .iter()
+        .map(|f| f.path.iter().fold(root.clone(), |p, seg| p.join(seg)))
+        .collect())
 }
 
 /// Reads piece `index` from the user's files; None if any needed byte is absent.
-fn read_piece(meta: &Metainfo, paths: &[PathBuf], files: &mut [Option<File>], index: u32) -> Option<Vec<u8>> {
+fn read_piece(
+    meta: &Metainfo,
+    paths: &[PathBuf],
+    files: &mut [Option<File>],
+    index: u32,
+) -> Option<Vec<u8>> {
     let start = index as u64 * meta.piece_length;
     let size = meta.piece_size(index);
     let end = start + size;
@@ -96,23 +137,41 @@ fn read_piece(meta: &Metainfo, paths: &[PathBuf], files: &mut [Option<File>], in
             files[i] = File::open(&paths[i]).ok();
         }
         let file = files[i].as_ref()?;
-        file.read_exact_at(&mut piece[(lo - start) as usize..(hi - start) as usize], lo - f.offset).ok()?;
+        file.read_exact_at(
+            &mut piece[(lo - start) as usize..(hi - start) as usize],
+            lo - f.offset,
+        )
+        .ok()?;
     }
     Some(piece)
 }
 
 /// Verifies the data under `data` against the torrent and caches every piece that matches.
-pub async fn import(session: &Session, torrent: &Path, data: &Path) -> Result<ImportReport, ImportError> {
+pub async fn import(
+    session: &Session,
+    torrent: &Path,
+    data: &Path,
+) -> Result<ImportReport, ImportError> {
     let bytes = read_torrent_file(torrent)?;
-    let (t, _) = session.add_torrent_bytes(&bytes).map_err(ImportError::Add)?;
+    let (t, _) = session
+        .add_torrent_bytes(&bytes)
+        .map_err(ImportError::Add)?;
     let meta = t.meta().expect("a torrent added from bytes has metadata");
     let paths = Arc::new(locate(&meta, data)?);
     if !paths.iter().any(|p| p.exists()) {
-        return Err(ImportError::NoData { path: data.to_path_buf() });
+        return Err(ImportError::NoData {
+            path: data.to_path_buf(),
+        });
     }
     let ih = meta.info_hash;
     let total = meta.piece_count();
-    log::info!("[Import] Verifying {} ({} pieces of {} bytes) from {}", meta.name, total, meta.piece_length, data.display());
+    log::info!(
+        "[Import] Verifying {} ({} pieces of {} bytes) from {}",
+        meta.name,
+        total,
+        meta.piece_length,
+        data.display()
+    );
     let mut files: Vec<Option<File>> = (0..meta.files.len()).map(|_| None).collect();
     let mut last_log = Instant::now();
     for index in 0..total {
@@ -127,17 +186,31 @@ pub async fn import(session: &Session, torrent: &Path, data: &Path) -> Result<Im
         .await;
         files = back;
         let Some(piece) = piece else { continue };
-        match session.store.write_piece(&ih, index, piece, Duration::ZERO).await {
+        match session
+            .store
+            .write_piece(&ih, index, piece, Duration::ZERO)
+            .await
+        {
             Ok(()) => {}
-            Err(StoreError::HashMismatch { piece }) => log::debug!("[Import] piece {piece} does not match, skipped"),
+            Err(StoreError::HashMismatch { piece }) => {
+                log::debug!("[Import] piece {piece} does not match, skipped")
+            }
             Err(e) => return Err(ImportError::Store(e)),
         }
         if last_log.elapsed() > Duration::from_secs(3) {
-            log::info!("[Import] {:.1}% checked", 100.0 * (index + 1) as f64 / total as f64);
+            log::info!(
+                "[Import] {:.1}% checked",
+                100.0 * (index + 1) as f64 / total as f64
+            );
             last_log = Instant::now();
         }
     }
     session.store.flush().map_err(ImportError::Store)?;
     let (verified, verified_bytes) = session.store.verified(&ih).unwrap_or((0, 0));
-    Ok(ImportReport { info_hash: ih, verified, total, verified_bytes })
+    Ok(ImportReport {
+        info_hash: ih,
+        verified,
+        total,
+        verified_bytes,
+    })
 }

@@ -1,25 +1,28 @@
 //! The `streme` command: parse the CLI, load the config, run one command.
 
-use std::net::TcpListener;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use async_io::{Async, Timer};
+use async_io::Timer;
 
 use streme::cli::{Cli, Command, USAGE};
 use streme::config::Config;
 use streme::format::magnet::Magnet;
-use streme::format::metainfo::Metainfo;
 use streme::format::media;
+use streme::format::metainfo::Metainfo;
+use streme::import;
 use streme::server::{self, App};
 use streme::session::{Session, Torrent};
 use streme::store::Store;
 use streme::stream::StreamOptions;
-use streme::import;
 
 /// Threads for blocking file I/O and hashing. Four matches the cores of a
 /// Pi 3/4/5; more would only queue on the SD card.
 const BLOCKING_THREADS: &str = "4";
+
+/// Clients served at once. With a 256 KiB stream buffer a client holds at most
+/// three buffers, so 32 clients stay under 25 MB even on a Pi Zero 2 W.
+const MAX_CLIENTS: usize = 32;
 
 /// How often verified pieces are made durable in the index; what a power
 /// cut can cost in re-downloads.
@@ -59,7 +62,10 @@ fn main() -> ExitCode {
         print!("{}", config.describe());
         return ExitCode::SUCCESS;
     }
-    simple_logger::SimpleLogger::new().with_level(config.log_level).init().expect("the logger is set once");
+    simple_logger::SimpleLogger::new()
+        .with_level(config.log_level)
+        .init()
+        .expect("the logger is set once");
     for w in &warnings {
         log::warn!("[Config] {w}");
     }
@@ -69,18 +75,26 @@ fn main() -> ExitCode {
     }
     // Read by the `blocking` pool on first use, which is after this line.
     std::env::set_var("BLOCKING_MAX_THREADS", BLOCKING_THREADS);
-    let store = match Store::open(&config.cache_dir, config.cache_max_disk_mb * 1_000_000) {
+    let store = match Store::open(&config.cache_dir, config.cache_max_disk_bytes()) {
         Ok(store) => store,
         Err(e) => {
-            log::error!("[Cache] cannot open the cache at {}: {e}", config.cache_dir.display());
+            log::error!(
+                "[Cache] cannot open the cache at {}: {e}",
+                config.cache_dir.display()
+            );
             return ExitCode::FAILURE;
         }
     };
     let session = Session::new(store);
     match cli.command {
         Command::Import { torrent, data } => report(smol::block_on(async {
-            let r = import::import(&session, &torrent, &data).await.map_err(|e| e.to_string())?;
-            println!("imported {}: {}/{} pieces verified ({} bytes)", r.info_hash, r.verified, r.total, r.verified_bytes);
+            let r = import::import(&session, &torrent, &data)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "imported {}: {}/{} pieces verified ({} bytes)",
+                r.info_hash, r.verified, r.total, r.verified_bytes
+            );
             Ok(())
         })),
         _ => report(serve(&config, session)),
@@ -98,9 +112,9 @@ fn report(result: Result<(), String>) -> ExitCode {
 }
 
 fn serve(config: &Config, session: Session) -> Result<(), String> {
-    let listener = Async::<TcpListener>::bind((config.host, config.port))
+    let listener = smol::block_on(smol::net::TcpListener::bind((config.host, config.port)))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
-    let addr = listener.get_ref().local_addr().map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     log::info!("[Server] Listening on http://{addr}");
     let store = session.store.clone();
     smol::spawn(async move {
@@ -115,8 +129,11 @@ fn serve(config: &Config, session: Session) -> Result<(), String> {
     .detach();
     let app = App {
         session,
-        stream: StreamOptions { buffer: config.stream_buffer_kb * 1024, piece_timeout: config.piece_timeout },
-        max_clients: config.max_clients,
+        stream: StreamOptions {
+            buffer: config.stream_buffer_kb as usize * 1024,
+            piece_timeout: config.piece_wait,
+        },
+        max_clients: MAX_CLIENTS,
     };
     smol::block_on(server::serve(listener, app)).map_err(|e| format!("the server stopped: {e}"))
 }
@@ -124,9 +141,15 @@ fn serve(config: &Config, session: Session) -> Result<(), String> {
 /// `streme info`: what a torrent or magnet holds, and which file would play.
 fn info(target: &str) -> Result<(), String> {
     if target.starts_with("magnet:") || !std::path::Path::new(target).exists() {
-        let m = Magnet::parse(target).map_err(|e| format!("{target:?} is neither a readable file nor a magnet: {e}"))?;
+        let m = Magnet::parse(target)
+            .map_err(|e| format!("{target:?} is neither a readable file nor a magnet: {e}"))?;
         println!("info hash: {}", m.info_hash);
-        println!("name:      {}", m.display_name.as_deref().unwrap_or("(unknown until the metadata arrives)"));
+        println!(
+            "name:      {}",
+            m.display_name
+                .as_deref()
+                .unwrap_or("(unknown until the metadata arrives)")
+        );
         for t in &m.trackers {
             println!("tracker:   {t}");
         }
@@ -136,11 +159,19 @@ fn info(target: &str) -> Result<(), String> {
     let meta = Metainfo::from_torrent_bytes(&bytes).map_err(|e| format!("{target}: {e}"))?;
     println!("name:      {}", meta.name);
     println!("info hash: {}", meta.info_hash);
-    println!("pieces:    {} x {} bytes", meta.piece_count(), meta.piece_length);
+    println!(
+        "pieces:    {} x {} bytes",
+        meta.piece_count(),
+        meta.piece_length
+    );
     println!("files:");
     for (i, f) in meta.files.iter().enumerate().filter(|(_, f)| !f.padding) {
         let path = f.path.join("/");
-        let tag = if media::is_video(&path) { "  [video]" } else { "" };
+        let tag = if media::is_video(&path) {
+            "  [video]"
+        } else {
+            ""
+        };
         println!("  {i:>4}  {:>14}  {path}{tag}", f.length);
     }
     match Torrent::default_file(&meta) {

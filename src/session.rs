@@ -115,16 +115,25 @@ impl Session {
     pub fn new(store: Store) -> Session {
         let mut torrents = HashMap::new();
         for bytes in store.torrents() {
-            match Metainfo::from_torrent_bytes(&bytes) {
+            // Re-registering gives the store the piece hashes it verifies writes against.
+            match Metainfo::from_torrent_bytes(&bytes).map_err(AddError::Metainfo).and_then(|meta| {
+                store.add_torrent(&meta, &bytes).map_err(AddError::Store)?;
+                Ok(meta)
+            }) {
                 Ok(meta) => {
                     let ih = meta.info_hash;
                     torrents.insert(ih, Arc::new(Torrent::new(ih, None, Some(Arc::new(meta)))));
                 }
-                Err(e) => log::warn!("[Cache] Skipping a stored .torrent that no longer parses: {e}"),
+                Err(e) => {
+                    log::warn!("[Cache] Skipping a stored .torrent that no longer parses: {e}")
+                }
             }
         }
         log::info!("[Cache] {} torrent(s) known from the cache", torrents.len());
-        Session { store, torrents: Arc::new(Mutex::new(torrents)) }
+        Session {
+            store,
+            torrents: Arc::new(Mutex::new(torrents)),
+        }
     }
 
     pub fn get(&self, ih: &InfoHash) -> Option<Arc<Torrent>> {
@@ -165,7 +174,9 @@ impl Session {
         }
         // Store the canonical form around the original info bytes, so a re-parse
         // at the next start yields the same info hash.
-        self.store.add_torrent(&meta, &meta.to_torrent_bytes()).map_err(AddError::Store)?;
+        self.store
+            .add_torrent(&meta, &meta.to_torrent_bytes())
+            .map_err(AddError::Store)?;
         let meta = Arc::new(meta);
         let mut torrents = self.torrents.lock().unwrap();
         match torrents.get(&ih) {
@@ -197,7 +208,12 @@ impl Session {
         let meta = t.meta();
         let served: serde_json::Map<String, Value> = [Tier::Cache, Tier::P2p, Tier::Http]
             .iter()
-            .map(|tier| (tier.name().to_string(), json!(t.served[*tier as usize].load(Ordering::Relaxed))))
+            .map(|tier| {
+                (
+                    tier.name().to_string(),
+                    json!(t.served[*tier as usize].load(Ordering::Relaxed)),
+                )
+            })
             .collect();
         let serving = t.serving.lock().unwrap().map(Tier::name);
         let Some(meta) = meta else {
@@ -251,7 +267,9 @@ impl Session {
         }
         let first = (f.offset / meta.piece_length) as u32;
         let last = ((f.offset + f.length - 1) / meta.piece_length) as u32;
-        let have = (first..=last).filter(|p| self.store.has_piece(&meta.info_hash, *p)).count();
+        let have = (first..=last)
+            .filter(|p| self.store.has_piece(&meta.info_hash, *p))
+            .count();
         have as f64 / (last - first + 1) as f64
     }
 }

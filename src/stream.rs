@@ -36,9 +36,14 @@ pub enum Part {
 #[derive(Debug)]
 pub enum FetchError {
     /// The piece is not cached and no tier can fetch it.
-    NoTier { piece: u32 },
+    NoTier {
+        piece: u32,
+    },
     /// A tier is working on it, but it did not arrive in time.
-    Timeout { piece: u32, waited: Duration },
+    Timeout {
+        piece: u32,
+        waited: Duration,
+    },
     Store(StoreError),
 }
 
@@ -46,10 +51,17 @@ impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FetchError::NoTier { piece } => {
-                write!(f, "piece {piece} is not in the cache and no other tier can fetch it")
+                write!(
+                    f,
+                    "piece {piece} is not in the cache and no other tier can fetch it"
+                )
             }
             FetchError::Timeout { piece, waited } => {
-                write!(f, "piece {piece} did not arrive within {} ms", waited.as_millis())
+                write!(
+                    f,
+                    "piece {piece} did not arrive within {} ms",
+                    waited.as_millis()
+                )
             }
             FetchError::Store(e) => write!(f, "{e}"),
         }
@@ -72,7 +84,11 @@ pub struct StreamOptions {
 /// The cache is the only tier so far, so a missing piece fails at once rather
 /// than waiting out `piece_timeout` for a tier that does not exist. The P2P
 /// and HTTP tiers hook in here: raise demand, then wait on the store.
-pub async fn ensure_piece(session: &Session, meta: &Metainfo, piece: u32) -> Result<(), FetchError> {
+pub async fn ensure_piece(
+    session: &Session,
+    meta: &Metainfo,
+    piece: u32,
+) -> Result<(), FetchError> {
     if session.store.has_piece(&meta.info_hash, piece) {
         Ok(())
     } else {
@@ -87,14 +103,21 @@ pub fn piece_at(meta: &Metainfo, offset: u64) -> u32 {
 
 /// A streaming response body. See the module docs.
 pub struct Body {
-    rx: smol::channel::Receiver<io::Result<Vec<u8>>>,
+    /// Boxed because the receiver is `!Unpin`, and the body must be `Unpin`.
+    rx: Pin<Box<smol::channel::Receiver<io::Result<Vec<u8>>>>>,
     chunk: Vec<u8>,
     pos: usize,
     _producer: smol::Task<()>,
 }
 
 impl Body {
-    pub fn new(session: Session, torrent: Arc<Torrent>, meta: Arc<Metainfo>, parts: Vec<Part>, opts: StreamOptions) -> Body {
+    pub fn new(
+        session: Session,
+        torrent: Arc<Torrent>,
+        meta: Arc<Metainfo>,
+        parts: Vec<Part>,
+        opts: StreamOptions,
+    ) -> Body {
         let (tx, rx) = smol::channel::bounded(1);
         let producer = smol::spawn(async move {
             if let Err(e) = produce(&session, &torrent, &meta, parts, opts, &tx).await {
@@ -102,7 +125,12 @@ impl Body {
                 let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
             }
         });
-        Body { rx, chunk: Vec::new(), pos: 0, _producer: producer }
+        Body {
+            rx: Box::pin(rx),
+            chunk: Vec::new(),
+            pos: 0,
+            _producer: producer,
+        }
     }
 }
 
@@ -131,7 +159,11 @@ async fn produce(
                 ensure_piece(session, meta, piece).await?;
             }
             let _pin = session.store.pin(&ih, offset..offset + n);
-            let chunk = session.store.read(&ih, offset, vec![0; n as usize]).await.map_err(FetchError::Store)?;
+            let chunk = session
+                .store
+                .read(&ih, offset, vec![0; n as usize])
+                .await
+                .map_err(FetchError::Store)?;
             torrent.record_served(Tier::Cache, n);
             if tx.send(Ok(chunk)).await.is_err() {
                 log::debug!("[Stream] {ih}: client went away at byte {offset}");
@@ -144,7 +176,11 @@ async fn produce(
 }
 
 impl AsyncRead for Body {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let available = match self.as_mut().poll_fill_buf(cx) {
             Poll::Ready(Ok(bytes)) => bytes,
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -161,7 +197,7 @@ impl AsyncBufRead for Body {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
         while this.pos >= this.chunk.len() {
-            match Pin::new(&mut this.rx).poll_next(cx) {
+            match this.rx.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     this.chunk = chunk;
                     this.pos = 0;

@@ -21,7 +21,12 @@ impl App {
         match (method, rest) {
             (Method::Post, ["torrents"]) => self.add(req).await,
             (Method::Get, ["torrents"]) => {
-                let all: Vec<Value> = self.session.list().iter().map(|t| self.session.status(t)).collect();
+                let all: Vec<Value> = self
+                    .session
+                    .list()
+                    .iter()
+                    .map(|t| self.session.status(t))
+                    .collect();
                 json_response(StatusCode::Ok, Value::Array(all))
             }
             (Method::Get, ["torrents", ih]) => match self.known(ih) {
@@ -30,18 +35,30 @@ impl App {
             },
             (Method::Delete, ["torrents", ih]) => self.forget(ih),
             (Method::Get, ["cache"]) => self.cache(),
-            _ => error(StatusCode::NotFound, format!("no API route for {method} /api/{}", rest.join("/"))),
+            _ => error(
+                StatusCode::NotFound,
+                format!("no API route for {method} /api/{}", rest.join("/")),
+            ),
         }
     }
 
     /// Looks up a torrent named in a path, or answers why not.
-    pub(super) fn known(&self, ih: &str) -> Result<std::sync::Arc<crate::session::Torrent>, Response> {
+    pub(super) fn known(
+        &self,
+        ih: &str,
+    ) -> Result<std::sync::Arc<crate::session::Torrent>, Response> {
         let Some(hash) = InfoHash::from_hex(ih) else {
-            return Err(error(StatusCode::BadRequest, format!("not an info hash (40 hex characters): {ih:?}")));
+            return Err(error(
+                StatusCode::BadRequest,
+                format!("not an info hash (40 hex characters): {ih:?}"),
+            ));
         };
-        self.session
-            .get(&hash)
-            .ok_or_else(|| error(StatusCode::NotFound, format!("unknown torrent {hash}; add it with POST /api/torrents")))
+        self.session.get(&hash).ok_or_else(|| {
+            error(
+                StatusCode::NotFound,
+                format!("unknown torrent {hash}; add it with POST /api/torrents"),
+            )
+        })
     }
 
     async fn add(&self, mut req: Request) -> Response {
@@ -49,14 +66,28 @@ impl App {
             .content_type()
             .is_some_and(|m| m.essence() == "application/x-bittorrent");
         let mut body = Vec::new();
-        if let Err(e) = req.take_body().into_reader().take(MAX_BODY + 1).read_to_end(&mut body).await {
-            return error(StatusCode::BadRequest, format!("could not read the request body: {e}"));
+        if let Err(e) = req
+            .take_body()
+            .into_reader()
+            .take(MAX_BODY + 1)
+            .read_to_end(&mut body)
+            .await
+        {
+            return error(
+                StatusCode::BadRequest,
+                format!("could not read the request body: {e}"),
+            );
         }
         if body.len() as u64 > MAX_BODY {
-            return error(StatusCode::PayloadTooLarge, format!("request body is over {MAX_BODY} bytes"));
+            return error(
+                StatusCode::PayloadTooLarge,
+                format!("request body is over {MAX_BODY} bytes"),
+            );
         }
         let added = if is_torrent {
-            self.session.add_torrent_bytes(&body)
+            // Persisting the .torrent is file I/O: keep it off the event loop.
+            let session = self.session.clone();
+            smol::unblock(move || session.add_torrent_bytes(&body)).await
         } else {
             match parse_add_request(&body) {
                 Ok(magnet) => Ok(self.session.add_magnet(magnet)),
@@ -65,8 +96,17 @@ impl App {
         };
         match added {
             Ok((t, new)) => {
-                let status = if new { StatusCode::Created } else { StatusCode::Ok };
-                log::info!("[API] {} torrent {}{}", if new { "Added" } else { "Known" }, t.info_hash, t.name().map(|n| format!(" ({n})")).unwrap_or_default());
+                let status = if new {
+                    StatusCode::Created
+                } else {
+                    StatusCode::Ok
+                };
+                log::info!(
+                    "[API] {} torrent {}{}",
+                    if new { "Added" } else { "Known" },
+                    t.info_hash,
+                    t.name().map(|n| format!(" ({n})")).unwrap_or_default()
+                );
                 let mut res = json_response(status, self.session.status(&t));
                 res.insert_header("Location", format!("/api/torrents/{}", t.info_hash));
                 res
@@ -78,7 +118,10 @@ impl App {
 
     fn forget(&self, ih: &str) -> Response {
         let Some(hash) = InfoHash::from_hex(ih) else {
-            return error(StatusCode::BadRequest, format!("not an info hash (40 hex characters): {ih:?}"));
+            return error(
+                StatusCode::BadRequest,
+                format!("not an info hash (40 hex characters): {ih:?}"),
+            );
         };
         match self.session.remove(&hash) {
             Ok(true) => {
@@ -86,22 +129,25 @@ impl App {
                 json_response(StatusCode::Ok, json!({ "deleted": hash.to_hex() }))
             }
             Ok(false) => error(StatusCode::NotFound, format!("unknown torrent {hash}")),
-            Err(e) => error(StatusCode::InternalServerError, format!("could not free the cache of {hash}: {e}")),
+            Err(e) => error(
+                StatusCode::InternalServerError,
+                format!("could not free the cache of {hash}: {e}"),
+            ),
         }
     }
 
     fn cache(&self) -> Response {
         let usage = self.session.store.usage();
         let entries: Vec<Value> = usage
-            .entries
+            .torrents
             .iter()
             .map(|e| {
                 json!({
                     "infoHash": e.info_hash.to_hex(),
                     "name": self.session.get(&e.info_hash).and_then(|t| t.name()),
-                    "bytes": e.bytes,
+                    "bytes": e.bytes_on_disk,
                     "verifiedPieces": e.verified_pieces,
-                    "pieces": e.pieces,
+                    "pieces": e.piece_count,
                 })
             })
             .collect();
@@ -117,7 +163,12 @@ fn parse_add_request(body: &[u8]) -> Result<Magnet, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         format!("body is not JSON ({e}); send {{\"magnetUri\": \"magnet:?...\"}}, {{\"infoHash\": \"...\"}} or a .torrent with Content-Type: application/x-bittorrent")
     })?;
-    let field = |name: &str| value.get(name).map(|v| v.as_str().ok_or(format!("{name} must be a string, got {v}")));
+    let field = |name: &str| {
+        value.get(name).map(|v| {
+            v.as_str()
+                .ok_or(format!("{name} must be a string, got {v}"))
+        })
+    };
     let text = match (field("magnetUri"), field("infoHash")) {
         (Some(m), _) => m?,
         (None, Some(h)) => h?,

@@ -14,13 +14,12 @@ mod api;
 pub mod range;
 mod stream;
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
-use async_io::Async;
 use http_types::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use smol::lock::Semaphore;
+use smol::net::TcpListener;
 
 use crate::session::Session;
 use crate::stream::StreamOptions;
@@ -36,14 +35,13 @@ pub struct App {
 }
 
 /// Accepts clients until the listener fails.
-pub async fn serve(listener: Async<TcpListener>, app: App) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, app: App) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(app.max_clients));
     loop {
         let permit = slots.acquire_arc().await;
         let (stream, peer) = listener.accept().await?;
         let app = app.clone();
         smol::spawn(async move {
-            let stream = Arc::new(stream);
             let served = async_h1::accept(stream, |req| {
                 let app = app.clone();
                 async move { Ok(app.handle(req).await) }
@@ -71,24 +69,35 @@ impl App {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (method, segments.as_slice()) {
             (Method::Options, _) => preflight(),
-            (Method::Get, ["health"]) => json_response(StatusCode::Ok, json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})),
+            (Method::Get, ["health"]) => json_response(
+                StatusCode::Ok,
+                json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+            ),
             (Method::Get, [""]) => json_response(
                 StatusCode::Ok,
                 json!({"name": "streme", "version": env!("CARGO_PKG_VERSION"), "api": ["/api/torrents", "/api/cache", "/stream/proxy/:infoHash", "/health"]}),
             ),
             (_, ["api", rest @ ..]) => self.api(req, method, rest).await,
             (Method::Get | Method::Head, ["stream", "proxy", ih]) => {
-                let file = req.url().query_pairs().find(|(k, _)| k == "fileIndex").map(|(_, v)| v.into_owned());
+                let file = req
+                    .url()
+                    .query_pairs()
+                    .find(|(k, _)| k == "fileIndex")
+                    .map(|(_, v)| v.into_owned());
                 self.stream(&req, ih, file.as_deref()).await
             }
             (Method::Get | Method::Head, ["stream", ih, file, ..]) => {
                 let file = file.to_string();
                 self.stream(&req, ih, Some(&file)).await
             }
-            (_, ["api", ..] | ["stream", ..] | ["health"]) => {
-                error(StatusCode::MethodNotAllowed, format!("{method} is not allowed on {path}"))
-            }
-            _ => error(StatusCode::NotFound, format!("no route for {method} {path}")),
+            (_, ["stream", ..] | ["health"]) => error(
+                StatusCode::MethodNotAllowed,
+                format!("{method} is not allowed on {path}"),
+            ),
+            _ => error(
+                StatusCode::NotFound,
+                format!("no route for {method} {path}"),
+            ),
         }
     }
 }
@@ -120,8 +129,14 @@ fn cors(res: &mut Response) {
 
 fn preflight() -> Response {
     let mut res = Response::new(StatusCode::NoContent);
-    res.insert_header("Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS");
-    res.insert_header("Access-Control-Allow-Headers", "Range, If-Range, Content-Type");
+    res.insert_header(
+        "Access-Control-Allow-Methods",
+        "GET, HEAD, POST, DELETE, OPTIONS",
+    );
+    res.insert_header(
+        "Access-Control-Allow-Headers",
+        "Range, If-Range, Content-Type",
+    );
     // Chrome's private network access: a public page may call a LAN box.
     res.insert_header("Access-Control-Allow-Private-Network", "true");
     res.insert_header("Access-Control-Max-Age", "86400");

@@ -19,7 +19,8 @@ use crate::stream::{self, Part};
 
 /// DLNA renderers (TVs) need these to seek; `DLNA.ORG_OP=01` says byte seeks
 /// work, the flags say streaming transfer mode.
-const DLNA_FEATURES: &str = "DLNA.ORG_OP=01;DLNA.ORG_CI=0;DLNA.ORG_FLAGS=01700000000000000000000000000000";
+const DLNA_FEATURES: &str =
+    "DLNA.ORG_OP=01;DLNA.ORG_CI=0;DLNA.ORG_FLAGS=01700000000000000000000000000000";
 
 impl App {
     pub(super) async fn stream(&self, req: &Request, ih: &str, file: Option<&str>) -> Response {
@@ -30,7 +31,10 @@ impl App {
         let Some(meta) = torrent.meta() else {
             let mut res = error(
                 StatusCode::ServiceUnavailable,
-                format!("the metadata of {} is not known yet, and no tier can fetch it", torrent.info_hash),
+                format!(
+                    "the metadata of {} is not known yet, and no tier can fetch it",
+                    torrent.info_hash
+                ),
             );
             res.insert_header("Retry-After", "5");
             return res;
@@ -42,13 +46,24 @@ impl App {
         let Some(index) = index.filter(|i| meta.files.get(*i).is_some_and(|f| !f.padding)) else {
             return error(
                 StatusCode::NotFound,
-                format!("no file {} in {} (it has {} files)", file.unwrap_or("to play"), meta.name, meta.files.len()),
+                format!(
+                    "no file {} in {} (it has {} files)",
+                    file.unwrap_or("to play"),
+                    meta.name,
+                    meta.files.len()
+                ),
             );
         };
         self.respond(req, torrent, meta, index).await
     }
 
-    async fn respond(&self, req: &Request, torrent: Arc<Torrent>, meta: Arc<Metainfo>, index: usize) -> Response {
+    async fn respond(
+        &self,
+        req: &Request,
+        torrent: Arc<Torrent>,
+        meta: Arc<Metainfo>,
+        index: usize,
+    ) -> Response {
         let file = &meta.files[index];
         let name = file.path.last().map(String::as_str).unwrap_or(&meta.name);
         let content_type = media::content_type(name);
@@ -56,18 +71,26 @@ impl App {
         let etag = format!("\"{}-{index}\"", meta.info_hash);
         let header = |n: &str| req.header(n).map(|v| v.as_str().to_string());
         let ranges = match header("Range") {
-            Some(r) if range::if_range_allows(header("If-Range").as_deref(), &etag) => range::parse_range(Some(&r), file.length),
+            Some(r) if range::if_range_allows(header("If-Range").as_deref(), &etag) => {
+                range::parse_range(Some(&r), file.length)
+            }
             _ => RangeRequest::Full,
         };
 
         let (status, parts, mut res) = match ranges {
             RangeRequest::Unsatisfiable => {
-                let mut res = error(StatusCode::RequestedRangeNotSatisfiable, format!("range outside the file's {} bytes", file.length));
+                let mut res = error(
+                    StatusCode::RequestedRangeNotSatisfiable,
+                    format!("range outside the file's {} bytes", file.length),
+                );
                 res.insert_header("Content-Range", format!("bytes */{}", file.length));
                 return res;
             }
             RangeRequest::Full => {
-                let parts = vec![Part::Range { start: file.offset, len: file.length }];
+                let parts = vec![Part::Range {
+                    start: file.offset,
+                    len: file.length,
+                }];
                 let mut res = Response::new(StatusCode::Ok);
                 res.insert_header("Content-Type", content_type);
                 (StatusCode::Ok, parts, res)
@@ -76,19 +99,34 @@ impl App {
                 let r = list[0];
                 let mut res = Response::new(StatusCode::PartialContent);
                 res.insert_header("Content-Type", content_type);
-                res.insert_header("Content-Range", format!("bytes {}-{}/{}", r.start, r.end, file.length));
-                (StatusCode::PartialContent, vec![Part::Range { start: file.offset + r.start, len: r.len() }], res)
+                res.insert_header(
+                    "Content-Range",
+                    format!("bytes {}-{}/{}", r.start, r.end, file.length),
+                );
+                (
+                    StatusCode::PartialContent,
+                    vec![Part::Range {
+                        start: file.offset + r.start,
+                        len: r.len(),
+                    }],
+                    res,
+                )
             }
             RangeRequest::Ranges(list) => {
-                let boundary = range::multipart_boundary(&etag);
+                let boundary = range::multipart_boundary(boundary_seed());
                 let mut parts = Vec::with_capacity(list.len() * 2 + 1);
                 for r in &list {
-                    parts.push(Part::Bytes(range::part_header(&boundary, content_type, *r, file.length).into_bytes()));
-                    parts.push(Part::Range { start: file.offset + r.start, len: r.len() });
+                    parts.push(Part::Bytes(
+                        range::part_header(&boundary, content_type, *r, file.length).into_bytes(),
+                    ));
+                    parts.push(Part::Range {
+                        start: file.offset + r.start,
+                        len: r.len(),
+                    });
                 }
                 parts.push(Part::Bytes(range::closing(&boundary).into_bytes()));
                 let mut res = Response::new(StatusCode::PartialContent);
-                res.insert_header("Content-Type", format!("multipart/byteranges; boundary={boundary}"));
+                res.insert_header("Content-Type", range::multipart_content_type(&boundary));
                 (StatusCode::PartialContent, parts, res)
             }
         };
@@ -105,7 +143,10 @@ impl App {
             })
             .sum();
         if req.method() == Method::Head {
-            res.set_body(Body::from_reader(futures_lite::io::empty(), Some(length as usize)));
+            res.set_body(Body::from_reader(
+                futures_lite::io::empty(),
+                Some(length as usize),
+            ));
             return res;
         }
 
@@ -115,19 +156,49 @@ impl App {
             _ => None,
         });
         if let Some(start) = first {
-            if let Err(e) = stream::ensure_piece(&self.session, &meta, stream::piece_at(&meta, start)).await {
+            if let Err(e) =
+                stream::ensure_piece(&self.session, &meta, stream::piece_at(&meta, start)).await
+            {
                 log::warn!("[Hybrid] {}: cannot stream {name}: {e}", meta.info_hash);
-                return error(StatusCode::ServiceUnavailable, format!("cannot stream {name}: {e}"));
+                return error(
+                    StatusCode::ServiceUnavailable,
+                    format!("cannot stream {name}: {e}"),
+                );
             }
         }
-        let begins_playback = parts.iter().any(|p| matches!(p, Part::Range { start, .. } if *start == file.offset));
+        let begins_playback = parts
+            .iter()
+            .any(|p| matches!(p, Part::Range { start, .. } if *start == file.offset));
         if begins_playback {
             log::info!("[Hybrid] Getting stream for {}", meta.info_hash);
-            log::info!("[Hybrid] Cache hit: streaming {name} ({} bytes)", file.length);
+            log::info!(
+                "[Hybrid] Cache hit: streaming {name} ({} bytes)",
+                file.length
+            );
         }
-        log::debug!("[Stream] {} file {index}: {status} {length} bytes", meta.info_hash);
-        let body = stream::Body::new(self.session.clone(), torrent, meta.clone(), parts, self.stream);
+        log::debug!(
+            "[Stream] {} file {index}: {status} {length} bytes",
+            meta.info_hash
+        );
+        let body = stream::Body::new(
+            self.session.clone(),
+            torrent,
+            meta.clone(),
+            parts,
+            self.stream,
+        );
         res.set_body(Body::from_reader(body, Some(length as usize)));
         res
     }
+}
+
+/// A boundary seed that differs per response, so a boundary never matches
+/// bytes of an earlier answer a client may have spliced in.
+fn boundary_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32)
 }

@@ -1,0 +1,449 @@
+//! Configuration: one [`Config`], built once at start-up from the built-in
+//! defaults, an optional env file and the environment, and validated then.
+//!
+//! Owns every setting's name, default, unit and validation, and the record of
+//! where each value came from. Everyone else reads a `Config`; nothing else in
+//! streme may read the environment.
+//!
+//! # Design
+//! Precedence is default < env file < environment, so `PORT=0 streme` beats
+//! the file a unit points at. The env file uses systemd's `EnvironmentFile=`
+//! syntax ([`envfile`]), so the same file serves `systemd` and the command
+//! line. The environment is passed in as a function, so tests never touch the
+//! process environment; only the keys below are ever looked up, because the
+//! process environment is full of unrelated variables. A key in the env file
+//! that streme does not know is a [`Warning`] naming it (a typo must not pass
+//! silently); a bad value is a [`ConfigError`] that stops start-up with one line
+//! naming the key and the value.
+
+mod envfile;
+mod value;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use envfile::{Problem as EnvFileProblem, SyntaxError as EnvFileSyntaxError};
+
+/// The variable that names the env file when `--env-file` is not given.
+pub const ENV_FILE_VAR: &str = "STREME_ENV_FILE";
+
+/// Every key streme reads, with its default as an env file would spell it, in
+/// the order `streme config` prints them.
+pub const KEYS: [(&str, &str); 11] = [
+    ("HOST", "0.0.0.0"),
+    ("PORT", "11470"),
+    ("CACHE_DIR", "$CACHE_DIRECTORY, else $HOME/.cache/streme"),
+    ("CACHE_MAX_DISK_MB", "5000"),
+    ("LOG_LEVEL", "info"),
+    ("P2P_TIMEOUT", "20000"),
+    ("ENABLE_HTTP_FALLBACK", "true"),
+    ("TORRENT_TIMEOUT", "60000"),
+    ("TORRENT_MAX_RETRIES", "3"),
+    ("PIECE_TIMEOUT", "30000"),
+    ("STREAM_BUFFER_KB", "256"),
+];
+
+/// One MB of `CACHE_MAX_DISK_MB`: a MiB, the unit `du -m` counts in.
+const MIB: u64 = 1024 * 1024;
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `HOST`: the address the HTTP server listens on. Default `0.0.0.0`, every
+    /// IPv4 interface, because the players are elsewhere on the LAN. An IP
+    /// address, not a host name (no resolver runs before the socket binds).
+    pub host: IpAddr,
+    /// `PORT`: the HTTP port. Default 11470, the port Stremio's streaming
+    /// server uses, so existing players find streme where they look. 0 asks
+    /// the kernel for a free port (the tests use it).
+    pub port: u16,
+    /// `CACHE_DIR`: where verified pieces and the index live. Default
+    /// `$CACHE_DIRECTORY` when systemd sets it (`CacheDirectory=` in the unit;
+    /// the first entry if it lists several), else `$HOME/.cache/streme`, else
+    /// `/var/cache/streme` (a system service without `User=` has no `HOME`).
+    pub cache_dir: PathBuf,
+    /// `CACHE_MAX_DISK_MB`: the ceiling on the bytes under `cache_dir`, in MiB
+    /// (`du -m`). Default 5000: about 5 GB, room for a few films while leaving
+    /// most of a 32 GB SD card or a shared NAS disk alone. At least 1.
+    pub cache_max_disk_mb: u64,
+    /// `LOG_LEVEL`: error, warn, info, debug, trace or off, in any case.
+    /// Default info: one line per step of the hybrid flow, which the journal
+    /// on an SD card can afford; debug adds per-stream lines.
+    pub log_level: log::LevelFilter,
+    /// `P2P_TIMEOUT`, in ms: how long P2P may make no progress on a piece a
+    /// reader waits for before the HTTP tier takes over. Default 20000, the
+    /// seed's value: long enough for a cold swarm to connect on a Pi's slow
+    /// start-up, short enough that a player does not give up. 0 hands over at
+    /// once.
+    pub p2p_timeout: Duration,
+    /// `ENABLE_HTTP_FALLBACK`: whether the HTTP tier may be used at all.
+    /// Default true (the seed's); accepts true/false, 1/0, yes/no, on/off.
+    pub enable_http_fallback: bool,
+    /// `TORRENT_TIMEOUT`, in ms: how long resolving a torrent (its metadata)
+    /// may take before an attempt fails. Default 60000, the seed's: a magnet
+    /// with few peers can take tens of seconds. At least 1.
+    pub torrent_timeout: Duration,
+    /// `TORRENT_MAX_RETRIES`: attempts after the first failed one. Default 3,
+    /// the seed's. 0 means no retry.
+    pub torrent_max_retries: u32,
+    /// `PIECE_TIMEOUT`, in ms: how long a stream waits for a missing piece
+    /// before its request ends with an error instead of hanging. Default
+    /// 30000: above `P2P_TIMEOUT` so that the HTTP tier gets its turn, and
+    /// below the minute after which players give up on a stalled read.
+    /// At least 1.
+    pub piece_wait: Duration,
+    /// `STREAM_BUFFER_KB`, in KiB: the fixed read buffer of each stream.
+    /// Default 256: 8 streams cost 2 MiB, well inside the 16 MB RSS budget
+    /// sized for a Pi, and a 40 Mbit/s stream still needs only ~20 reads per
+    /// second. From 4 to 4096.
+    pub stream_buffer_kb: u32,
+    /// Where each key's value came from, in the order of [`KEYS`].
+    sources: Vec<Source>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    EnvFile(PathBuf),
+    Environment,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::EnvFile(path) => write!(f, "env file {}", path.display()),
+            Source::Environment => f.write_str("environment"),
+        }
+    }
+}
+
+/// Something odd that does not stop start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// A key in the env file that streme does not read.
+    UnknownKey {
+        file: PathBuf,
+        line: usize,
+        key: String,
+        suggestion: Option<&'static str>,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::UnknownKey {
+                file,
+                line,
+                key,
+                suggestion,
+            } => {
+                write!(f, "{}:{line}: unknown key {key}, ignored", file.display())?;
+                if let Some(known) = suggestion {
+                    write!(f, " (did you mean {known}?)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Why start-up stops. Each prints as one line naming the key and the value.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The value does not have the expected form.
+    BadValue {
+        key: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    /// A number outside what the key allows (`max` is `u64::MAX` when the key
+    /// only has a minimum).
+    OutOfRange {
+        key: &'static str,
+        value: String,
+        min: u64,
+        max: u64,
+    },
+    /// The env file cannot be read (missing, unreadable, not UTF-8).
+    EnvFileUnreadable { path: PathBuf, reason: String },
+    /// The env file is not in EnvironmentFile syntax.
+    EnvFileSyntax {
+        path: PathBuf,
+        error: EnvFileSyntaxError,
+    },
+    /// `CACHE_DIR` cannot be created or written.
+    CacheDirUnusable { path: PathBuf, reason: String },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::BadValue {
+                key,
+                value,
+                expected,
+            } => {
+                write!(f, "{key}: expected {expected}, got {value:?}")
+            }
+            ConfigError::OutOfRange {
+                key,
+                value,
+                min,
+                max: u64::MAX,
+            } => {
+                write!(f, "{key}: expected at least {min}, got {value:?}")
+            }
+            ConfigError::OutOfRange {
+                key,
+                value,
+                min,
+                max,
+            } => {
+                write!(f, "{key}: expected {min} to {max}, got {value:?}")
+            }
+            ConfigError::EnvFileUnreadable { path, reason } => {
+                write!(f, "env file {}: {reason}", path.display())
+            }
+            ConfigError::EnvFileSyntax { path, error } => {
+                write!(f, "{}:{}: {}", path.display(), error.line, error.problem)
+            }
+            ConfigError::CacheDirUnusable { path, reason } => {
+                write!(
+                    f,
+                    "CACHE_DIR: cannot use {:?}: {reason}",
+                    path.display().to_string()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Builds the configuration from the defaults, the env file (`env_file`,
+    /// else `$STREME_ENV_FILE`) and `environ`, which looks one variable up.
+    /// Does not touch `CACHE_DIR`: see [`Config::check_cache_dir`].
+    pub fn load(
+        env_file: Option<&Path>,
+        environ: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let file = env_file.map(Path::to_path_buf).or_else(|| {
+            environ(ENV_FILE_VAR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        let mut warnings = Vec::new();
+        let mut from_file: HashMap<String, String> = HashMap::new();
+        if let Some(path) = &file {
+            let text = fs::read_to_string(path).map_err(|e| ConfigError::EnvFileUnreadable {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let assignments =
+                envfile::parse(&text).map_err(|error| ConfigError::EnvFileSyntax {
+                    path: path.clone(),
+                    error,
+                })?;
+            for a in assignments {
+                if KEYS.iter().any(|(k, _)| *k == a.key) {
+                    // A later line wins, as under systemd.
+                    from_file.insert(a.key, a.value);
+                } else {
+                    let suggestion = closest_key(&a.key);
+                    warnings.push(Warning::UnknownKey {
+                        file: path.clone(),
+                        line: a.line,
+                        key: a.key,
+                        suggestion,
+                    });
+                }
+            }
+        }
+
+        let mut sources = Vec::with_capacity(KEYS.len());
+        let mut setting = |key: &'static str| -> Option<String> {
+            let found = match environ(key) {
+                Some(v) => Some((v, Source::Environment)),
+                None => from_file
+                    .get(key)
+                    .map(|v| (v.clone(), Source::EnvFile(file.clone().unwrap_or_default()))),
+            };
+            sources.push(found.as_ref().map_or(Source::Default, |(_, s)| s.clone()));
+            found.map(|(v, _)| v)
+        };
+
+        // Each key in the order of KEYS, so `sources` lines up with it.
+        let host = setting("HOST").map_or(Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), |v| {
+            value::ip("HOST", &v)
+        })?;
+        let port = setting("PORT").map_or(Ok(11470), |v| value::port("PORT", &v))?;
+        let cache_dir = match setting("CACHE_DIR") {
+            Some(v) if v.is_empty() => {
+                return Err(ConfigError::BadValue {
+                    key: "CACHE_DIR",
+                    value: v,
+                    expected: "a directory path",
+                })
+            }
+            Some(v) => PathBuf::from(v),
+            None => default_cache_dir(environ),
+        };
+        // Capped so that the quota in bytes fits a u64.
+        let cache_max_disk_mb = setting("CACHE_MAX_DISK_MB").map_or(Ok(5000), |v| {
+            value::integer("CACHE_MAX_DISK_MB", &v, 1, u64::MAX / MIB)
+        })?;
+        let log_level = setting("LOG_LEVEL").map_or(Ok(log::LevelFilter::Info), |v| {
+            value::log_level("LOG_LEVEL", &v)
+        })?;
+        let p2p_timeout = setting("P2P_TIMEOUT")
+            .map_or(Ok(ms(20_000)), |v| value::millis("P2P_TIMEOUT", &v, 0))?;
+        let enable_http_fallback = setting("ENABLE_HTTP_FALLBACK")
+            .map_or(Ok(true), |v| value::boolean("ENABLE_HTTP_FALLBACK", &v))?;
+        let torrent_timeout = setting("TORRENT_TIMEOUT")
+            .map_or(Ok(ms(60_000)), |v| value::millis("TORRENT_TIMEOUT", &v, 1))?;
+        let torrent_max_retries = setting("TORRENT_MAX_RETRIES").map_or(Ok(3), |v| {
+            value::integer("TORRENT_MAX_RETRIES", &v, 0, u32::MAX.into())
+        })? as u32;
+        let piece_wait = setting("PIECE_TIMEOUT")
+            .map_or(Ok(ms(30_000)), |v| value::millis("PIECE_TIMEOUT", &v, 1))?;
+        // Below 4 KiB a stream costs a syscall per few packets; above 4 MiB
+        // eight streams alone would blow the Pi's memory budget.
+        let stream_buffer_kb = setting("STREAM_BUFFER_KB")
+            .map_or(Ok(256), |v| value::integer("STREAM_BUFFER_KB", &v, 4, 4096))?
+            as u32;
+
+        let config = Config {
+            host,
+            port,
+            cache_dir,
+            cache_max_disk_mb,
+            log_level,
+            p2p_timeout,
+            enable_http_fallback,
+            torrent_timeout,
+            torrent_max_retries,
+            piece_wait,
+            stream_buffer_kb,
+            sources,
+        };
+        Ok((config, warnings))
+    }
+
+    /// [`Config::load`] with the process environment.
+    pub fn from_process(env_file: Option<&Path>) -> Result<(Config, Vec<Warning>), ConfigError> {
+        Config::load(env_file, &|key| {
+            std::env::var_os(key).map(|v| {
+                v.into_string()
+                    .unwrap_or_else(|v| v.to_string_lossy().into_owned())
+            })
+        })
+    }
+
+    /// The quota in bytes.
+    pub fn cache_max_disk_bytes(&self) -> u64 {
+        self.cache_max_disk_mb * MIB
+    }
+
+    /// Where `key` (one of [`KEYS`]) got its value.
+    pub fn source(&self, key: &str) -> Option<&Source> {
+        KEYS.iter()
+            .position(|(k, _)| *k == key)
+            .map(|i| &self.sources[i])
+    }
+
+    /// Creates `CACHE_DIR` if needed and proves it writable by writing and
+    /// deleting a probe file. Apart from [`Config::load`] so that
+    /// `streme config` can print a configuration whose directory is broken.
+    pub fn check_cache_dir(&self) -> Result<(), ConfigError> {
+        let unusable = |e: std::io::Error| ConfigError::CacheDirUnusable {
+            path: self.cache_dir.clone(),
+            reason: e.to_string(),
+        };
+        fs::create_dir_all(&self.cache_dir).map_err(unusable)?;
+        let probe = self.cache_dir.join(".streme-write-probe");
+        fs::write(&probe, b"probe").map_err(unusable)?;
+        fs::remove_file(&probe).map_err(unusable)
+    }
+
+    /// The effective configuration, one `KEY=value  (source)` line per key.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        for (((key, _), value), source) in KEYS.iter().zip(self.values()).zip(&self.sources) {
+            out.push_str(&format!("{key}={value}  ({source})\n"));
+        }
+        out
+    }
+
+    /// Each value as an env file would spell it, in the order of [`KEYS`].
+    fn values(&self) -> [String; KEYS.len()] {
+        [
+            self.host.to_string(),
+            self.port.to_string(),
+            self.cache_dir.display().to_string(),
+            self.cache_max_disk_mb.to_string(),
+            self.log_level.to_string().to_ascii_lowercase(),
+            self.p2p_timeout.as_millis().to_string(),
+            self.enable_http_fallback.to_string(),
+            self.torrent_timeout.as_millis().to_string(),
+            self.torrent_max_retries.to_string(),
+            self.piece_wait.as_millis().to_string(),
+            self.stream_buffer_kb.to_string(),
+        ]
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn default_cache_dir(environ: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    // systemd joins several CacheDirectory= entries with ':'; ours is the first.
+    if let Some(first) =
+        environ("CACHE_DIRECTORY").and_then(|v| v.split(':').next().map(str::to_string))
+    {
+        if !first.is_empty() {
+            return PathBuf::from(first);
+        }
+    }
+    match environ("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Path::new(&home).join(".cache").join("streme"),
+        None => PathBuf::from("/var/cache/streme"),
+    }
+}
+
+/// The known key nearest to `unknown`, ignoring case, if at most two edits away.
+fn closest_key(unknown: &str) -> Option<&'static str> {
+    let unknown = unknown.to_ascii_uppercase();
+    KEYS.iter()
+        .map(|(k, _)| (edit_distance(&unknown, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over bytes (keys are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests;

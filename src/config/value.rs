@@ -1,0 +1,176 @@
+//! Typed values from the text of one setting: milliseconds, counts,
+//! booleans, addresses and log levels.
+//!
+//! Owns the exact grammar of each kind of value and the one-line error that
+//! names the key and the text it got. Never supplies a default: a value that
+//! does not parse stops start-up rather than falling back silently.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::ConfigError;
+
+fn bad(key: &'static str, value: &str, expected: &'static str) -> ConfigError {
+    ConfigError::BadValue {
+        key,
+        value: value.to_string(),
+        expected,
+    }
+}
+
+/// Digits only: Rust's integer parsers also take a leading `+`, which no one
+/// writes on purpose in a config file.
+fn digits(key: &'static str, value: &str, expected: &'static str) -> Result<u64, ConfigError> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(key, value, expected));
+    }
+    value.parse().map_err(|_| bad(key, value, expected))
+}
+
+/// A whole number in `min..=max`.
+pub fn integer(key: &'static str, value: &str, min: u64, max: u64) -> Result<u64, ConfigError> {
+    let n = digits(key, value, "a non-negative integer")?;
+    if n < min || n > max {
+        return Err(ConfigError::OutOfRange {
+            key,
+            value: value.to_string(),
+            min,
+            max,
+        });
+    }
+    Ok(n)
+}
+
+/// Milliseconds, at least `min_ms`.
+pub fn millis(key: &'static str, value: &str, min_ms: u64) -> Result<Duration, ConfigError> {
+    let ms = digits(key, value, "milliseconds (a non-negative integer)")?;
+    if ms < min_ms {
+        return Err(ConfigError::OutOfRange {
+            key,
+            value: value.to_string(),
+            min: min_ms,
+            max: u64::MAX,
+        });
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+pub fn boolean(key: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(bad(
+            key,
+            value,
+            "a boolean (true/false, 1/0, yes/no, on/off)",
+        )),
+    }
+}
+
+pub fn port(key: &'static str, value: &str) -> Result<u16, ConfigError> {
+    let expected = "a port number (0-65535, 0 picks a free port)";
+    let n = digits(key, value, expected)?;
+    u16::try_from(n).map_err(|_| bad(key, value, expected))
+}
+
+pub fn ip(key: &'static str, value: &str) -> Result<IpAddr, ConfigError> {
+    IpAddr::from_str(value)
+        .map_err(|_| bad(key, value, "an IP address such as 0.0.0.0, 127.0.0.1 or ::"))
+}
+
+pub fn log_level(key: &'static str, value: &str) -> Result<log::LevelFilter, ConfigError> {
+    // `LevelFilter::from_str` already ignores case and knows `off`.
+    log::LevelFilter::from_str(value)
+        .map_err(|_| bad(key, value, "one of error, warn, info, debug, trace, off"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_rejects_units_signs_and_blanks() {
+        assert_eq!(
+            millis("P2P_TIMEOUT", "1500", 0).unwrap(),
+            Duration::from_millis(1500)
+        );
+        for text in [
+            "20s",
+            "-5",
+            "+5",
+            " 5",
+            "",
+            "1.5",
+            "99999999999999999999999",
+        ] {
+            let e = millis("P2P_TIMEOUT", text, 0).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "P2P_TIMEOUT: expected milliseconds (a non-negative integer), got {text:?}"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn millis_enforces_its_minimum() {
+        assert_eq!(millis("PIECE_TIMEOUT", "0", 0).unwrap(), Duration::ZERO);
+        assert_eq!(
+            millis("PIECE_TIMEOUT", "0", 1).unwrap_err().to_string(),
+            "PIECE_TIMEOUT: expected at least 1, got \"0\""
+        );
+    }
+
+    #[test]
+    fn integer_range() {
+        assert_eq!(integer("CACHE_MAX_DISK_MB", "1", 1, 10).unwrap(), 1);
+        assert_eq!(
+            integer("CACHE_MAX_DISK_MB", "0", 1, 10)
+                .unwrap_err()
+                .to_string(),
+            "CACHE_MAX_DISK_MB: expected 1 to 10, got \"0\""
+        );
+        assert_eq!(
+            integer("X", "-1", 0, 10).unwrap_err().to_string(),
+            "X: expected a non-negative integer, got \"-1\""
+        );
+    }
+
+    #[test]
+    fn booleans_in_every_spelling() {
+        for t in ["true", "TRUE", "1", "yes", "On"] {
+            assert!(boolean("B", t).unwrap(), "{t}");
+        }
+        for f in ["false", "False", "0", "no", "OFF"] {
+            assert!(!boolean("B", f).unwrap(), "{f}");
+        }
+        assert_eq!(
+            boolean("ENABLE_HTTP_FALLBACK", "maybe").unwrap_err().to_string(),
+            "ENABLE_HTTP_FALLBACK: expected a boolean (true/false, 1/0, yes/no, on/off), got \"maybe\""
+        );
+    }
+
+    #[test]
+    fn ports_and_addresses() {
+        assert_eq!(port("PORT", "0").unwrap(), 0);
+        assert_eq!(port("PORT", "65535").unwrap(), 65535);
+        assert!(port("PORT", "65536").is_err());
+        assert_eq!(ip("HOST", "::").unwrap().to_string(), "::");
+        assert!(ip("HOST", "localhost").is_err());
+    }
+
+    #[test]
+    fn log_levels_ignore_case() {
+        assert_eq!(
+            log_level("LOG_LEVEL", "DeBuG").unwrap(),
+            log::LevelFilter::Debug
+        );
+        assert_eq!(
+            log_level("LOG_LEVEL", "off").unwrap(),
+            log::LevelFilter::Off
+        );
+        assert!(log_level("LOG_LEVEL", "verbose").is_err());
+    }
+}

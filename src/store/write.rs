@@ -1,0 +1,264 @@
+//! The write path: hash off the loop, reserve quota (evicting least-recently
+//! used unpinned segments), write, then make the piece readable.
+//!
+//! Owns the order that keeps both promises: a piece is readable only after its
+//! SHA-1 matched and its bytes are in the file, and no byte reaches the disk
+//! before its space is charged. Must never hold the state lock across I/O or
+//! an await, and never delete a segment the on-disk index still lists.
+
+use std::fs;
+use std::io;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use sha1::{Digest, Sha1};
+
+use super::quota::{State, Victim};
+use super::segment::{self, Geometry};
+use super::{io_err, lock, wait_until, Busy, Store, StoreError, FLUSH_EVERY_BYTES};
+use crate::format::InfoHash;
+
+impl Store {
+    /// Verifies SHA-1 (off the event loop) against meta.pieces[piece], reserves quota (evicting
+    /// least-recently-used unpinned segments of any torrent), writes, then makes the piece readable
+    /// and wakes waiters. `wait`: how long to wait for space when everything evictable is pinned;
+    /// `Duration::ZERO` fails at once with `QuotaExceeded`. Writing an already-verified piece is Ok
+    /// and writes nothing.
+    pub async fn write_piece(
+        &self,
+        ih: &InfoHash,
+        piece: u32,
+        data: Vec<u8>,
+        wait: Duration,
+    ) -> Result<(), StoreError> {
+        let (expected, geometry) = {
+            let st = self.state();
+            let t = st.torrents.get(ih).ok_or(StoreError::UnknownTorrent(*ih))?;
+            let hashes = t.hashes.as_ref().ok_or(StoreError::UnknownTorrent(*ih))?;
+            check_piece(&t.geometry, piece)?;
+            let want = t.geometry.piece_len(piece);
+            if data.len() as u64 != want {
+                return Err(StoreError::BadLength {
+                    piece,
+                    expected: want,
+                    got: data.len() as u64,
+                });
+            }
+            if t.verified.get(piece) {
+                return Ok(());
+            }
+            (hashes[piece as usize], t.geometry)
+        };
+        let (data, digest) = smol::unblock(move || {
+            let digest: [u8; 20] = Sha1::digest(&data).into();
+            (data, digest)
+        })
+        .await;
+        if digest != expected {
+            return Err(StoreError::HashMismatch { piece });
+        }
+        let segment = geometry.segment_of(piece);
+        let busy = self.busy(&mut self.state(), ih, segment..segment + 1)?;
+        self.reserve(&busy, segment, geometry.end_in_segment(piece), wait)
+            .await?;
+        let (path, tdir, gate, needs_dir) = {
+            let st = self.state();
+            let t = st
+                .torrents
+                .get(ih)
+                .filter(|t| t.id == busy.id)
+                .ok_or(StoreError::UnknownTorrent(*ih))?;
+            if t.verified.get(piece) {
+                return Ok(());
+            }
+            let layout = &self.inner.layout;
+            (
+                layout.segment(ih, segment),
+                layout.torrent_dir(ih),
+                t.gate.clone(),
+                t.needs_dir,
+            )
+        };
+        let offset = geometry.piece_offset(piece) - u64::from(segment) * geometry.span();
+        let unknown = StoreError::UnknownTorrent(*ih);
+        let written = smol::unblock(move || {
+            let removed = gate.read().unwrap_or_else(|e| e.into_inner());
+            if *removed {
+                return Err(unknown);
+            }
+            if needs_dir {
+                fs::create_dir_all(&tdir).map_err(io_err(&tdir, "create directory"))?;
+            }
+            segment::write_at(&path, offset, &data).map_err(io_err(&path, "write"))
+        })
+        .await;
+        if let Err(e) = written {
+            drop(busy);
+            self.after_io_error(&e).await;
+            return Err(e);
+        }
+        let flush_due = {
+            let mut st = self.state();
+            let tick = st.tick();
+            let len = geometry.piece_len(piece);
+            let Some(t) = st.torrent_by_id(ih, busy.id) else {
+                return Err(StoreError::UnknownTorrent(*ih));
+            };
+            t.needs_dir &= !needs_dir;
+            t.verified.set(piece, true);
+            let seg = &mut t.segments[segment as usize];
+            seg.dirty = true;
+            seg.last_use = tick;
+            st.unflushed += len;
+            st.unflushed >= FLUSH_EVERY_BYTES
+        };
+        drop(busy);
+        self.inner.pieces.notify(usize::MAX);
+        if flush_due {
+            let store = self.clone();
+            if let Err(e) = smol::unblock(move || store.flush()).await {
+                // The piece is written and readable; only its durability is late.
+                log::warn!("cache flush failed: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks `segments` busy. The returned guard must be dropped after `st`
+    /// (its drop takes the lock).
+    pub(super) fn busy(
+        &self,
+        st: &mut State,
+        ih: &InfoHash,
+        segments: Range<u32>,
+    ) -> Result<Busy, StoreError> {
+        let tick = st.tick();
+        let t = st
+            .torrents
+            .get_mut(ih)
+            .ok_or(StoreError::UnknownTorrent(*ih))?;
+        for s in segments.clone() {
+            let seg = &mut t.segments[s as usize];
+            seg.busy += 1;
+            seg.last_use = tick;
+        }
+        Ok(Busy {
+            inner: self.inner.clone(),
+            info_hash: *ih,
+            id: t.id,
+            segments,
+        })
+    }
+
+    /// Charges the growth of `segment` to at least `end` bytes before anything is written.
+    pub(super) async fn reserve(
+        &self,
+        busy: &Busy,
+        segment: u32,
+        end: u64,
+        wait: Duration,
+    ) -> Result<(), StoreError> {
+        let ih = &busy.info_hash;
+        let deadline = Instant::now().checked_add(wait);
+        loop {
+            let listener = self.inner.space.listen();
+            let (victim, needed, free) = {
+                let mut st = self.state();
+                let (charges, used, quota) = (st.charges, st.used(), st.quota);
+                let t = st
+                    .torrent_by_id(ih, busy.id)
+                    .ok_or(StoreError::UnknownTorrent(*ih))?;
+                let seg = &mut t.segments[segment as usize];
+                let grown = seg.charged_len.max(end);
+                let needed = charges.file(grown) - charges.file(seg.charged_len);
+                if used + needed <= quota {
+                    seg.charged_len = grown;
+                    return Ok(());
+                }
+                (
+                    st.pick_victim().map(|v| claim(&mut st, v)),
+                    needed,
+                    quota.saturating_sub(used),
+                )
+            };
+            match victim {
+                Some(v) => {
+                    let store = self.clone();
+                    smol::unblock(move || {
+                        let _p = lock(&store.inner.persist);
+                        store.evict_claimed(v)
+                    })
+                    .await?;
+                }
+                None => {
+                    if !wait_until(listener, deadline).await {
+                        return Err(StoreError::QuotaExceeded { needed, free });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deletes a claimed segment: index first, then the file, then the charge.
+    /// Caller holds `persist`.
+    pub(super) fn evict_claimed(&self, v: Victim) -> Result<(), StoreError> {
+        let listed = {
+            let mut st = self.state();
+            let Some(t) = st.torrent_by_id(&v.info_hash, v.id) else {
+                return Ok(());
+            };
+            for p in t.geometry.pieces_in(v.segment) {
+                t.durable.set(p, false);
+            }
+            t.segments[v.segment as usize].listed
+        };
+        let unclaim = |store: &Store| {
+            if let Some(t) = store.state().torrent_by_id(&v.info_hash, v.id) {
+                t.segments[v.segment as usize].evicting = false;
+            }
+            store.inner.space.notify(usize::MAX);
+        };
+        if listed {
+            if let Err(e) = self.persist_index(None) {
+                unclaim(self);
+                return Err(e);
+            }
+        }
+        let path = self.inner.layout.segment(&v.info_hash, v.segment);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                unclaim(self);
+                return Err(io_err(&path, "delete")(e));
+            }
+            _ => log::debug!("evicted {}", path.display()),
+        }
+        if let Some(t) = self.state().torrent_by_id(&v.info_hash, v.id) {
+            let seg = &mut t.segments[v.segment as usize];
+            (seg.charged_len, seg.dirty, seg.listed, seg.evicting) = (0, false, false, false);
+        }
+        self.inner.space.notify(usize::MAX);
+        Ok(())
+    }
+}
+
+/// Claims `v` for eviction: its pieces stop being readable at once (no new
+/// reader can start on it), and no other writer picks it.
+pub(super) fn claim(st: &mut State, v: Victim) -> Victim {
+    if let Some(t) = st.torrent_by_id(&v.info_hash, v.id) {
+        t.segments[v.segment as usize].evicting = true;
+        for p in t.geometry.pieces_in(v.segment) {
+            t.verified.set(p, false);
+        }
+    }
+    v
+}
+
+pub(super) fn check_piece(g: &Geometry, piece: u32) -> Result<(), StoreError> {
+    if piece >= g.piece_count() {
+        return Err(StoreError::PieceOutOfRange {
+            piece,
+            count: g.piece_count(),
+        });
+    }
+    Ok(())
+}
