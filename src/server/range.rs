@@ -24,7 +24,7 @@
 use nom::branch::alt;
 use nom::bytes::complete::tag_no_case;
 use nom::character::complete::{char, digit1, space0};
-use nom::combinator::{all_consuming, map_res, opt, verify};
+use nom::combinator::{all_consuming, opt, verify};
 use nom::multi::many_m_n;
 use nom::sequence::preceded;
 use nom::{IResult, Parser};
@@ -161,9 +161,13 @@ fn range_spec(input: &str) -> IResult<&str, Spec> {
     alt((int_range, suffix_range)).parse(input)
 }
 
-/// A byte position: digits that fit a u64 (more is invalid, not clamped).
+/// A byte position. The grammar allows any number of digits; one too large
+/// for a u64 is still a position, just past the end of any file, so it
+/// saturates (nginx answers `bytes=99999999999999999999-` with a 416 too).
 fn position(input: &str) -> IResult<&str, u64> {
-    map_res(digit1, str::parse::<u64>).parse(input)
+    digit1
+        .map(|digits: &str| digits.parse::<u64>().unwrap_or(u64::MAX))
+        .parse(input)
 }
 
 /// Whether a range request may be honoured given its `If-Range` value and
@@ -348,10 +352,13 @@ mod tests {
     }
 
     #[test]
-    fn huge_numbers_are_ignored() {
-        full("bytes=0-99999999999999999999999");
-        full("bytes=99999999999999999999999-");
-        full("bytes=-99999999999999999999999");
+    fn huge_numbers_are_positions_past_the_end() {
+        assert_eq!(ranges("bytes=0-99999999999999999999999", 10), [(0, 9)]);
+        assert_eq!(
+            parse_range(Some("bytes=99999999999999999999999-"), 10),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(ranges("bytes=-99999999999999999999999", 10), [(0, 9)]);
         // u64::MAX itself is a number, just far past the end.
         assert_eq!(ranges("bytes=0-18446744073709551615", 10), [(0, 9)]);
         assert_eq!(
