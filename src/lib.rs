@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod format;
 pub mod http;
+pub mod hybrid;
 pub mod import;
 pub mod server;
 pub mod session;
