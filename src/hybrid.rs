@@ -28,7 +28,7 @@ use futures_lite::future;
 use crate::config::Config;
 use crate::format::metainfo::Metainfo;
 use crate::http::{self, Client, Source, SourceError};
-use crate::session::{Session, Torrent};
+use crate::session::{Session, Tier, Torrent};
 use crate::store::StoreError;
 
 /// How far ahead of a playhead the HTTP tier reads. 16 MiB is about 30 s of
@@ -84,6 +84,9 @@ struct DemandState {
     /// False once the quota stopped background completion.
     background: bool,
     sources: Vec<SourceState>,
+    /// Pieces the HTTP tier fetched in this run, one bit each, so bytes served
+    /// later from the store are still credited to the tier that fetched them.
+    fetched: Vec<u64>,
 }
 
 /// One HTTP source, as this torrent sees it.
@@ -106,6 +109,7 @@ impl Default for Demand {
                 claimed: BTreeSet::new(),
                 background: true,
                 sources: Vec::new(),
+                fetched: Vec::new(),
             }),
             changed: Event::new(),
             fetched_http: AtomicU64::new(0),
@@ -155,6 +159,22 @@ impl Demand {
         st.file = Some(file);
         drop(st);
         self.changed.notify(usize::MAX);
+    }
+
+    /// The tier that put `piece` in the store: HTTP if it fetched it in this run.
+    pub fn origin(&self, piece: u32) -> Tier {
+        let st = self.state.lock().unwrap();
+        let bit = st.fetched.get(piece as usize / 64).is_some_and(|w| w & (1 << (piece % 64)) != 0);
+        if bit { Tier::Http } else { Tier::Cache }
+    }
+
+    fn mark_fetched(&self, piece: u32) {
+        let mut st = self.state.lock().unwrap();
+        let word = piece as usize / 64;
+        if st.fetched.len() <= word {
+            st.fetched.resize(word + 1, 0);
+        }
+        st.fetched[word] |= 1 << (piece % 64);
     }
 
     /// Resolves on the next change of demand, claims or phase.
@@ -324,6 +344,7 @@ impl Tiers {
                 let len = bytes.len() as u64;
                 match session.store.write_piece(&meta.info_hash, piece, bytes, self.config.piece_wait).await {
                     Ok(()) => {
+                        torrent.demand.mark_fetched(piece);
                         torrent.demand.fetched_http.fetch_add(len, Ordering::Relaxed);
                         torrent.demand.state.lock().unwrap().sources[source_index].bytes += len;
                     }

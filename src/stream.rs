@@ -87,7 +87,7 @@ pub async fn ensure_piece(
     let ih = meta.info_hash;
     if session.store.has_piece(&ih, piece) {
         torrent.demand.playhead(offset, file);
-        return Ok(Tier::Cache);
+        return Ok(torrent.demand.origin(piece));
     }
     let Some(tiers) = &session.tiers else {
         return Err(FetchError::NoTier { piece });

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::{error, json_response, App};
 use crate::format::magnet::Magnet;
+use crate::http;
 use crate::format::InfoHash;
 use crate::session::AddError;
 
@@ -90,7 +91,14 @@ impl App {
             smol::unblock(move || session.add_torrent_bytes(&body)).await
         } else {
             match parse_add_request(&body) {
-                Ok(magnet) => Ok(self.session.add_magnet(magnet)),
+                Ok(AddRequest::Magnet(magnet)) => Ok(self.session.add_magnet(magnet)),
+                Ok(AddRequest::TorrentUrl(url)) => match self.fetch_torrent_url(&url).await {
+                    Ok(meta) => {
+                        let session = self.session.clone();
+                        smol::unblock(move || session.add_metainfo(meta)).await
+                    }
+                    Err(res) => return *res,
+                },
                 Err(message) => return error(StatusCode::BadRequest, message),
             }
         };
@@ -113,6 +121,18 @@ impl App {
             }
             Err(e @ AddError::Metainfo(_)) => error(StatusCode::BadRequest, e.to_string()),
             Err(e @ AddError::Store(_)) => error(StatusCode::InsufficientStorage, e.to_string()),
+        }
+    }
+
+    /// Fetches a .torrent a user pointed at, through the HTTP tier's client.
+    async fn fetch_torrent_url(&self, url: &str) -> Result<crate::format::metainfo::Metainfo, Box<Response>> {
+        let Some(tiers) = &self.session.tiers else {
+            return Err(Box::new(error(StatusCode::ServiceUnavailable, "no HTTP client to fetch torrentUrl with")));
+        };
+        log::info!("[API] Downloading .torrent from {url}");
+        match http::fetch_torrent_url(&tiers.client, url).await {
+            Ok((meta, _)) => Ok(meta),
+            Err(e) => Err(Box::new(error(StatusCode::BadGateway, format!("cannot use torrentUrl {url}: {e}")))),
         }
     }
 
@@ -159,7 +179,15 @@ impl App {
 }
 
 /// Reads `{"magnetUri": "..."}` or `{"infoHash": "..."}`, saying exactly what is wrong otherwise.
-fn parse_add_request(body: &[u8]) -> Result<Magnet, String> {
+/// What a JSON add request names.
+enum AddRequest {
+    Magnet(Magnet),
+    TorrentUrl(String),
+}
+
+/// Reads `{"magnetUri": ...}`, `{"infoHash": ...}` or `{"torrentUrl": "http..."}`,
+/// saying exactly what is wrong otherwise.
+fn parse_add_request(body: &[u8]) -> Result<AddRequest, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         format!("body is not JSON ({e}); send {{\"magnetUri\": \"magnet:?...\"}}, {{\"infoHash\": \"...\"}} or a .torrent with Content-Type: application/x-bittorrent")
     })?;
@@ -169,10 +197,45 @@ fn parse_add_request(body: &[u8]) -> Result<Magnet, String> {
                 .ok_or(format!("{name} must be a string, got {v}"))
         })
     };
+    if let Some(url) = field("torrentUrl") {
+        let url = url?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("torrentUrl must be an http:// or https:// URL, got {url:?}"));
+        }
+        return Ok(AddRequest::TorrentUrl(url.to_string()));
+    }
     let text = match (field("magnetUri"), field("infoHash")) {
         (Some(m), _) => m?,
         (None, Some(h)) => h?,
-        (None, None) => return Err("expected a \"magnetUri\" or \"infoHash\" field".to_string()),
+        (None, None) => {
+            return Err("expected a \"magnetUri\", \"infoHash\" or \"torrentUrl\" field".to_string())
+        }
     };
-    Magnet::parse(text).map_err(|e| format!("bad magnet or info hash: {e}"))
+    Magnet::parse(text).map(AddRequest::Magnet).map_err(|e| format!("bad magnet or info hash: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_request_names_what_is_wrong() {
+        let err = |body: &str| parse_add_request(body.as_bytes()).err().unwrap();
+        assert!(err("magnet:?xt=urn:btih:x").contains("not JSON"));
+        assert!(err(r#"{"magnetUri": 5}"#).contains("magnetUri must be a string"));
+        assert!(err(r#"{"torrentUrl": "ftp://x/a.torrent"}"#).contains("http:// or https://"));
+        assert!(err(r#"{"other": 1}"#).contains("torrentUrl"));
+        assert!(err(r#"{"infoHash": "abc"}"#).contains("bad magnet or info hash"));
+    }
+
+    #[test]
+    fn add_request_accepts_each_form() {
+        let hash = "dd8255ecdc7ca55fb0bbf81323d87062db1f6d1c";
+        let parse = |body: String| parse_add_request(body.as_bytes()).unwrap();
+        assert!(matches!(parse(format!(r#"{{"infoHash": "{hash}"}}"#)), AddRequest::Magnet(m) if m.info_hash.to_hex() == hash));
+        let magnet = format!(r#"{{"magnetUri": "magnet:?xt=urn:btih:{hash}&dn=x"}}"#);
+        assert!(matches!(parse(magnet), AddRequest::Magnet(m) if m.display_name.as_deref() == Some("x")));
+        let url = r#"{"torrentUrl": "http://127.0.0.1/a.torrent"}"#.to_string();
+        assert!(matches!(parse(url), AddRequest::TorrentUrl(u) if u == "http://127.0.0.1/a.torrent"));
+    }
 }
