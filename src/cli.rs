@@ -109,6 +109,15 @@ Settings (environment variables or env file keys; the environment wins):
   TORRENT_MAX_RETRIES      retries after a failed attempt (default 3)
   PIECE_TIMEOUT            ms a stream waits for a missing piece (default 30000)
   STREAM_BUFFER_KB         read buffer per stream, KiB (default 256)
+  TORRENT_SOURCES          comma-separated .torrent URL templates, {hash} or
+                           {HASH} (default
+                           https://itorrents.org/torrent/{HASH}.torrent)
+  HTTP_SOURCES             comma-separated content URL templates: {hash}
+                           {HASH} {name} {path} {file} {index} (default none)
+  HTTP_CONNECTIONS         parallel HTTP downloads per torrent, 1-32
+                           (default 4)
+  HTTP_TIMEOUT             ms an HTTP source may stay silent (default 15000)
+  HTTP_MAX_TORRENT_KB      largest .torrent fetched, KiB (default 8192)
 ";
 
 impl Cli {
@@ -372,6 +381,8 @@ mod tests {
                 .map(|(_, line)| line.trim())
                 .collect();
             let entry = entry.join(" ");
+            // An empty default reads as "none".
+            let default = if default.is_empty() { "none" } else { default };
             assert!(
                 entry.contains(&format!("(default {default})")),
                 "{key}: {entry}"

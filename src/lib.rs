@@ -12,6 +12,8 @@
 pub mod cli;
 pub mod config;
 pub mod format;
+pub mod http;
+pub mod hybrid;
 pub mod import;
 pub mod server;
 pub mod session;

@@ -1,6 +1,7 @@
 //! The `streme` command: parse the CLI, load the config, run one command.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_io::Timer;
@@ -9,6 +10,8 @@ use streme::cli::{Cli, Command, USAGE};
 use streme::config::Config;
 use streme::format::magnet::Magnet;
 use streme::format::media;
+use streme::http;
+use streme::hybrid::Tiers;
 use streme::format::metainfo::Metainfo;
 use streme::import;
 use streme::server::{self, App};
@@ -85,9 +88,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let session = Session::new(store);
     match cli.command {
         Command::Import { torrent, data } => report(smol::block_on(async {
+            // Import verifies local data: only the cache tier.
+            let session = Session::new(store, None);
             let r = import::import(&session, &torrent, &data)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -97,7 +101,18 @@ fn main() -> ExitCode {
             );
             Ok(())
         })),
-        _ => report(serve(&config, session)),
+        _ => {
+            let client = match http::Client::from_config(&config) {
+                Ok(client) => client,
+                Err(e) => {
+                    log::error!("[Server] cannot start the HTTP client: {}", e.0);
+                    return ExitCode::FAILURE;
+                }
+            };
+            let config = Arc::new(config);
+            let session = Session::new(store, Some(Tiers { config: config.clone(), client }));
+            report(serve(&config, session))
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use crate::format::magnet::Magnet;
+use crate::hybrid::{Demand, Phase, Tiers};
 use crate::format::media;
 use crate::format::metainfo::{Metainfo, MetainfoError};
 use crate::format::InfoHash;
@@ -64,6 +65,10 @@ pub struct Torrent {
     served: [AtomicU64; 3],
     /// The last tier that served a read, for the status API.
     serving: Mutex<Option<Tier>>,
+    /// What readers wait for, and the tiers' progress on it.
+    pub demand: Demand,
+    /// The task that runs the tiers for this torrent, once engaged; dropping it stops them.
+    pub controller: Mutex<Option<smol::Task<()>>>,
 }
 
 impl Torrent {
@@ -74,6 +79,8 @@ impl Torrent {
             meta: Mutex::new(meta),
             served: Default::default(),
             serving: Mutex::new(None),
+            demand: Demand::default(),
+            controller: Mutex::new(None),
         }
     }
 
@@ -106,13 +113,15 @@ impl Torrent {
 #[derive(Clone)]
 pub struct Session {
     pub store: Store,
+    /// The tiers beyond the cache; None where only the cache is wanted (`streme import`).
+    pub tiers: Option<Tiers>,
     torrents: Arc<Mutex<HashMap<InfoHash, Arc<Torrent>>>>,
 }
 
 impl Session {
     /// Loads every torrent whose metadata is in the store. A .torrent that no
     /// longer parses is logged and skipped, never fatal: the box must start.
-    pub fn new(store: Store) -> Session {
+    pub fn new(store: Store, tiers: Option<Tiers>) -> Session {
         let mut torrents = HashMap::new();
         for bytes in store.torrents() {
             // Re-registering gives the store the piece hashes it verifies writes against.
@@ -134,6 +143,7 @@ impl Session {
         log::info!("[Cache] {} torrent(s) known from the cache", torrents.len());
         Session {
             store,
+            tiers,
             torrents: Arc::new(Mutex::new(torrents)),
         }
     }
@@ -157,6 +167,12 @@ impl Session {
         let ih = magnet.info_hash;
         let t = Arc::new(Torrent::new(ih, Some(magnet), None));
         torrents.insert(ih, t.clone());
+        drop(torrents);
+        // Without metadata nothing can play: start finding it now, as the seed did.
+        log::info!("[Hybrid] Getting stream for {ih}");
+        if let Some(tiers) = &self.tiers {
+            tiers.engage(self, &t);
+        }
         (t, true)
     }
 
@@ -196,7 +212,12 @@ impl Session {
 
     /// Forgets a torrent and frees its cache. Returns false if it was unknown.
     pub fn remove(&self, ih: &InfoHash) -> Result<bool, StoreError> {
-        let known = self.torrents.lock().unwrap().remove(ih).is_some();
+        let removed = self.torrents.lock().unwrap().remove(ih);
+        if let Some(t) = &removed {
+            // The controller holds the torrent; dropping it ends the cycle and the tiers' work.
+            t.controller.lock().unwrap().take();
+        }
+        let known = removed.is_some();
         let stored = self.store.verified(ih).is_some();
         if stored {
             self.store.remove_torrent(ih)?;
@@ -207,28 +228,38 @@ impl Session {
     /// The JSON the API answers for one torrent.
     pub fn status(&self, t: &Torrent) -> Value {
         let ih = t.info_hash.to_hex();
-        let meta = t.meta();
-        let served: serde_json::Map<String, Value> = [Tier::Cache, Tier::P2p, Tier::Http]
-            .iter()
-            .map(|tier| {
-                (
-                    tier.name().to_string(),
-                    json!(t.served[*tier as usize].load(Ordering::Relaxed)),
-                )
-            })
-            .collect();
-        let serving = t.serving.lock().unwrap().map(Tier::name);
-        let Some(meta) = meta else {
-            return json!({
-                "infoHash": ih,
-                "name": t.name(),
-                "state": "waiting for metadata",
-                "files": [],
-                "selectedFile": null,
-                "streamUrl": format!("/stream/proxy/{ih}"),
-                "servingTier": serving,
-                "bytesServed": served,
-            });
+        let per_tier = |counters: [u64; 3]| -> Value {
+            let tiers = [Tier::Cache, Tier::P2p, Tier::Http];
+            tiers.iter().map(|tier| (tier.name().to_string(), json!(counters[*tier as usize]))).collect()
+        };
+        let served = per_tier(t.served.each_ref().map(|c| c.load(Ordering::Relaxed)));
+        let fetched = per_tier([0, 0, t.demand.fetched_http.load(Ordering::Relaxed)]);
+        let phase = t.demand.phase();
+        let (tier, error) = match &phase {
+            Phase::Idle => (Value::Null, Value::Null),
+            Phase::P2p { .. } => (json!("p2p"), Value::Null),
+            Phase::Http => (json!("http"), Value::Null),
+            Phase::Failed(reason) => (Value::Null, json!(reason)),
+        };
+        let mut status = json!({
+            "infoHash": ih,
+            "name": t.name(),
+            "state": "waiting for metadata",
+            "files": [],
+            "selectedFile": null,
+            "streamUrl": format!("/stream/proxy/{ih}"),
+            "servingTier": t.serving.lock().unwrap().map(Tier::name),
+            "workingTier": tier,
+            "error": error,
+            "bytesServed": served,
+            "bytesFetched": fetched,
+            "sources": t.demand.sources(),
+        });
+        let Some(meta) = t.meta() else {
+            if matches!(phase, Phase::Failed(_)) {
+                status["state"] = json!("failed");
+            }
+            return status;
         };
         let selected = Torrent::default_file(&meta);
         let files: Vec<Value> = meta
@@ -240,25 +271,27 @@ impl Session {
             .collect();
         let (verified_pieces, verified_bytes) = self.store.verified(&t.info_hash).unwrap_or((0, 0));
         let file_progress = selected.map(|i| self.file_progress(&meta, i));
-        let state = match file_progress {
-            Some(p) if p >= 1.0 => "cached",
+        let state = match (file_progress, &phase) {
+            (Some(p), _) if p >= 1.0 => "cached",
+            (_, Phase::Failed(_)) => "failed",
+            (_, Phase::Http) => "downloading",
             _ => "ready",
         };
-        json!({
-            "infoHash": ih,
+        let extra = json!({
             "name": meta.name,
             "state": state,
             "files": files,
             "selectedFile": selected,
-            "streamUrl": format!("/stream/proxy/{ih}"),
             "totalLength": meta.total_length,
             "pieces": meta.piece_count(),
             "verifiedPieces": verified_pieces,
             "verifiedBytes": verified_bytes,
             "progress": file_progress,
-            "servingTier": serving,
-            "bytesServed": served,
-        })
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            status[k] = v.clone();
+        }
+        status
     }
 
     /// The fraction of a file's pieces that are verified in the store.

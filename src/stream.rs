@@ -16,11 +16,13 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::ops::Range;
+use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncBufRead, AsyncRead, Stream};
+use futures_lite::{future, AsyncBufRead, AsyncRead, Stream};
 
 use crate::format::metainfo::Metainfo;
+use crate::hybrid::Phase;
 use crate::session::{Session, Tier, Torrent};
 use crate::store::StoreError;
 
@@ -36,14 +38,11 @@ pub enum Part {
 #[derive(Debug)]
 pub enum FetchError {
     /// The piece is not cached and no tier can fetch it.
-    NoTier {
-        piece: u32,
-    },
-    /// A tier is working on it, but it did not arrive in time.
-    Timeout {
-        piece: u32,
-        waited: Duration,
-    },
+    NoTier { piece: u32 },
+    /// Every tier gave up on this torrent.
+    Failed { piece: u32, reason: String },
+    /// The tiers are working on it, but it did not arrive in time.
+    Timeout { piece: u32, waited: Duration },
     Store(StoreError),
 }
 
@@ -51,17 +50,11 @@ impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FetchError::NoTier { piece } => {
-                write!(
-                    f,
-                    "piece {piece} is not in the cache and no other tier can fetch it"
-                )
+                write!(f, "piece {piece} is not in the cache and no other tier can fetch it")
             }
+            FetchError::Failed { piece, reason } => write!(f, "piece {piece} cannot be fetched: {reason}"),
             FetchError::Timeout { piece, waited } => {
-                write!(
-                    f,
-                    "piece {piece} did not arrive within {} ms",
-                    waited.as_millis()
-                )
+                write!(f, "piece {piece} did not arrive within {} ms", waited.as_millis())
             }
             FetchError::Store(e) => write!(f, "{e}"),
         }
@@ -75,24 +68,54 @@ impl std::error::Error for FetchError {}
 pub struct StreamOptions {
     /// Bytes per read from the store; the unit of backpressure.
     pub buffer: usize,
-    /// How long a reader waits for a missing piece before giving up.
+    /// How long a reader waits for a missing piece once a tier works on it.
     pub piece_timeout: Duration,
 }
 
-/// Makes sure `piece` is verified in the store, or says why it cannot be.
-///
-/// The cache is the only tier so far, so a missing piece fails at once rather
-/// than waiting out `piece_timeout` for a tier that does not exist. The P2P
-/// and HTTP tiers hook in here: raise demand, then wait on the store.
+/// Makes sure `piece` is verified in the store, or says why it cannot be;
+/// returns the tier it came from. A reader at `offset` of the file whose
+/// pieces are `file` raises demand and waits, with a deadline, on the store.
 pub async fn ensure_piece(
     session: &Session,
+    torrent: &Arc<Torrent>,
     meta: &Metainfo,
     piece: u32,
-) -> Result<(), FetchError> {
-    if session.store.has_piece(&meta.info_hash, piece) {
-        Ok(())
-    } else {
-        Err(FetchError::NoTier { piece })
+    offset: u64,
+    file: Range<u32>,
+    opts: StreamOptions,
+) -> Result<Tier, FetchError> {
+    let ih = meta.info_hash;
+    if session.store.has_piece(&ih, piece) {
+        torrent.demand.playhead(offset, file);
+        return Ok(Tier::Cache);
+    }
+    let Some(tiers) = &session.tiers else {
+        return Err(FetchError::NoTier { piece });
+    };
+    let _waiting = torrent.demand.wait_for(piece, offset, file);
+    tiers.engage(session, torrent);
+    // Before the handover, P2P gets its full timeout on top of the reader's patience.
+    let mut patience = opts.piece_timeout;
+    if torrent.demand.phase() != Phase::Http {
+        patience += tiers.config.p2p_timeout;
+    }
+    let deadline = Instant::now() + patience;
+    loop {
+        let changed = torrent.demand.listen();
+        if session.store.has_piece(&ih, piece) {
+            return Ok(Tier::Http);
+        }
+        if let Phase::Failed(reason) = torrent.demand.phase() {
+            return Err(FetchError::Failed { piece, reason });
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(FetchError::Timeout { piece, waited: patience });
+        }
+        let arrived = async {
+            session.store.wait_piece(&ih, piece, left).await;
+        };
+        future::or(arrived, changed).await;
     }
 }
 
@@ -111,16 +134,18 @@ pub struct Body {
 }
 
 impl Body {
+    /// Streams `parts` of the file whose pieces are `file`.
     pub fn new(
         session: Session,
         torrent: Arc<Torrent>,
         meta: Arc<Metainfo>,
+        file: Range<u32>,
         parts: Vec<Part>,
         opts: StreamOptions,
     ) -> Body {
         let (tx, rx) = smol::channel::bounded(1);
         let producer = smol::spawn(async move {
-            if let Err(e) = produce(&session, &torrent, &meta, parts, opts, &tx).await {
+            if let Err(e) = produce(&session, &torrent, &meta, file, parts, opts, &tx).await {
                 log::warn!("[Stream] {}: stream ended early: {e}", meta.info_hash);
                 let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
             }
@@ -136,8 +161,9 @@ impl Body {
 
 async fn produce(
     session: &Session,
-    torrent: &Torrent,
+    torrent: &Arc<Torrent>,
     meta: &Metainfo,
+    file: Range<u32>,
     parts: Vec<Part>,
     opts: StreamOptions,
     tx: &smol::channel::Sender<io::Result<Vec<u8>>>,
@@ -155,8 +181,9 @@ async fn produce(
         };
         while offset < end {
             let n = (end - offset).min(opts.buffer as u64);
+            let mut tier = Tier::Cache;
             for piece in piece_at(meta, offset)..=piece_at(meta, offset + n - 1) {
-                ensure_piece(session, meta, piece).await?;
+                tier = ensure_piece(session, torrent, meta, piece, offset, file.clone(), opts).await?;
             }
             let _pin = session.store.pin(&ih, offset..offset + n);
             let chunk = session
@@ -164,7 +191,7 @@ async fn produce(
                 .read(&ih, offset, vec![0; n as usize])
                 .await
                 .map_err(FetchError::Store)?;
-            torrent.record_served(Tier::Cache, n);
+            torrent.record_served(tier, n);
             if tx.send(Ok(chunk)).await.is_err() {
                 log::debug!("[Stream] {ih}: client went away at byte {offset}");
                 return Ok(());

@@ -26,6 +26,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::http::{Placeholder, Template, TemplateError};
+
 pub use envfile::{Problem as EnvFileProblem, SyntaxError as EnvFileSyntaxError};
 
 /// The variable that names the env file when `--env-file` is not given.
@@ -33,7 +35,7 @@ pub const ENV_FILE_VAR: &str = "STREME_ENV_FILE";
 
 /// Every key streme reads, with its default as an env file would spell it, in
 /// the order `streme config` prints them.
-pub const KEYS: [(&str, &str); 11] = [
+pub const KEYS: [(&str, &str); 16] = [
     ("HOST", "0.0.0.0"),
     ("PORT", "11470"),
     ("CACHE_DIR", "$CACHE_DIRECTORY, else $HOME/.cache/streme"),
@@ -45,7 +47,15 @@ pub const KEYS: [(&str, &str); 11] = [
     ("TORRENT_MAX_RETRIES", "3"),
     ("PIECE_TIMEOUT", "30000"),
     ("STREAM_BUFFER_KB", "256"),
+    ("TORRENT_SOURCES", DEFAULT_TORRENT_SOURCES),
+    ("HTTP_SOURCES", ""),
+    ("HTTP_CONNECTIONS", "4"),
+    ("HTTP_TIMEOUT", "15000"),
+    ("HTTP_MAX_TORRENT_KB", "8192"),
 ];
+
+/// The public .torrent cache the seed used.
+const DEFAULT_TORRENT_SOURCES: &str = "https://itorrents.org/torrent/{HASH}.torrent";
 
 /// One MB of `CACHE_MAX_DISK_MB`: a MiB, the unit `du -m` counts in.
 const MIB: u64 = 1024 * 1024;
@@ -101,6 +111,29 @@ pub struct Config {
     /// sized for a Pi, and a 40 Mbit/s stream still needs only ~20 reads per
     /// second. From 4 to 4096.
     pub stream_buffer_kb: u32,
+    /// `TORRENT_SOURCES`: URL templates for a .torrent by info hash, tried in
+    /// order (`{hash}` lower-case hex, `{HASH}` upper case). Default the
+    /// public cache the seed used, `https://itorrents.org/torrent/{HASH}.torrent`.
+    /// May be set empty: then only peers can give the metadata.
+    pub torrent_sources: Vec<Template>,
+    /// `HTTP_SOURCES`: URL templates for file content (`{hash}`, `{HASH}`,
+    /// `{name}`, `{path}`, `{file}`, `{index}`), tried before web seeds.
+    /// Default none: a content mirror is something the user runs or trusts.
+    pub http_sources: Vec<Template>,
+    /// `HTTP_CONNECTIONS`: parallel HTTP downloads per torrent. Default 4:
+    /// enough to fill a 100 Mbit/s line from servers that cap each
+    /// connection, few enough that a Pi holds 4 pieces in flight. 1 to 32.
+    pub http_connections: u32,
+    /// `HTTP_TIMEOUT`, in ms: connecting, waiting for headers, and any wait
+    /// for body bytes; a source silent that long is cut. Default 15000: a
+    /// slow mirror under load still answers, a dead one is dropped before a
+    /// player gives up. At least 1.
+    pub http_timeout: Duration,
+    /// `HTTP_MAX_TORRENT_KB`, in KiB: the largest .torrent accepted from a
+    /// source. Default 8192: the biggest real torrents (many small files)
+    /// are a few MiB; the cap bounds what a hostile source can make us
+    /// buffer. 1 to 16384, the bencode parser's own limit.
+    pub http_max_torrent_kb: u64,
     /// Where each key's value came from, in the order of [`KEYS`].
     sources: Vec<Source>,
 }
@@ -178,6 +211,11 @@ pub enum ConfigError {
         path: PathBuf,
         error: EnvFileSyntaxError,
     },
+    /// A URL template that does not parse.
+    BadTemplate {
+        key: &'static str,
+        error: TemplateError,
+    },
     /// `CACHE_DIR` cannot be created or written.
     CacheDirUnusable { path: PathBuf, reason: String },
 }
@@ -214,6 +252,7 @@ impl fmt::Display for ConfigError {
             ConfigError::EnvFileSyntax { path, error } => {
                 write!(f, "{}:{}: {}", path.display(), error.line, error.problem)
             }
+            ConfigError::BadTemplate { key, error } => write!(f, "{key}: {error}"),
             ConfigError::CacheDirUnusable { path, reason } => {
                 write!(
                     f,
@@ -319,6 +358,33 @@ impl Config {
         let stream_buffer_kb = setting("STREAM_BUFFER_KB")
             .map_or(Ok(256), |v| value::integer("STREAM_BUFFER_KB", &v, 4, 4096))?
             as u32;
+        let templates = |key: &'static str, text: &str, allowed| {
+            Template::parse_list(text, allowed)
+                .map_err(|error| ConfigError::BadTemplate { key, error })
+        };
+        let torrent_sources = templates(
+            "TORRENT_SOURCES",
+            &setting("TORRENT_SOURCES").unwrap_or_else(|| DEFAULT_TORRENT_SOURCES.to_string()),
+            Placeholder::TORRENT,
+        )?;
+        let http_sources = templates(
+            "HTTP_SOURCES",
+            &setting("HTTP_SOURCES").unwrap_or_default(),
+            Placeholder::CONTENT,
+        )?;
+        let http_connections = setting("HTTP_CONNECTIONS")
+            .map_or(Ok(4), |v| value::integer("HTTP_CONNECTIONS", &v, 1, 32))?
+            as u32;
+        let http_timeout = setting("HTTP_TIMEOUT")
+            .map_or(Ok(ms(15_000)), |v| value::millis("HTTP_TIMEOUT", &v, 1))?;
+        let http_max_torrent_kb = setting("HTTP_MAX_TORRENT_KB").map_or(Ok(8192), |v| {
+            value::integer(
+                "HTTP_MAX_TORRENT_KB",
+                &v,
+                1,
+                (crate::format::bencode::MAX_INPUT / 1024) as u64,
+            )
+        })?;
 
         let config = Config {
             host,
@@ -332,6 +398,11 @@ impl Config {
             torrent_max_retries,
             piece_wait,
             stream_buffer_kb,
+            torrent_sources,
+            http_sources,
+            http_connections,
+            http_timeout,
+            http_max_torrent_kb,
             sources,
         };
         Ok((config, warnings))
@@ -396,8 +467,19 @@ impl Config {
             self.torrent_max_retries.to_string(),
             self.piece_wait.as_millis().to_string(),
             self.stream_buffer_kb.to_string(),
+            join(&self.torrent_sources),
+            join(&self.http_sources),
+            self.http_connections.to_string(),
+            self.http_timeout.as_millis().to_string(),
+            self.http_max_torrent_kb.to_string(),
         ]
     }
+}
+
+/// A template list as the config spells it.
+fn join(templates: &[Template]) -> String {
+    let texts: Vec<&str> = templates.iter().map(Template::as_str).collect();
+    texts.join(",")
 }
 
 fn ms(n: u64) -> Duration {

@@ -285,3 +285,63 @@ fn edit_distance_counts_edits() {
     assert_eq!(closest_key("CACHE_MAX_DISK"), None);
     assert_eq!(closest_key("cache_dri"), Some("CACHE_DIR"));
 }
+
+#[test]
+fn http_keys_default_and_parse() {
+    let (c, _) = Config::load(None, &env(&[])).unwrap();
+    let torrent: Vec<&str> = c.torrent_sources.iter().map(|t| t.as_str()).collect();
+    assert_eq!(torrent, ["https://itorrents.org/torrent/{HASH}.torrent"]);
+    assert!(c.http_sources.is_empty());
+    assert_eq!(c.http_connections, 4);
+    assert_eq!(c.http_timeout, Duration::from_millis(15_000));
+    assert_eq!(c.http_max_torrent_kb, 8192);
+
+    let (c, _) = Config::load(
+        None,
+        &env(&[
+            ("TORRENT_SOURCES", ""),
+            (
+                "HTTP_SOURCES",
+                "http://127.0.0.1:8080/{hash}/{path}, https://m.example/{index}/{file}",
+            ),
+            ("HTTP_CONNECTIONS", "32"),
+            ("HTTP_TIMEOUT", "250"),
+            ("HTTP_MAX_TORRENT_KB", "1"),
+        ]),
+    )
+    .unwrap();
+    assert!(c.torrent_sources.is_empty());
+    assert_eq!(c.http_sources.len(), 2);
+    assert_eq!(c.http_connections, 32);
+    assert_eq!(c.http_timeout, Duration::from_millis(250));
+    assert_eq!(c.http_max_torrent_kb, 1);
+    assert!(c.describe().contains(
+        "HTTP_SOURCES=http://127.0.0.1:8080/{hash}/{path},https://m.example/{index}/{file}  (environment)"
+    ));
+    assert!(c.describe().contains("TORRENT_SOURCES=  (environment)"));
+}
+
+#[test]
+fn bad_templates_name_the_key_and_the_template() {
+    let error = |pairs: &[(&str, &str)]| Config::load(None, &env(pairs)).unwrap_err().to_string();
+    assert_eq!(
+        error(&[("HTTP_SOURCES", "http://m/{hash}/{x}")]),
+        "HTTP_SOURCES: \"http://m/{hash}/{x}\" has an unknown placeholder {x}"
+    );
+    assert_eq!(
+        error(&[("TORRENT_SOURCES", "http://ok/{hash},http://c/{HASH}/{path}")]),
+        "TORRENT_SOURCES: \"http://c/{HASH}/{path}\" has an unknown placeholder {path}"
+    );
+    assert_eq!(
+        error(&[("TORRENT_SOURCES", "file:///t/{hash}")]),
+        "TORRENT_SOURCES: \"file:///t/{hash}\" is not an http:// or https:// URL"
+    );
+    assert_eq!(
+        error(&[("HTTP_CONNECTIONS", "0")]),
+        "HTTP_CONNECTIONS: expected 1 to 32, got \"0\""
+    );
+    assert_eq!(
+        error(&[("HTTP_MAX_TORRENT_KB", "16385")]),
+        "HTTP_MAX_TORRENT_KB: expected 1 to 16384, got \"16385\""
+    );
+}

@@ -7,14 +7,19 @@
 //! the connection (HTTP/1.1 has no way to report it after the head).
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use async_io::Timer;
+use futures_lite::future;
 
 use http_types::{Body, Method, Request, Response, StatusCode};
 
 use super::range::{self, RangeRequest};
 use super::{error, App};
 use crate::format::media;
+use crate::hybrid::{self, Phase};
 use crate::format::metainfo::Metainfo;
-use crate::session::Torrent;
+use crate::session::{Tier, Torrent};
 use crate::stream::{self, Part};
 
 /// DLNA renderers (TVs) need these to seek; `DLNA.ORG_OP=01` says byte seeks
@@ -28,16 +33,9 @@ impl App {
             Ok(t) => t,
             Err(res) => return *res,
         };
-        let Some(meta) = torrent.meta() else {
-            let mut res = error(
-                StatusCode::ServiceUnavailable,
-                format!(
-                    "the metadata of {} is not known yet, and no tier can fetch it",
-                    torrent.info_hash
-                ),
-            );
-            res.insert_header("Retry-After", "5");
-            return res;
+        let meta = match self.metadata(&torrent).await {
+            Ok(meta) => meta,
+            Err(res) => return *res,
         };
         let index = match file {
             None => Torrent::default_file(&meta),
@@ -57,6 +55,35 @@ impl App {
         self.respond(req, torrent, meta, index).await
     }
 
+    /// The torrent's metadata, waiting for the tiers to find it if need be.
+    async fn metadata(&self, torrent: &Arc<Torrent>) -> Result<Arc<Metainfo>, Box<Response>> {
+        let unavailable = |reason: String| {
+            let mut res = error(StatusCode::ServiceUnavailable, reason);
+            res.insert_header("Retry-After", "5");
+            Box::new(res)
+        };
+        let ih = torrent.info_hash;
+        let Some(tiers) = &self.session.tiers else {
+            return torrent.meta().ok_or_else(|| unavailable(format!("the metadata of {ih} is not known, and no tier can fetch it")));
+        };
+        tiers.engage(&self.session, torrent);
+        let patience = tiers.config.p2p_timeout + tiers.config.torrent_timeout;
+        let deadline = Instant::now() + patience;
+        loop {
+            let changed = torrent.demand.listen();
+            if let Some(meta) = torrent.meta() {
+                return Ok(meta);
+            }
+            if let Phase::Failed(reason) = torrent.demand.phase() {
+                return Err(unavailable(format!("cannot get the metadata of {ih}: {reason}")));
+            }
+            if Instant::now() >= deadline {
+                return Err(unavailable(format!("the metadata of {ih} did not arrive within {} ms", patience.as_millis())));
+            }
+            future::or(async { changed.await; }, async { Timer::at(deadline).await; }).await;
+        }
+    }
+
     async fn respond(
         &self,
         req: &Request,
@@ -65,6 +92,7 @@ impl App {
         index: usize,
     ) -> Response {
         let file = &meta.files[index];
+        let pieces = hybrid::file_pieces(&meta, index);
         let name = file.path.last().map(String::as_str).unwrap_or(&meta.name);
         let content_type = media::content_type(name);
         // Content under an info hash never changes, so the hash names it strongly.
@@ -155,26 +183,24 @@ impl App {
             Part::Range { start, len } if *len > 0 => Some(*start),
             _ => None,
         });
+        let mut tier = Tier::Cache;
         if let Some(start) = first {
-            if let Err(e) =
-                stream::ensure_piece(&self.session, &meta, stream::piece_at(&meta, start)).await
-            {
-                log::warn!("[Hybrid] {}: cannot stream {name}: {e}", meta.info_hash);
-                return error(
-                    StatusCode::ServiceUnavailable,
-                    format!("cannot stream {name}: {e}"),
-                );
+            let piece = stream::piece_at(&meta, start);
+            match stream::ensure_piece(&self.session, &torrent, &meta, piece, start, pieces.clone(), self.stream).await {
+                Ok(t) => tier = t,
+                Err(e) => {
+                    log::warn!("[Hybrid] {}: cannot stream {name}: {e}", meta.info_hash);
+                    return error(StatusCode::ServiceUnavailable, format!("cannot stream {name}: {e}"));
+                }
             }
         }
-        let begins_playback = parts
-            .iter()
-            .any(|p| matches!(p, Part::Range { start, .. } if *start == file.offset));
+        let begins_playback = parts.iter().any(|p| matches!(p, Part::Range { start, .. } if *start == file.offset));
         if begins_playback {
             log::info!("[Hybrid] Getting stream for {}", meta.info_hash);
-            log::info!(
-                "[Hybrid] Cache hit: streaming {name} ({} bytes)",
-                file.length
-            );
+            if tier == Tier::Cache {
+                log::info!("[Hybrid] Cache hit");
+            }
+            log::info!("[API] Streaming {name} ({}) via {}", file.length, tier.name());
         }
         log::debug!(
             "[Stream] {} file {index}: {status} {length} bytes",
@@ -184,6 +210,7 @@ impl App {
             self.session.clone(),
             torrent,
             meta.clone(),
+            pieces,
             parts,
             self.stream,
         );

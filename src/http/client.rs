@@ -1,0 +1,125 @@
+//! The one outgoing HTTP client: a shared isahc agent and the timeouts every
+//! request gets.
+//!
+//! Owns how a request is sent and how its body is read against the stall
+//! timeout. Must never buffer a whole body: callers read it in pieces.
+//!
+//! # Implementation
+//! isahc runs libcurl on its own agent thread; `HttpClient` is a handle to it,
+//! so cloning a [`Client`] shares the agent and its connection pool. Stalls
+//! are caught by a timer around each wait (the headers, then every read),
+//! not by curl's low-speed limit: a reader that stops reading because its
+//! piece channel is full must not look like a stalled server.
+
+use std::time::Duration;
+
+use async_io::Timer;
+use futures_lite::{future, AsyncRead, AsyncReadExt};
+use isahc::config::{Configurable, RedirectPolicy};
+use isahc::{AsyncBody, HttpClient, Request, Response};
+
+use crate::config::Config;
+
+/// Redirects followed: .torrent caches and mirrors redirect to a CDN once or
+/// twice; more is a loop.
+const MAX_REDIRECTS: u32 = 5;
+
+/// A handle on the shared HTTP agent.
+#[derive(Clone, Debug)]
+pub struct Client {
+    agent: HttpClient,
+    /// `HTTP_TIMEOUT`: connecting, waiting for headers, and each wait for body
+    /// bytes.
+    pub(super) timeout: Duration,
+    /// `HTTP_MAX_TORRENT_KB` in bytes.
+    pub(super) max_torrent_bytes: u64,
+}
+
+/// The agent could not start (curl failed to initialise).
+#[derive(Debug)]
+pub struct ClientError(pub String);
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot start the HTTP client: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// How a request ended before its body could be read.
+pub(super) enum SendError {
+    Stalled,
+    Transport(String),
+}
+
+impl Client {
+    /// Starts the agent thread.
+    pub fn new(timeout: Duration, max_torrent_bytes: u64) -> Result<Client, ClientError> {
+        let agent = HttpClient::builder()
+            .connect_timeout(timeout)
+            .redirect_policy(RedirectPolicy::Limit(MAX_REDIRECTS))
+            // Byte offsets must be those of the file, never of a gzip stream.
+            .automatic_decompression(false)
+            .build()
+            .map_err(|e| ClientError(e.to_string()))?;
+        Ok(Client {
+            agent,
+            timeout,
+            max_torrent_bytes,
+        })
+    }
+
+    /// [`Client::new`] with `HTTP_TIMEOUT` and `HTTP_MAX_TORRENT_KB`.
+    pub fn from_config(config: &Config) -> Result<Client, ClientError> {
+        Client::new(config.http_timeout, config.http_max_torrent_kb * 1024)
+    }
+
+    /// A GET of `url` with `range` (`bytes=a-b`) if given, up to its headers.
+    pub(super) async fn get(
+        &self,
+        url: &str,
+        range: Option<&str>,
+    ) -> Result<Response<AsyncBody>, SendError> {
+        let mut request = Request::get(url);
+        if let Some(range) = range {
+            request = request.header("Range", range);
+        }
+        let request = request
+            .body(())
+            .map_err(|e| SendError::Transport(format!("bad URL: {e}")))?;
+        let sent = self.agent.send_async(request);
+        match within(self.timeout, sent).await {
+            None => Err(SendError::Stalled),
+            Some(Ok(response)) => Ok(response),
+            Some(Err(e)) if e.is_timeout() => Err(SendError::Stalled),
+            Some(Err(e)) => Err(SendError::Transport(e.to_string())),
+        }
+    }
+}
+
+/// `fut`, or `None` if it takes longer than `timeout`.
+pub(super) async fn within<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    future::or(async { Some(fut.await) }, async {
+        Timer::after(timeout).await;
+        None
+    })
+    .await
+}
+
+/// One read into `buf`: `Ok(0)` at the end of the body, `Err(None)` on a
+/// stall, `Err(Some(reason))` on a transport error.
+pub(super) async fn read_some(
+    body: &mut (impl AsyncRead + Unpin),
+    buf: &mut [u8],
+    timeout: Duration,
+) -> Result<usize, Option<String>> {
+    match within(timeout, body.read(buf)).await {
+        None => Err(None),
+        Some(Ok(n)) => Ok(n),
+        Some(Err(e)) => Err(Some(e.to_string())),
+    }
+}
