@@ -79,6 +79,20 @@ pub fn mktorrent(content: &Path, out: &Path, piece_log2: u32) -> Torrent {
     Torrent { file: out.to_path_buf(), info_hash: info_hash_of(out) }
 }
 
+/// `mktorrent -l piece_log2 -w web_seed -o out content`: a torrent whose `url-list` names an
+/// HTTP web seed (BEP 19).
+pub fn mktorrent_web_seed(content: &Path, out: &Path, piece_log2: u32, web_seed: &str) -> Torrent {
+    run(Command::new("mktorrent")
+        .arg("-l")
+        .arg(piece_log2.to_string())
+        .arg("-w")
+        .arg(web_seed)
+        .arg("-o")
+        .arg(out)
+        .arg(content));
+    Torrent { file: out.to_path_buf(), info_hash: info_hash_of(out) }
+}
+
 /// `transmission-create -s piece_kib -o out content`.
 pub fn transmission_create(content: &Path, out: &Path, piece_kib: u32) -> Torrent {
     run(Command::new("transmission-create")

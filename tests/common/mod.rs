@@ -1,6 +1,7 @@
 //! The rig shared by the integration tests: fixtures made by real tools at test time
-//! ([`fixture`]), the real `streme` binary on an ephemeral loopback port ([`server`]), and an
-//! exact-bytes HTTP/1.1 client ([`http`]).
+//! ([`fixture`]), the real `streme` binary on an ephemeral loopback port ([`server`]), an
+//! exact-bytes HTTP/1.1 client ([`http`]), and for the HTTP tier a real nginx ([`nginx`]), a
+//! misbehaving source ([`fault_server`]) and the tier's settings and API calls ([`hybrid`]).
 //!
 //! # Design
 //! Every test gets its own [`TestDir`] and its own server, so tests run in parallel without
@@ -10,8 +11,11 @@
 #![allow(dead_code)] // each tests/*.rs crate uses a different subset of the rig
 
 pub mod cached;
+pub mod fault_server;
 pub mod fixture;
 pub mod http;
+pub mod hybrid;
+pub mod nginx;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! The real `streme` binary, as a server on an ephemeral loopback port or as a one-shot CLI
-//! command, with a clean environment: only PATH, HOME and what the test sets reach it, so a
-//! developer's own settings never change a test's outcome.
+//! command, with a clean environment: only PATH, HOME, empty source lists and what the test
+//! sets reach it, so a developer's own settings never change a test's outcome, and no test
+//! ever reaches a public address.
 //!
 //! Must never leave a process behind: [`Server`] kills its child on drop, and CLI runs have a
 //! deadline.
@@ -35,7 +36,12 @@ pub fn base_env(cache_dir: &Path, quota_mb: u64) -> Vec<(String, String)> {
     ]
 }
 
-/// `streme` with `env_clear()`, then PATH, HOME and `env`.
+/// Settings whose defaults reach outside the machine (`TORRENT_SOURCES` defaults to a public
+/// .torrent cache), emptied for every run so that no test ever tries a public address. A test
+/// that wants sources passes its own loopback values in `env`, which come later and win.
+pub const OFFLINE_ENV: [(&str, &str); 2] = [("TORRENT_SOURCES", ""), ("HTTP_SOURCES", "")];
+
+/// `streme` with `env_clear()`, then PATH, HOME, [`OFFLINE_ENV`] and `env`.
 pub fn streme_command(env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_streme"));
     cmd.env_clear();
@@ -43,6 +49,9 @@ pub fn streme_command(env: &[(String, String)]) -> Command {
         if let Some(v) = std::env::var_os(key) {
             cmd.env(key, v);
         }
+    }
+    for (k, v) in OFFLINE_ENV {
+        cmd.env(k, v);
     }
     for (k, v) in env {
         cmd.env(k, v);
