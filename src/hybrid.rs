@@ -339,7 +339,9 @@ impl Tiers {
             drop(tx);
             result
         };
-        let write = async {
+        // The receiver moves in, so that when writing fails it is dropped, and
+        // the fetch's next send fails instead of waiting forever.
+        let write = async move {
             while let Ok((piece, bytes)) = rx.recv().await {
                 let len = bytes.len() as u64;
                 match session.store.write_piece(&meta.info_hash, piece, bytes, self.config.piece_wait).await {
@@ -371,6 +373,7 @@ impl Tiers {
                 s.retry_at = None;
             }
             Err(SpanError::Corrupt { piece }) => {
+                s.failures += 1;
                 log::warn!("[Hybrid] Dropping source {label}: piece {piece} failed its SHA-1 check");
                 s.dropped = Some(format!("piece {piece} failed its SHA-1 check"));
             }

@@ -177,8 +177,13 @@ async fn wait_until(listener: event_listener::EventListener, deadline: Option<In
 impl Store {
     /// Opens or creates the cache at `dir`, loads the index, removes orphans, computes usage.
     /// Blocking: call it before the executor starts, or through `smol::unblock`.
+    ///
+    /// Segments are at most a sixteenth of the quota: a small quota must still
+    /// hold the segment a reader is in, the ones workers are writing, and room
+    /// to evict, or a stream larger than the quota would stall.
     pub fn open(dir: &Path, quota_bytes: u64) -> Result<Store, StoreError> {
-        Store::open_with_segment_target(dir, quota_bytes, SEGMENT_TARGET_BYTES)
+        let target = SEGMENT_TARGET_BYTES.min(quota_bytes / 16).max(64 * 1024);
+        Store::open_with_segment_target(dir, quota_bytes, target)
     }
 
     /// Takes the cache's lock file, or says who has it.
