@@ -36,9 +36,18 @@ use crate::store::StoreError;
 /// Pi Zero's SD card and a tight quota.
 const READAHEAD: u64 = 16 << 20;
 
-/// Bytes one request asks for. Several pieces per request keep TCP windows
-/// open; one worker holds at most one piece of it in memory at a time.
-const SPAN: u64 = 4 << 20;
+/// Bytes one request asks for (at least one piece). Small enough that the
+/// pieces near a playhead spread over all connections instead of queueing
+/// behind one slow request; large enough to keep a keep-alive connection busy.
+/// One worker holds at most one piece of it in memory at a time.
+const SPAN: u64 = 1 << 20;
+
+/// How long one request should last. A request is never interrupted, so this
+/// bounds how long a seek can wait for a busy connection on a slow source.
+const SPAN_TIME: f64 = 2.0;
+
+/// The request size for a source whose speed is not known yet.
+const FIRST_SPAN: u64 = 256 << 10;
 
 /// Consecutive failures after which a source is dropped for the torrent.
 const MAX_SOURCE_FAILURES: u32 = 5;
@@ -73,14 +82,16 @@ pub struct Demand {
 
 struct DemandState {
     phase: Phase,
-    /// Pieces that readers block on, with how many readers wait for each.
-    waiting: BTreeMap<u32, u32>,
+    /// Pieces that readers block on: how many readers, and when the last began.
+    waiting: BTreeMap<u32, (u32, Instant)>,
     /// The last torrent-space offset a reader asked for.
     playhead: Option<u64>,
     /// The pieces of the file being played.
     file: Option<Range<u32>>,
     /// Pieces a worker is fetching right now.
     claimed: BTreeSet<u32>,
+    /// Workers busy with readahead or background pieces.
+    non_urgent: usize,
     /// False once the quota stopped background completion.
     background: bool,
     sources: Vec<SourceState>,
@@ -96,6 +107,8 @@ struct SourceState {
     retry_at: Option<Instant>,
     dropped: Option<String>,
     bytes: u64,
+    /// Bytes per second one request of this source delivered (moving average).
+    rate: Option<f64>,
 }
 
 impl Default for Demand {
@@ -107,6 +120,7 @@ impl Default for Demand {
                 playhead: None,
                 file: None,
                 claimed: BTreeSet::new(),
+                non_urgent: 0,
                 background: true,
                 sources: Vec::new(),
                 fetched: Vec::new(),
@@ -126,7 +140,7 @@ pub struct Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         let mut st = self.demand.state.lock().unwrap();
-        if let Some(n) = st.waiting.get_mut(&self.piece) {
+        if let Some((n, _)) = st.waiting.get_mut(&self.piece) {
             *n -= 1;
             if *n == 0 {
                 st.waiting.remove(&self.piece);
@@ -144,12 +158,16 @@ impl Demand {
     pub fn wait_for(&self, piece: u32, offset: u64, file: Range<u32>) -> Waiting<'_> {
         {
             let mut st = self.state.lock().unwrap();
-            *st.waiting.entry(piece).or_default() += 1;
+            let entry = st.waiting.entry(piece).or_insert((0, Instant::now()));
+            *entry = (entry.0 + 1, Instant::now());
             st.playhead = Some(offset);
             st.file = Some(file);
         }
         self.changed.notify(usize::MAX);
-        Waiting { demand: self, piece }
+        Waiting {
+            demand: self,
+            piece,
+        }
     }
 
     /// A reader moved on to `offset` (its readahead moves with it).
@@ -164,8 +182,15 @@ impl Demand {
     /// The tier that put `piece` in the store: HTTP if it fetched it in this run.
     pub fn origin(&self, piece: u32) -> Tier {
         let st = self.state.lock().unwrap();
-        let bit = st.fetched.get(piece as usize / 64).is_some_and(|w| w & (1 << (piece % 64)) != 0);
-        if bit { Tier::Http } else { Tier::Cache }
+        let bit = st
+            .fetched
+            .get(piece as usize / 64)
+            .is_some_and(|w| w & (1 << (piece % 64)) != 0);
+        if bit {
+            Tier::Http
+        } else {
+            Tier::Cache
+        }
     }
 
     fn mark_fetched(&self, piece: u32) {
@@ -187,6 +212,12 @@ impl Demand {
         self.changed.notify(usize::MAX);
     }
 
+    fn record_rate(&self, source: usize, rate: f64) {
+        let mut st = self.state.lock().unwrap();
+        let s = &mut st.sources[source];
+        s.rate = Some(s.rate.map_or(rate, |old| 0.7 * old + 0.3 * rate));
+    }
+
     /// Per-source status for the API.
     pub fn sources(&self) -> Vec<serde_json::Value> {
         let st = self.state.lock().unwrap();
@@ -198,6 +229,7 @@ impl Demand {
                     "bytes": s.bytes,
                     "failures": s.failures,
                     "dropped": s.dropped,
+                    "bytesPerSecond": s.rate.map(|r| r as u64),
                 })
             })
             .collect()
@@ -219,14 +251,21 @@ impl Tiers {
             return;
         }
         let (tiers, session, t) = (self.clone(), session.clone(), torrent.clone());
-        *task = Some(smol::spawn(async move { tiers.control(&session, &t).await }));
+        *task = Some(smol::spawn(
+            async move { tiers.control(&session, &t).await },
+        ));
     }
 
     async fn control(&self, session: &Session, torrent: &Arc<Torrent>) {
         let ih = torrent.info_hash;
         let demand = &torrent.demand;
-        log::info!("[Hybrid] Trying P2P (timeout: {}ms)...", self.config.p2p_timeout.as_millis());
-        demand.set_phase(Phase::P2p { since: Instant::now() });
+        log::info!(
+            "[Hybrid] Trying P2P (timeout: {}ms)...",
+            self.config.p2p_timeout.as_millis()
+        );
+        demand.set_phase(Phase::P2p {
+            since: Instant::now(),
+        });
         // The P2P tier is not built yet: it has no peers, so it never delivers
         // within the timeout. This is the real timeout path, not a shortcut.
         Timer::after(self.config.p2p_timeout).await;
@@ -250,10 +289,17 @@ impl Tiers {
                 }
             },
         };
-        let extra: Vec<String> = torrent.magnet.as_ref().map(|m| m.web_seeds.clone()).unwrap_or_default();
+        let extra: Vec<String> = torrent
+            .magnet
+            .as_ref()
+            .map(|m| m.web_seeds.clone())
+            .unwrap_or_default();
         let sources = http::sources_for(&meta, &self.config.http_sources, &extra);
         if sources.is_empty() {
-            let reason = format!("no HTTP source for {}: set HTTP_SOURCES, or use a torrent with web seeds", meta.name);
+            let reason = format!(
+                "no HTTP source for {}: set HTTP_SOURCES, or use a torrent with web seeds",
+                meta.name
+            );
             log::warn!("[Hybrid] {ih}: {reason}");
             demand.set_phase(Phase::Failed(reason));
             return;
@@ -262,7 +308,14 @@ impl Tiers {
             let mut st = demand.state.lock().unwrap();
             st.sources = sources
                 .into_iter()
-                .map(|source| SourceState { source, failures: 0, retry_at: None, dropped: None, bytes: 0 })
+                .map(|source| SourceState {
+                    source,
+                    failures: 0,
+                    retry_at: None,
+                    dropped: None,
+                    bytes: 0,
+                    rate: None,
+                })
                 .collect();
             if st.file.is_none() {
                 st.file = Torrent::default_file(&meta).map(|i| file_pieces(&meta, i));
@@ -274,7 +327,8 @@ impl Tiers {
         // was deleted) cancels them.
         let _workers: Vec<smol::Task<()>> = (0..self.config.http_connections)
             .map(|_| {
-                let (tiers, session, t, meta) = (self.clone(), session.clone(), torrent.clone(), meta.clone());
+                let (tiers, session, t, meta) =
+                    (self.clone(), session.clone(), torrent.clone(), meta.clone());
                 smol::spawn(async move { tiers.work(&session, &t, &meta).await })
             })
             .collect();
@@ -282,21 +336,40 @@ impl Tiers {
     }
 
     /// Steps 1 to 3 of the seed's flow: the .torrent by info hash, parsed, its file chosen.
-    async fn fetch_metadata(&self, session: &Session, torrent: &Arc<Torrent>) -> Result<Arc<Metainfo>, String> {
+    async fn fetch_metadata(
+        &self,
+        session: &Session,
+        torrent: &Arc<Torrent>,
+    ) -> Result<Arc<Metainfo>, String> {
         log::info!("[Hybrid] Step 1: Downloading .torrent file...");
-        let (meta, bytes) = http::fetch_torrent(&self.client, torrent.info_hash, &self.config.torrent_sources)
-            .await
-            .map_err(|e| format!("no .torrent for {}: {e}", torrent.info_hash))?;
+        let (meta, bytes) = http::fetch_torrent(
+            &self.client,
+            torrent.info_hash,
+            &self.config.torrent_sources,
+        )
+        .await
+        .map_err(|e| format!("no .torrent for {}: {e}", torrent.info_hash))?;
         log::info!("[Hybrid] Downloaded .torrent ({} bytes)", bytes.len());
         log::info!("[Hybrid] Step 2: Parsing torrent metadata...");
         let total = meta.total_length;
         let (name, files) = (meta.name.clone(), meta.files.len());
         let s = session.clone();
-        smol::unblock(move || s.add_metainfo(meta)).await.map_err(|e| e.to_string())?;
-        log::info!("[Hybrid] Parsed torrent: {name}   Files: {files}   Total size: {}", mb(total));
-        let meta = torrent.meta().ok_or("the metadata vanished while being stored")?;
+        smol::unblock(move || s.add_metainfo(meta))
+            .await
+            .map_err(|e| e.to_string())?;
+        log::info!(
+            "[Hybrid] Parsed torrent: {name}   Files: {files}   Total size: {}",
+            mb(total)
+        );
+        let meta = torrent
+            .meta()
+            .ok_or("the metadata vanished while being stored")?;
         if let Some(i) = Torrent::default_file(&meta) {
-            log::info!("[Hybrid] Step 3: Finding video file...   Selected: {} ({})", meta.files[i].path.join("/"), mb(meta.files[i].length));
+            log::info!(
+                "[Hybrid] Step 3: Finding video file...   Selected: {} ({})",
+                meta.files[i].path.join("/"),
+                mb(meta.files[i].length)
+            );
         }
         Ok(meta)
     }
@@ -306,20 +379,42 @@ impl Tiers {
         let demand = &torrent.demand;
         loop {
             let listener = demand.changed.listen();
-            let job = next_job(session, demand, meta, self.config.cache_max_disk_bytes());
-            let Some((span, source_index, wait)) = job else {
+            let quota = self.config.cache_max_disk_bytes();
+            let Some(job) = next_job(
+                session,
+                demand,
+                meta,
+                quota,
+                self.config.http_connections as usize,
+            ) else {
                 listener.await;
                 continue;
             };
-            if let Some(until) = wait {
+            if let Some(until) = job.wait_until {
                 // Every live source is backing off: sleep until the first may retry.
-                release(demand, span);
-                future::or(async { Timer::at(until).await; }, listener).await;
+                release(demand, &job);
+                future::or(
+                    async {
+                        Timer::at(until).await;
+                    },
+                    listener,
+                )
+                .await;
                 continue;
             }
-            let outcome = self.fetch_span(session, torrent, meta, span.clone(), source_index).await;
-            release(demand, span);
-            self.judge(demand, source_index, outcome);
+            let started = Instant::now();
+            let outcome = self
+                .fetch_span(session, torrent, meta, job.span.clone(), job.source)
+                .await;
+            release(demand, &job);
+            if outcome.is_ok() {
+                let bytes: u64 = job.span.clone().map(|p| meta.piece_size(p)).sum();
+                demand.record_rate(
+                    job.source,
+                    bytes as f64 / started.elapsed().as_secs_f64().max(1e-3),
+                );
+            }
+            self.judge(demand, job.source, outcome);
         }
     }
 
@@ -332,7 +427,9 @@ impl Tiers {
         span: Range<u32>,
         source_index: usize,
     ) -> Result<(), SpanError> {
-        let source = torrent.demand.state.lock().unwrap().sources[source_index].source.clone();
+        let source = torrent.demand.state.lock().unwrap().sources[source_index]
+            .source
+            .clone();
         let (tx, rx) = smol::channel::bounded(1);
         let fetch = async {
             let result = http::fetch_pieces(&self.client, &source, meta, span.clone(), &tx).await;
@@ -344,13 +441,22 @@ impl Tiers {
         let write = async move {
             while let Ok((piece, bytes)) = rx.recv().await {
                 let len = bytes.len() as u64;
-                match session.store.write_piece(&meta.info_hash, piece, bytes, self.config.piece_wait).await {
+                match session
+                    .store
+                    .write_piece(&meta.info_hash, piece, bytes, self.config.piece_wait)
+                    .await
+                {
                     Ok(()) => {
                         torrent.demand.mark_fetched(piece);
-                        torrent.demand.fetched_http.fetch_add(len, Ordering::Relaxed);
+                        torrent
+                            .demand
+                            .fetched_http
+                            .fetch_add(len, Ordering::Relaxed);
                         torrent.demand.state.lock().unwrap().sources[source_index].bytes += len;
                     }
-                    Err(StoreError::HashMismatch { piece }) => return Err(SpanError::Corrupt { piece }),
+                    Err(StoreError::HashMismatch { piece }) => {
+                        return Err(SpanError::Corrupt { piece })
+                    }
                     Err(e) => return Err(SpanError::Store(e)),
                 }
             }
@@ -368,13 +474,18 @@ impl Tiers {
         let s = &mut st.sources[source_index];
         let label = s.source.label();
         match outcome {
+            // A request already in flight when the source was dropped may still
+            // succeed; the record of why it was dropped stays.
+            Ok(()) if s.dropped.is_some() => {}
             Ok(()) => {
                 s.failures = 0;
                 s.retry_at = None;
             }
             Err(SpanError::Corrupt { piece }) => {
                 s.failures += 1;
-                log::warn!("[Hybrid] Dropping source {label}: piece {piece} failed its SHA-1 check");
+                log::warn!(
+                    "[Hybrid] Dropping source {label}: piece {piece} failed its SHA-1 check"
+                );
                 s.dropped = Some(format!("piece {piece} failed its SHA-1 check"));
             }
             Err(SpanError::Store(StoreError::QuotaExceeded { needed, free })) => {
@@ -392,14 +503,26 @@ impl Tiers {
                     log::warn!("[Hybrid] Dropping source {label}: {e}");
                     s.dropped = Some(e.to_string());
                 } else {
-                    log::info!("[Hybrid] Source {label} failed ({e}); retrying in {} ms", backoff.as_millis());
+                    log::info!(
+                        "[Hybrid] Source {label} failed ({e}); retrying in {} ms",
+                        backoff.as_millis()
+                    );
                     s.retry_at = Some(Instant::now() + backoff);
                 }
             }
         }
         if st.sources.iter().all(|s| s.dropped.is_some()) {
-            let reasons: Vec<String> =
-                st.sources.iter().map(|s| format!("{}: {}", s.source.label(), s.dropped.as_deref().unwrap_or(""))).collect();
+            let reasons: Vec<String> = st
+                .sources
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}: {}",
+                        s.source.label(),
+                        s.dropped.as_deref().unwrap_or("")
+                    )
+                })
+                .collect();
             st.phase = Phase::Failed(format!("every HTTP source failed ({})", reasons.join("; ")));
         }
         drop(st);
@@ -413,8 +536,14 @@ impl Tiers {
         loop {
             Timer::after(PROGRESS_EVERY).await;
             let now = torrent.demand.fetched_http.load(Ordering::Relaxed);
-            let Some(file) = torrent.demand.state.lock().unwrap().file.clone() else { continue };
-            let have = file.clone().filter(|p| session.store.has_piece(&meta.info_hash, *p)).map(|p| meta.piece_size(p)).sum::<u64>();
+            let Some(file) = torrent.demand.state.lock().unwrap().file.clone() else {
+                continue;
+            };
+            let have = file
+                .clone()
+                .filter(|p| session.store.has_piece(&meta.info_hash, *p))
+                .map(|p| meta.piece_size(p))
+                .sum::<u64>();
             let total = file.map(|p| meta.piece_size(p)).sum::<u64>().max(1);
             if now != last {
                 let speed = (now - last) as f64 / PROGRESS_EVERY.as_secs_f64();
@@ -442,56 +571,109 @@ enum SpanError {
     Source(SourceError),
 }
 
+/// A run of pieces claimed by one worker.
+struct Job {
+    span: Range<u32>,
+    source: usize,
+    /// Set when every live source backs off: sleep until then, then pick again.
+    wait_until: Option<Instant>,
+    /// A reader waits for the first piece; otherwise readahead or background.
+    urgent: bool,
+}
+
 /// Picks the next run of pieces and a source for it, claiming the pieces.
-/// Returns `wait = Some(t)` when every live source backs off until `t`.
+/// With several connections, one is kept free of readahead and background
+/// work, so that a seek never queues behind a slow request.
 fn next_job(
     session: &Session,
     demand: &Demand,
     meta: &Metainfo,
     quota: u64,
-) -> Option<(Range<u32>, usize, Option<Instant>)> {
+    connections: usize,
+) -> Option<Job> {
     let ih = meta.info_hash;
-    let missing = |p: u32, st: &DemandState| !st.claimed.contains(&p) && !session.store.has_piece(&ih, p);
+    let missing =
+        |p: u32, st: &DemandState| !st.claimed.contains(&p) && !session.store.has_piece(&ih, p);
     let mut st = demand.state.lock().unwrap();
     if st.phase != Phase::Http {
         return None;
     }
     let count = meta.piece_count();
     let file = st.file.clone().unwrap_or(0..count);
-    let urgent = st.waiting.keys().copied().find(|p| missing(*p, &st));
+    // The newest wait first: after a seek, the player's new request matters,
+    // not the old one it abandoned while its socket buffer still drains.
+    let urgent = st
+        .waiting
+        .iter()
+        .filter(|(p, _)| missing(**p, &st))
+        .max_by_key(|(_, (_, at))| *at)
+        .map(|(p, _)| *p);
+    let spare = connections <= 1 || st.non_urgent + 1 < connections;
     let ahead = || {
         let from = st.playhead.map(|o| (o / meta.piece_length) as u32)?;
-        let to = ((st.playhead? + READAHEAD) / meta.piece_length).min(file.end as u64) as u32;
+        // A quarter of the quota at most, or readahead evicts what the reader is about to read.
+        let window = READAHEAD.min(quota / 4);
+        let to = ((st.playhead? + window) / meta.piece_length).min(file.end as u64) as u32;
         (from..to).find(|p| missing(*p, &st))
     };
     // Completing the file only makes sense if it fits: otherwise the tail
     // would evict the head, and a reread would fetch it again.
     let fits = file_bytes(meta, &file) <= quota / 10 * 9;
-    let background = || (st.background && fits).then(|| file.clone().find(|p| missing(*p, &st))).flatten();
-    let first = urgent.or_else(ahead).or_else(background)?;
+    let background = || {
+        (st.background && fits)
+            .then(|| file.clone().find(|p| missing(*p, &st)))
+            .flatten()
+    };
+    let first = match urgent {
+        Some(p) => p,
+        None if spare => ahead().or_else(background)?,
+        None => return None,
+    };
 
     let now = Instant::now();
-    let live: Vec<usize> = (0..st.sources.len()).filter(|i| st.sources[*i].dropped.is_none()).collect();
-    let ready = live.iter().copied().find(|i| st.sources[*i].retry_at.is_none_or(|t| t <= now));
+    let live: Vec<usize> = (0..st.sources.len())
+        .filter(|i| st.sources[*i].dropped.is_none())
+        .collect();
+    let ready = live
+        .iter()
+        .copied()
+        .find(|i| st.sources[*i].retry_at.is_none_or(|t| t <= now));
+    let wait_until = match ready {
+        Some(_) => None,
+        None => Some(live.iter().filter_map(|i| st.sources[*i].retry_at).min()?),
+    };
+    let source = ready.unwrap_or(0);
+    let bytes = st
+        .sources
+        .get(source)
+        .and_then(|s| s.rate)
+        .map_or(FIRST_SPAN, |r| (r * SPAN_TIME) as u64);
+    let max = (bytes.min(SPAN) / meta.piece_length).max(1) as u32;
     let mut end = first + 1;
-    let max = (SPAN / meta.piece_length).max(1) as u32;
     while end < count.min(first + max) && missing(end, &st) {
         end += 1;
     }
     st.claimed.extend(first..end);
-    match ready {
-        Some(i) => Some((first..end, i, None)),
-        None => {
-            let until = live.iter().filter_map(|i| st.sources[*i].retry_at).min()?;
-            Some((first..end, 0, Some(until)))
-        }
+    let urgent = urgent.is_some();
+    if !urgent {
+        st.non_urgent += 1;
     }
+    Some(Job {
+        span: first..end,
+        source,
+        wait_until,
+        urgent,
+    })
 }
 
-fn release(demand: &Demand, span: Range<u32>) {
+/// Gives a job's pieces back; those that arrived are in the store now.
+fn release(demand: &Demand, job: &Job) {
     let mut st = demand.state.lock().unwrap();
-    for p in span {
+    for p in job.span.clone() {
         st.claimed.remove(&p);
+    }
+    if !job.urgent {
+        st.non_urgent -= 1;
     }
 }
 
@@ -499,7 +681,11 @@ fn release(demand: &Demand, span: Range<u32>) {
 pub fn file_pieces(meta: &Metainfo, index: usize) -> Range<u32> {
     let f = &meta.files[index];
     let first = (f.offset / meta.piece_length) as u32;
-    let end = if f.length == 0 { first } else { ((f.offset + f.length - 1) / meta.piece_length) as u32 + 1 };
+    let end = if f.length == 0 {
+        first
+    } else {
+        ((f.offset + f.length - 1) / meta.piece_length) as u32 + 1
+    };
     first..end
 }
 

@@ -10,9 +10,9 @@ use streme::cli::{Cli, Command, USAGE};
 use streme::config::Config;
 use streme::format::magnet::Magnet;
 use streme::format::media;
+use streme::format::metainfo::Metainfo;
 use streme::http;
 use streme::hybrid::Tiers;
-use streme::format::metainfo::Metainfo;
 use streme::import;
 use streme::server::{self, App};
 use streme::session::{Session, Torrent};
@@ -110,7 +110,13 @@ fn main() -> ExitCode {
                 }
             };
             let config = Arc::new(config);
-            let session = Session::new(store, Some(Tiers { config: config.clone(), client }));
+            let session = Session::new(
+                store,
+                Some(Tiers {
+                    config: config.clone(),
+                    client,
+                }),
+            );
             report(serve(&config, session))
         }
     }

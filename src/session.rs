@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 use crate::format::magnet::Magnet;
-use crate::hybrid::{Demand, Phase, Tiers};
 use crate::format::media;
 use crate::format::metainfo::{Metainfo, MetainfoError};
 use crate::format::InfoHash;
+use crate::hybrid::{Demand, Phase, Tiers};
 use crate::store::{Store, StoreError};
 
 /// Why a torrent could not be added.
@@ -230,7 +230,10 @@ impl Session {
         let ih = t.info_hash.to_hex();
         let per_tier = |counters: [u64; 3]| -> Value {
             let tiers = [Tier::Cache, Tier::P2p, Tier::Http];
-            tiers.iter().map(|tier| (tier.name().to_string(), json!(counters[*tier as usize]))).collect()
+            tiers
+                .iter()
+                .map(|tier| (tier.name().to_string(), json!(counters[*tier as usize])))
+                .collect()
         };
         let served = per_tier(t.served.each_ref().map(|c| c.load(Ordering::Relaxed)));
         let fetched = per_tier([0, 0, t.demand.fetched_http.load(Ordering::Relaxed)]);

@@ -13,10 +13,10 @@
 //! holds nothing but verified pieces.
 
 use std::io;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use futures_lite::{future, AsyncBufRead, AsyncRead, Stream};
@@ -38,11 +38,19 @@ pub enum Part {
 #[derive(Debug)]
 pub enum FetchError {
     /// The piece is not cached and no tier can fetch it.
-    NoTier { piece: u32 },
+    NoTier {
+        piece: u32,
+    },
     /// Every tier gave up on this torrent.
-    Failed { piece: u32, reason: String },
+    Failed {
+        piece: u32,
+        reason: String,
+    },
     /// The tiers are working on it, but it did not arrive in time.
-    Timeout { piece: u32, waited: Duration },
+    Timeout {
+        piece: u32,
+        waited: Duration,
+    },
     Store(StoreError),
 }
 
@@ -50,11 +58,20 @@ impl std::fmt::Display for FetchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FetchError::NoTier { piece } => {
-                write!(f, "piece {piece} is not in the cache and no other tier can fetch it")
+                write!(
+                    f,
+                    "piece {piece} is not in the cache and no other tier can fetch it"
+                )
             }
-            FetchError::Failed { piece, reason } => write!(f, "piece {piece} cannot be fetched: {reason}"),
+            FetchError::Failed { piece, reason } => {
+                write!(f, "piece {piece} cannot be fetched: {reason}")
+            }
             FetchError::Timeout { piece, waited } => {
-                write!(f, "piece {piece} did not arrive within {} ms", waited.as_millis())
+                write!(
+                    f,
+                    "piece {piece} did not arrive within {} ms",
+                    waited.as_millis()
+                )
             }
             FetchError::Store(e) => write!(f, "{e}"),
         }
@@ -110,7 +127,10 @@ pub async fn ensure_piece(
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(FetchError::Timeout { piece, waited: patience });
+            return Err(FetchError::Timeout {
+                piece,
+                waited: patience,
+            });
         }
         let arrived = async {
             session.store.wait_piece(&ih, piece, left).await;
@@ -183,7 +203,8 @@ async fn produce(
             let n = (end - offset).min(opts.buffer as u64);
             let mut tier = Tier::Cache;
             for piece in piece_at(meta, offset)..=piece_at(meta, offset + n - 1) {
-                tier = ensure_piece(session, torrent, meta, piece, offset, file.clone(), opts).await?;
+                tier =
+                    ensure_piece(session, torrent, meta, piece, offset, file.clone(), opts).await?;
             }
             let _pin = session.store.pin(&ih, offset..offset + n);
             let chunk = session

@@ -26,7 +26,12 @@ fn post_torrent_body_answers_201_then_200_with_the_torrent_shape() {
     let dir = TestDir::new("api_post");
     let torrent = fresh_torrent(&dir);
     let srv = Server::start(&base_env(&dir.sub("cache"), ROOMY_QUOTA_MB));
-    let first = http::post(srv.addr(), "/api/torrents", "application/x-bittorrent", &torrent.bytes());
+    let first = http::post(
+        srv.addr(),
+        "/api/torrents",
+        "application/x-bittorrent",
+        &torrent.bytes(),
+    );
     assert_eq!(first.status, 201, "{}\n{}", first.head(), first.text());
     let json = first.json();
     assert_eq!(json["infoHash"], torrent.info_hash.as_str());
@@ -37,9 +42,19 @@ fn post_torrent_body_answers_201_then_200_with_the_torrent_shape() {
     assert_eq!(files[0]["index"], 0);
     assert_eq!(files[0]["length"], 300_000);
     assert_eq!(json["selectedFile"], 0, "a lone file is the chosen one");
-    assert!(json["streamUrl"].as_str().is_some_and(|u| u.contains(&torrent.info_hash)), "{json}");
+    assert!(
+        json["streamUrl"]
+            .as_str()
+            .is_some_and(|u| u.contains(&torrent.info_hash)),
+        "{json}"
+    );
 
-    let again = http::post(srv.addr(), "/api/torrents", "application/x-bittorrent", &torrent.bytes());
+    let again = http::post(
+        srv.addr(),
+        "/api/torrents",
+        "application/x-bittorrent",
+        &torrent.bytes(),
+    );
     assert_eq!(again.status, 200, "a known torrent: {}", again.head());
     assert_eq!(again.json()["infoHash"], torrent.info_hash.as_str());
 }
@@ -49,16 +64,33 @@ fn post_magnet_or_info_hash_of_a_known_torrent_answers_200() {
     let dir = TestDir::new("api_magnet");
     let torrent = fresh_torrent(&dir);
     let srv = Server::start(&base_env(&dir.sub("cache"), ROOMY_QUOTA_MB));
-    let added = http::post(srv.addr(), "/api/torrents", "application/x-bittorrent", &torrent.bytes());
+    let added = http::post(
+        srv.addr(),
+        "/api/torrents",
+        "application/x-bittorrent",
+        &torrent.bytes(),
+    );
     assert_eq!(added.status, 201, "{}", added.head());
     let magnet = format!("magnet:?xt=urn:btih:{}&dn=notes.bin", torrent.info_hash);
     let by_magnet = http::post_json(srv.addr(), "/api/torrents", &json!({ "magnetUri": magnet }));
-    assert_eq!(by_magnet.status, 200, "{}\n{}", by_magnet.head(), by_magnet.text());
+    assert_eq!(
+        by_magnet.status,
+        200,
+        "{}\n{}",
+        by_magnet.head(),
+        by_magnet.text()
+    );
     assert_eq!(by_magnet.json()["infoHash"], torrent.info_hash.as_str());
     // Upper-case hex names the same torrent.
     let upper = torrent.info_hash.to_ascii_uppercase();
     let by_hash = http::post_json(srv.addr(), "/api/torrents", &json!({ "infoHash": upper }));
-    assert_eq!(by_hash.status, 200, "{}\n{}", by_hash.head(), by_hash.text());
+    assert_eq!(
+        by_hash.status,
+        200,
+        "{}\n{}",
+        by_hash.head(),
+        by_hash.text()
+    );
     assert_eq!(by_hash.json()["infoHash"], torrent.info_hash.as_str());
 }
 
@@ -83,15 +115,29 @@ fn list_get_and_delete_follow_the_torrent() {
     let torrent = fresh_torrent(&dir);
     let srv = Server::start(&base_env(&dir.sub("cache"), ROOMY_QUOTA_MB));
     let ih = torrent.info_hash.as_str();
-    assert_eq!(http::get(srv.addr(), &format!("/api/torrents/{ih}"), &[]).status, 404);
-    let added = http::post(srv.addr(), "/api/torrents", "application/x-bittorrent", &torrent.bytes());
+    assert_eq!(
+        http::get(srv.addr(), &format!("/api/torrents/{ih}"), &[]).status,
+        404
+    );
+    let added = http::post(
+        srv.addr(),
+        "/api/torrents",
+        "application/x-bittorrent",
+        &torrent.bytes(),
+    );
     assert_eq!(added.status, 201);
 
     let list = http::get(srv.addr(), "/api/torrents", &[]);
     assert_eq!(list.status, 200, "{}", list.head());
     let list = list.json();
-    let entries = list.as_array().or_else(|| list["torrents"].as_array()).expect("a list of torrents");
-    assert!(entries.iter().any(|t| t["infoHash"] == ih), "{ih} not listed: {list}");
+    let entries = list
+        .as_array()
+        .or_else(|| list["torrents"].as_array())
+        .expect("a list of torrents");
+    assert!(
+        entries.iter().any(|t| t["infoHash"] == ih),
+        "{ih} not listed: {list}"
+    );
 
     let one = http::get(srv.addr(), &format!("/api/torrents/{ih}"), &[]);
     assert_eq!(one.status, 200, "{}", one.head());
@@ -100,10 +146,19 @@ fn list_get_and_delete_follow_the_torrent() {
 
     let deleted = http::delete(srv.addr(), &format!("/api/torrents/{ih}"));
     assert!(matches!(deleted.status, 200 | 204), "{}", deleted.head());
-    assert_eq!(http::get(srv.addr(), &format!("/api/torrents/{ih}"), &[]).status, 404);
+    assert_eq!(
+        http::get(srv.addr(), &format!("/api/torrents/{ih}"), &[]).status,
+        404
+    );
     let list = http::get(srv.addr(), "/api/torrents", &[]).json();
-    let entries = list.as_array().or_else(|| list["torrents"].as_array()).expect("a list of torrents");
-    assert!(!entries.iter().any(|t| t["infoHash"] == ih), "{ih} still listed: {list}");
+    let entries = list
+        .as_array()
+        .or_else(|| list["torrents"].as_array())
+        .expect("a list of torrents");
+    assert!(
+        !entries.iter().any(|t| t["infoHash"] == ih),
+        "{ih} still listed: {list}"
+    );
 }
 
 #[test]
@@ -114,8 +169,15 @@ fn cache_lists_an_imported_torrent_with_every_piece_verified() {
     let cache = r.json();
     let quota = cache["quotaBytes"].as_u64().expect("quotaBytes");
     let used = cache["usedBytes"].as_u64().expect("usedBytes");
-    assert!(is_quota_of(quota, ROOMY_QUOTA_MB), "quotaBytes {quota} for {ROOMY_QUOTA_MB} MB");
-    assert!(used >= c.len(), "usedBytes {used} < the {} bytes imported", c.len());
+    assert!(
+        is_quota_of(quota, ROOMY_QUOTA_MB),
+        "quotaBytes {quota} for {ROOMY_QUOTA_MB} MB"
+    );
+    assert!(
+        used >= c.len(),
+        "usedBytes {used} < the {} bytes imported",
+        c.len()
+    );
     assert!(used <= quota);
     let entries = cache["entries"].as_array().expect("entries");
     let entry = entries
@@ -124,22 +186,34 @@ fn cache_lists_an_imported_torrent_with_every_piece_verified() {
         .unwrap_or_else(|| panic!("no cache entry for the import: {cache}"));
     assert_eq!(entry["pieces"].as_u64(), Some(c.imported.total));
     assert_eq!(entry["verifiedPieces"].as_u64(), Some(c.imported.total));
-    assert!(entry["bytes"].as_u64().is_some_and(|b| b >= c.len()), "{entry}");
+    assert!(
+        entry["bytes"].as_u64().is_some_and(|b| b >= c.len()),
+        "{entry}"
+    );
 }
 
 #[test]
 fn delete_frees_the_cache_and_the_stream_is_gone() {
     let c = CachedVideo::start("api_delete", Media::Mp4Faststart);
     let ih = c.torrent.info_hash.as_str();
-    let before = http::get(c.server.addr(), "/api/cache", &[]).json()["usedBytes"].as_u64().unwrap();
+    let before = http::get(c.server.addr(), "/api/cache", &[]).json()["usedBytes"]
+        .as_u64()
+        .unwrap();
     // The server learns of the torrent from the cache; deleting it frees the cached pieces.
     let deleted = http::delete(c.server.addr(), &format!("/api/torrents/{ih}"));
     assert!(matches!(deleted.status, 200 | 204), "{}", deleted.head());
     let cache = http::get(c.server.addr(), "/api/cache", &[]).json();
     let after = cache["usedBytes"].as_u64().unwrap();
-    assert!(after + c.len() <= before, "usedBytes went from {before} to {after} only");
     assert!(
-        !cache["entries"].as_array().unwrap().iter().any(|e| e["infoHash"] == ih),
+        after + c.len() <= before,
+        "usedBytes went from {before} to {after} only"
+    );
+    assert!(
+        !cache["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["infoHash"] == ih),
         "entry still listed: {cache}"
     );
     let r = http::get(c.server.addr(), &c.proxy_path(), &["Range: bytes=0-9"]);

@@ -36,22 +36,39 @@ fn probe_piece(addr: std::net::SocketAddr, path: &str, source: &[u8], piece: u64
     let first = piece * PIECE_LEN;
     let last = (first + PIECE_LEN).min(source.len() as u64) - 1;
     let r = http::get(addr, path, &[&format!("Range: bytes={first}-{last}")]);
-    assert!(r.elapsed < Duration::from_secs(30), "piece {piece} took {:?} to answer", r.elapsed);
+    assert!(
+        r.elapsed < Duration::from_secs(30),
+        "piece {piece} took {:?} to answer",
+        r.elapsed
+    );
     let expected = &source[first as usize..=last as usize];
     match r.status {
         206 => {
             // Whatever was sent must be the true bytes, even when cut short.
-            assert!(r.body.len() <= expected.len(), "piece {piece}: more bytes than asked");
-            assert!(r.body == expected[..r.body.len()], "piece {piece}: WRONG BYTES served after a crash");
+            assert!(
+                r.body.len() <= expected.len(),
+                "piece {piece}: more bytes than asked"
+            );
+            assert!(
+                r.body == expected[..r.body.len()],
+                "piece {piece}: WRONG BYTES served after a crash"
+            );
             if r.complete {
                 Answer::Served
             } else {
-                assert!(r.body.is_empty(), "piece {piece}: a partial piece was served ({} bytes)", r.body.len());
+                assert!(
+                    r.body.is_empty(),
+                    "piece {piece}: a partial piece was served ({} bytes)",
+                    r.body.len()
+                );
                 Answer::Refused
             }
         }
         503 => {
-            assert!(!r.error_text().is_empty(), "piece {piece}: 503 without an error text");
+            assert!(
+                !r.error_text().is_empty(),
+                "piece {piece}: 503 without an error text"
+            );
             Answer::Refused
         }
         _ => panic!("piece {piece}: unexpected answer {}", r.head()),
@@ -69,7 +86,11 @@ fn kill_9_during_import_then_restart_serves_only_verified_bytes() {
     let env = base_env(&cache, 1000);
 
     let mut import = streme_command(&env)
-        .args(["import", &torrent.file.display().to_string(), &data.display().to_string()])
+        .args([
+            "import",
+            &torrent.file.display().to_string(),
+            &data.display().to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -85,7 +106,10 @@ fn kill_9_during_import_then_restart_serves_only_verified_bytes() {
         if file_bytes(&cache) >= KILL_AFTER_BYTES {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "the import wrote too little in 120 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the import wrote too little in 120 s"
+        );
         thread::sleep(Duration::from_millis(1));
     }
     // Child::kill is SIGKILL on Unix: the `kill -9` of the promise, no chance to clean up.
@@ -96,8 +120,18 @@ fn kill_9_during_import_then_restart_serves_only_verified_bytes() {
     let srv = Server::start(&env);
     // The metadata may or may not have reached the cache before the kill; adding the torrent
     // makes it known either way.
-    let added = http::post(srv.addr(), "/api/torrents", "application/x-bittorrent", &torrent.bytes());
-    assert!(matches!(added.status, 200 | 201), "{}\n{}", added.head(), added.text());
+    let added = http::post(
+        srv.addr(),
+        "/api/torrents",
+        "application/x-bittorrent",
+        &torrent.bytes(),
+    );
+    assert!(
+        matches!(added.status, 200 | 201),
+        "{}\n{}",
+        added.head(),
+        added.text()
+    );
     let path = format!("/stream/proxy/{}", torrent.info_hash);
 
     let served = AtomicU64::new(0);
@@ -124,7 +158,10 @@ fn kill_9_during_import_then_restart_serves_only_verified_bytes() {
         served > 0,
         "no piece survived a kill after {KILL_AFTER_BYTES} bytes, though the store flushes every 64 MiB"
     );
-    assert!(served < PIECES, "every piece was served, so the kill did not interrupt the import");
+    assert!(
+        served < PIECES,
+        "every piece was served, so the kill did not interrupt the import"
+    );
     http::assert_healthy(srv.addr(), "probing a crashed import");
 
     let cache_json = http::get(srv.addr(), "/api/cache", &[]).json();
@@ -134,8 +171,14 @@ fn kill_9_during_import_then_restart_serves_only_verified_bytes() {
         .iter()
         .find(|e| e["infoHash"] == torrent.info_hash.as_str())
         .cloned();
-    let verified = entry.as_ref().and_then(|e| e["verifiedPieces"].as_u64()).unwrap_or(0);
-    assert_eq!(verified, served, "the index disagrees with what is served: {cache_json}");
+    let verified = entry
+        .as_ref()
+        .and_then(|e| e["verifiedPieces"].as_u64())
+        .unwrap_or(0);
+    assert_eq!(
+        verified, served,
+        "the index disagrees with what is served: {cache_json}"
+    );
     srv.stop();
 
     // A second import completes what the first could not.

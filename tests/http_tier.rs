@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::fixture::{self, Media};
-use common::hybrid::{self, add_magnet, add_torrent, get_observed, hybrid_env, http_bytes_fetched};
+use common::hybrid::{self, add_magnet, add_torrent, get_observed, http_bytes_fetched, hybrid_env};
 use common::nginx::Nginx;
 use common::server::Server;
 use common::{http, run, sha256_hex, DuSampler, TestDir};
@@ -49,14 +49,28 @@ fn a_bare_magnet_streams_byte_exact_while_it_downloads() {
     let srv = Server::start(&env);
     add_magnet(srv.addr(), &hash);
     let addr = srv.addr();
-    let seen = get_observed(addr, &stream_path(&hash), &[], || hybrid::status(addr, &hash));
+    let seen = get_observed(addr, &stream_path(&hash), &[], || {
+        hybrid::status(addr, &hash)
+    });
     let r = &seen.response;
     assert_eq!(r.status, 200, "{}\n{}", r.head(), r.text());
-    assert!(r.complete, "the stream ended early: {} of {} bytes", r.body.len(), source.len());
-    assert_eq!(sha256_hex(&r.body), sha256_hex(&source), "streamed bytes differ from the source");
+    assert!(
+        r.complete,
+        "the stream ended early: {} of {} bytes",
+        r.body.len(),
+        source.len()
+    );
+    assert_eq!(
+        sha256_hex(&r.body),
+        sha256_hex(&source),
+        "streamed bytes differ from the source"
+    );
 
     let at_first = seen.seen_at_first_byte.expect("a status at the first byte");
-    println!("status at the first byte ({:?}): {at_first}", seen.first_byte);
+    println!(
+        "status at the first byte ({:?}): {at_first}",
+        seen.first_byte
+    );
     assert!(
         http_bytes_fetched(&at_first) < source.len() as u64,
         "the whole file was fetched before the first byte went out: not streaming: {at_first}"
@@ -66,18 +80,28 @@ fn a_bare_magnet_streams_byte_exact_while_it_downloads() {
 
     // The .torrent came from nginx, by the upper-case hash, once.
     let fetched = nginx.requests_for(&format!("/torrents/{}.torrent", hash.to_ascii_uppercase()));
-    assert!(fetched.iter().any(|l| l.starts_with("200 ")), "nginx served no .torrent: {fetched:?}");
-    assert!(!nginx.requests_for(&format!("/slow/content/{hash}/movie.mkv")).is_empty());
+    assert!(
+        fetched.iter().any(|l| l.starts_with("200 ")),
+        "nginx served no .torrent: {fetched:?}"
+    );
+    assert!(!nginx
+        .requests_for(&format!("/slow/content/{hash}/movie.mkv"))
+        .is_empty());
 
     let done = hybrid::wait_for_status(addr, &hash, Duration::from_secs(60), |s| {
         s["state"] == "cached"
     })
     .unwrap_or_else(|s| panic!("the download never completed: {s}"));
     assert!(http_bytes_fetched(&done) >= source.len() as u64, "{done}");
-    assert!(done["bytesServed"]["http"].as_u64().unwrap_or(0) > 0, "no bytes served via http: {done}");
+    assert!(
+        done["bytesServed"]["http"].as_u64().unwrap_or(0) > 0,
+        "no bytes served via http: {done}"
+    );
     let sources = done["sources"].as_array().expect("sources array");
     assert!(
-        sources.iter().any(|s| s["source"].as_str().is_some_and(|u| u.contains(&nginx.addr().to_string()))
+        sources.iter().any(|s| s["source"]
+            .as_str()
+            .is_some_and(|u| u.contains(&nginx.addr().to_string()))
             && s["bytes"].as_u64().unwrap_or(0) > 0),
         "no source entry for nginx with bytes: {done}"
     );
@@ -89,7 +113,10 @@ fn a_bare_magnet_streams_byte_exact_while_it_downloads() {
         "[Hybrid] Step 1: Downloading .torrent file",
         "[Hybrid] Progress: ",
     ] {
-        assert!(logs.contains(needle), "no log line with {needle:?}:\n{logs}");
+        assert!(
+            logs.contains(needle),
+            "no log line with {needle:?}:\n{logs}"
+        );
     }
 }
 
@@ -110,13 +137,22 @@ fn a_multi_file_torrent_fetches_edge_pieces_with_their_neighbours_bytes() {
     nginx.publish(&format!("content/{hash}"), &root);
     let source = std::fs::read(&movie).unwrap();
 
-    let env = hybrid_env(&dir.sub("cache"), ROOMY_QUOTA_MB, "", &nginx.url("/content/{hash}/{path}"));
+    let env = hybrid_env(
+        &dir.sub("cache"),
+        ROOMY_QUOTA_MB,
+        "",
+        &nginx.url("/content/{hash}/{path}"),
+    );
     let srv = Server::start(&env);
     add_torrent(srv.addr(), &torrent.bytes());
     let r = http::get(srv.addr(), &stream_path(&hash), &[]);
     assert_eq!(r.status, 200, "{}\n{}", r.head(), r.text());
     assert_eq!(r.body.len(), source.len());
-    assert_eq!(sha256_hex(&r.body), sha256_hex(&source), "the middle file differs from the source");
+    assert_eq!(
+        sha256_hex(&r.body),
+        sha256_hex(&source),
+        "the middle file differs from the source"
+    );
 
     // Its edge pieces could only be verified with the neighbours' bytes: the tier asked nginx
     // for them, as ranges of those files, at the right (encoded) paths.
@@ -137,8 +173,12 @@ fn a_web_seed_alone_is_enough() {
     let nginx = Nginx::start(&dir.sub("nginx"));
     let file = fixture::random_file(&dir.sub("data").join("clip.mkv"), 2_000_003);
     // BEP 19: a url-list entry ending in '/' gets the torrent's name appended.
-    let torrent =
-        fixture::mktorrent_web_seed(&file, &dir.path().join("clip.torrent"), 15, &nginx.url("/seed/"));
+    let torrent = fixture::mktorrent_web_seed(
+        &file,
+        &dir.path().join("clip.torrent"),
+        15,
+        &nginx.url("/seed/"),
+    );
     let hash = torrent.info_hash.clone();
     nginx.publish("seed", &file);
     let source = std::fs::read(&file).unwrap();
@@ -149,16 +189,25 @@ fn a_web_seed_alone_is_enough() {
     add_torrent(srv.addr(), &torrent.bytes());
     let r = http::get(srv.addr(), &stream_path(&hash), &[]);
     assert_eq!(r.status, 200, "{}\n{}", r.head(), r.text());
-    assert_eq!(sha256_hex(&r.body), sha256_hex(&source), "bytes from the web seed differ");
+    assert_eq!(
+        sha256_hex(&r.body),
+        sha256_hex(&source),
+        "bytes from the web seed differ"
+    );
     assert!(
-        nginx.requests_for("/seed/clip.mkv").iter().any(|l| l.starts_with("206 ")),
+        nginx
+            .requests_for("/seed/clip.mkv")
+            .iter()
+            .any(|l| l.starts_with("206 ")),
         "the web seed was not asked with Range:\n{}",
         nginx.access_log()
     );
     let status = hybrid::status(srv.addr(), &hash);
     let sources = status["sources"].as_array().expect("sources array");
     assert!(
-        sources.iter().any(|s| s["source"].as_str().is_some_and(|u| u.contains("/seed/"))),
+        sources
+            .iter()
+            .any(|s| s["source"].as_str().is_some_and(|u| u.contains("/seed/"))),
         "the web seed is not listed among the sources: {status}"
     );
 }
@@ -174,21 +223,41 @@ fn the_first_byte_waits_for_the_p2p_timeout_and_not_much_more() {
     nginx.publish(&format!("content/{hash}"), &file);
     let source = std::fs::read(&file).unwrap();
 
-    let mut env = hybrid_env(&dir.sub("cache"), ROOMY_QUOTA_MB, "", &nginx.url("/content/{hash}/{name}"));
+    let mut env = hybrid_env(
+        &dir.sub("cache"),
+        ROOMY_QUOTA_MB,
+        "",
+        &nginx.url("/content/{hash}/{name}"),
+    );
     hybrid::set(&mut env, "P2P_TIMEOUT", "2000");
     let srv = Server::start(&env);
     add_torrent(srv.addr(), &torrent.bytes());
-    let seen = get_observed(srv.addr(), &stream_path(&hash), &["Range: bytes=0-"], || serde_json::Value::Null);
+    let seen = get_observed(
+        srv.addr(),
+        &stream_path(&hash),
+        &["Range: bytes=0-"],
+        || serde_json::Value::Null,
+    );
     let r = &seen.response;
     assert_eq!(r.status, 206, "{}\n{}", r.head(), r.text());
     assert_eq!(sha256_hex(&r.body), sha256_hex(&source));
     let ttfb = seen.first_byte.expect("a first byte");
     println!("time to first byte with P2P_TIMEOUT=2000: {ttfb:?}");
     // No P2P exists, so HTTP may start only when the timeout has really run out...
-    assert!(ttfb >= Duration::from_millis(1900), "first byte after {ttfb:?}: the P2P timeout was skipped");
+    assert!(
+        ttfb >= Duration::from_millis(1900),
+        "first byte after {ttfb:?}: the P2P timeout was skipped"
+    );
     // ...and then promptly (loosely: 2 shared cores; the bench measures it exactly).
-    assert!(ttfb < Duration::from_secs(10), "first byte only after {ttfb:?}");
-    assert!(srv.logs().contains("[Hybrid] P2P failed: P2P timeout"), "{}", srv.logs());
+    assert!(
+        ttfb < Duration::from_secs(10),
+        "first byte only after {ttfb:?}"
+    );
+    assert!(
+        srv.logs().contains("[Hybrid] P2P failed: P2P timeout"),
+        "{}",
+        srv.logs()
+    );
 }
 
 #[test]
@@ -202,7 +271,12 @@ fn with_the_fallback_disabled_a_missing_piece_fails_clearly_and_the_server_stays
     nginx.publish(&format!("content/{hash}"), &file);
 
     // A working source is configured on purpose: the switch alone must keep it unused.
-    let mut env = hybrid_env(&dir.sub("cache"), ROOMY_QUOTA_MB, "", &nginx.url("/content/{hash}/{name}"));
+    let mut env = hybrid_env(
+        &dir.sub("cache"),
+        ROOMY_QUOTA_MB,
+        "",
+        &nginx.url("/content/{hash}/{name}"),
+    );
     hybrid::set(&mut env, "ENABLE_HTTP_FALLBACK", "false");
     hybrid::set(&mut env, "P2P_TIMEOUT", "2000");
     let srv = Server::start(&env);
@@ -217,8 +291,14 @@ fn with_the_fallback_disabled_a_missing_piece_fails_clearly_and_the_server_stays
         "the error does not say the fallback is off: {}",
         r.text()
     );
-    assert!(took >= Duration::from_millis(1900), "gave up after {took:?}, before P2P_TIMEOUT");
-    assert!(took < Duration::from_secs(10), "the request hung for {took:?}");
+    assert!(
+        took >= Duration::from_millis(1900),
+        "gave up after {took:?}, before P2P_TIMEOUT"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the request hung for {took:?}"
+    );
     http::assert_healthy(srv.addr(), "a stream refused with the fallback off");
     assert!(
         nginx.requests_for("/content/").is_empty(),
@@ -239,17 +319,31 @@ fn ffmpeg_seeks_into_a_file_that_is_still_downloading() {
     let len = std::fs::metadata(&file).unwrap().len();
 
     // /slower/: about 256 KB/s over 4 connections, so the ~3.5 MB file takes over 10 s.
-    let env = hybrid_env(&dir.sub("cache"), ROOMY_QUOTA_MB, "", &nginx.url("/slower/content/{hash}/{name}"));
+    let env = hybrid_env(
+        &dir.sub("cache"),
+        ROOMY_QUOTA_MB,
+        "",
+        &nginx.url("/slower/content/{hash}/{name}"),
+    );
     let srv = Server::start(&env);
     add_torrent(srv.addr(), &torrent.bytes());
 
-    let expected = frame_at_5s(&file.display().to_string(), &dir.path().join("expected.rgb"));
+    let expected = frame_at_5s(
+        &file.display().to_string(),
+        &dir.path().join("expected.rgb"),
+    );
     let started = Instant::now();
     let got = frame_at_5s(&srv.url(&stream_path(&hash)), &dir.path().join("got.rgb"));
     let status = hybrid::status(srv.addr(), &hash);
-    println!("ffmpeg seek over the stream took {:?}; status then: {status}", started.elapsed());
+    println!(
+        "ffmpeg seek over the stream took {:?}; status then: {status}",
+        started.elapsed()
+    );
     assert!(!expected.is_empty());
-    assert!(got == expected, "the frame at 5 s differs from the one decoded from the source");
+    assert!(
+        got == expected,
+        "the frame at 5 s differs from the one decoded from the source"
+    );
     assert!(
         http_bytes_fetched(&status) < len && status["state"] == "downloading",
         "the file was complete before ffmpeg finished: the seek did not happen mid-download: {status}"
@@ -259,7 +353,16 @@ fn ffmpeg_seeks_into_a_file_that_is_still_downloading() {
 /// One decoded frame at 5 s of `input`, as raw RGB.
 fn frame_at_5s(input: &str, out: &Path) -> Vec<u8> {
     run(Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", "5", "-i"])
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-ss",
+            "5",
+            "-i",
+        ])
         .arg(input)
         .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24"])
         .arg(out));
@@ -289,9 +392,22 @@ fn the_quota_holds_while_a_larger_http_download_streams() {
     let samples = sampler.finish();
     println!("du samples: {}, max {} bytes", samples.count, samples.max);
     assert_eq!(r.status, 200, "{}\n{}", r.head(), r.text());
-    assert!(r.complete, "the stream ended early: {} of {} bytes", r.body.len(), source.len());
-    assert_eq!(sha256_hex(&r.body), sha256_hex(&source), "streamed bytes differ from the source");
-    assert!(samples.count >= 20, "too few du samples ({})", samples.count);
+    assert!(
+        r.complete,
+        "the stream ended early: {} of {} bytes",
+        r.body.len(),
+        source.len()
+    );
+    assert_eq!(
+        sha256_hex(&r.body),
+        sha256_hex(&source),
+        "streamed bytes differ from the source"
+    );
+    assert!(
+        samples.count >= 20,
+        "too few du samples ({})",
+        samples.count
+    );
     assert!(
         samples.max <= QUOTA_MB * 1024 * 1024,
         "du saw {} bytes under CACHE_DIR, over the {QUOTA_MB} MiB quota",

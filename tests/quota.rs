@@ -47,14 +47,21 @@ fn quota_holds_under_du_while_imports_churn_past_it() {
     let big = fixture::mktorrent(&big, &dir.path().join("oversized.torrent"), 15);
     for i in 0..TORRENTS {
         let file = fixture::random_file(&data.join(format!("part{i}.bin")), TORRENT_BYTES);
-        torrents.push((fixture::mktorrent(&file, &dir.path().join(format!("part{i}.torrent")), 15), file));
+        torrents.push((
+            fixture::mktorrent(&file, &dir.path().join(format!("part{i}.torrent")), 15),
+            file,
+        ));
     }
 
     let sampler = DuSampler::start(&cache, Duration::from_millis(2));
     // The oversized one first, so the last small import is the most recently used entry.
     let oversized = server::streme(
         &env,
-        &["import", &big.file.display().to_string(), &data.display().to_string()],
+        &[
+            "import",
+            &big.file.display().to_string(),
+            &data.display().to_string(),
+        ],
     );
     println!("oversized import: {}", oversized.describe());
     for (torrent, _) in &torrents {
@@ -65,24 +72,45 @@ fn quota_holds_under_du_while_imports_churn_past_it() {
     // Streaming the last import while sampling: reading must not push the cache over either.
     let srv = Server::start(&env);
     let (last, last_file) = torrents.last().unwrap();
-    let r = http::get(srv.addr(), &format!("/stream/proxy/{}", last.info_hash), &[]);
+    let r = http::get(
+        srv.addr(),
+        &format!("/stream/proxy/{}", last.info_hash),
+        &[],
+    );
     assert_eq!(r.status, 200, "{}", r.head());
-    assert_eq!(sha256_hex(&r.body), sha256_hex(&std::fs::read(last_file).unwrap()), "the newest import is served whole");
+    assert_eq!(
+        sha256_hex(&r.body),
+        sha256_hex(&std::fs::read(last_file).unwrap()),
+        "the newest import is served whole"
+    );
     let cache_json = http::get(srv.addr(), "/api/cache", &[]).json();
     let samples = sampler.finish();
 
-    println!("du samples: {}, max {} bytes, quota {quota}", samples.count, samples.max);
+    println!(
+        "du samples: {}, max {} bytes, quota {quota}",
+        samples.count, samples.max
+    );
     // Each sample is one `du` process, a few ms apiece: even a fast release run gets dozens.
-    assert!(samples.count >= 20, "too few du samples ({}) to watch the run", samples.count);
+    assert!(
+        samples.count >= 20,
+        "too few du samples ({}) to watch the run",
+        samples.count
+    );
     assert!(
         samples.max <= quota,
         "du saw {} bytes under CACHE_DIR, over the {quota}-byte quota",
         samples.max
     );
     let used = cache_json["usedBytes"].as_u64().expect("usedBytes");
-    assert!(used <= quota, "usedBytes {used} over quotaBytes {quota}: {cache_json}");
+    assert!(
+        used <= quota,
+        "usedBytes {used} over quotaBytes {quota}: {cache_json}"
+    );
     assert_eq!(cache_json["quotaBytes"].as_u64(), Some(quota));
     let entries = cache_json["entries"].as_array().expect("entries");
     let held: u64 = entries.iter().filter_map(|e| e["bytes"].as_u64()).sum();
-    assert!(held <= quota, "entries hold {held} bytes, over the quota: {cache_json}");
+    assert!(
+        held <= quota,
+        "entries hold {held} bytes, over the quota: {cache_json}"
+    );
 }

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use super::{error, json_response, App};
 use crate::format::magnet::Magnet;
-use crate::http;
 use crate::format::InfoHash;
+use crate::http;
 use crate::session::AddError;
 
 /// The largest request body accepted. A .torrent for a 100 GB release with
@@ -125,14 +125,23 @@ impl App {
     }
 
     /// Fetches a .torrent a user pointed at, through the HTTP tier's client.
-    async fn fetch_torrent_url(&self, url: &str) -> Result<crate::format::metainfo::Metainfo, Box<Response>> {
+    async fn fetch_torrent_url(
+        &self,
+        url: &str,
+    ) -> Result<crate::format::metainfo::Metainfo, Box<Response>> {
         let Some(tiers) = &self.session.tiers else {
-            return Err(Box::new(error(StatusCode::ServiceUnavailable, "no HTTP client to fetch torrentUrl with")));
+            return Err(Box::new(error(
+                StatusCode::ServiceUnavailable,
+                "no HTTP client to fetch torrentUrl with",
+            )));
         };
         log::info!("[API] Downloading .torrent from {url}");
         match http::fetch_torrent_url(&tiers.client, url).await {
             Ok((meta, _)) => Ok(meta),
-            Err(e) => Err(Box::new(error(StatusCode::BadGateway, format!("cannot use torrentUrl {url}: {e}")))),
+            Err(e) => Err(Box::new(error(
+                StatusCode::BadGateway,
+                format!("cannot use torrentUrl {url}: {e}"),
+            ))),
         }
     }
 
@@ -200,7 +209,9 @@ fn parse_add_request(body: &[u8]) -> Result<AddRequest, String> {
     if let Some(url) = field("torrentUrl") {
         let url = url?;
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!("torrentUrl must be an http:// or https:// URL, got {url:?}"));
+            return Err(format!(
+                "torrentUrl must be an http:// or https:// URL, got {url:?}"
+            ));
         }
         return Ok(AddRequest::TorrentUrl(url.to_string()));
     }
@@ -208,10 +219,14 @@ fn parse_add_request(body: &[u8]) -> Result<AddRequest, String> {
         (Some(m), _) => m?,
         (None, Some(h)) => h?,
         (None, None) => {
-            return Err("expected a \"magnetUri\", \"infoHash\" or \"torrentUrl\" field".to_string())
+            return Err(
+                "expected a \"magnetUri\", \"infoHash\" or \"torrentUrl\" field".to_string(),
+            )
         }
     };
-    Magnet::parse(text).map(AddRequest::Magnet).map_err(|e| format!("bad magnet or info hash: {e}"))
+    Magnet::parse(text)
+        .map(AddRequest::Magnet)
+        .map_err(|e| format!("bad magnet or info hash: {e}"))
 }
 
 #[cfg(test)]
@@ -232,10 +247,16 @@ mod tests {
     fn add_request_accepts_each_form() {
         let hash = "dd8255ecdc7ca55fb0bbf81323d87062db1f6d1c";
         let parse = |body: String| parse_add_request(body.as_bytes()).unwrap();
-        assert!(matches!(parse(format!(r#"{{"infoHash": "{hash}"}}"#)), AddRequest::Magnet(m) if m.info_hash.to_hex() == hash));
+        assert!(
+            matches!(parse(format!(r#"{{"infoHash": "{hash}"}}"#)), AddRequest::Magnet(m) if m.info_hash.to_hex() == hash)
+        );
         let magnet = format!(r#"{{"magnetUri": "magnet:?xt=urn:btih:{hash}&dn=x"}}"#);
-        assert!(matches!(parse(magnet), AddRequest::Magnet(m) if m.display_name.as_deref() == Some("x")));
+        assert!(
+            matches!(parse(magnet), AddRequest::Magnet(m) if m.display_name.as_deref() == Some("x"))
+        );
         let url = r#"{"torrentUrl": "http://127.0.0.1/a.torrent"}"#.to_string();
-        assert!(matches!(parse(url), AddRequest::TorrentUrl(u) if u == "http://127.0.0.1/a.torrent"));
+        assert!(
+            matches!(parse(url), AddRequest::TorrentUrl(u) if u == "http://127.0.0.1/a.torrent")
+        );
     }
 }

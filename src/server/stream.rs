@@ -17,8 +17,8 @@ use http_types::{Body, Method, Request, Response, StatusCode};
 use super::range::{self, RangeRequest};
 use super::{error, App};
 use crate::format::media;
-use crate::hybrid::{self, Phase};
 use crate::format::metainfo::Metainfo;
+use crate::hybrid::{self, Phase};
 use crate::session::{Tier, Torrent};
 use crate::stream::{self, Part};
 
@@ -64,7 +64,11 @@ impl App {
         };
         let ih = torrent.info_hash;
         let Some(tiers) = &self.session.tiers else {
-            return torrent.meta().ok_or_else(|| unavailable(format!("the metadata of {ih} is not known, and no tier can fetch it")));
+            return torrent.meta().ok_or_else(|| {
+                unavailable(format!(
+                    "the metadata of {ih} is not known, and no tier can fetch it"
+                ))
+            });
         };
         tiers.engage(&self.session, torrent);
         let patience = tiers.config.p2p_timeout + tiers.config.torrent_timeout;
@@ -75,12 +79,25 @@ impl App {
                 return Ok(meta);
             }
             if let Phase::Failed(reason) = torrent.demand.phase() {
-                return Err(unavailable(format!("cannot get the metadata of {ih}: {reason}")));
+                return Err(unavailable(format!(
+                    "cannot get the metadata of {ih}: {reason}"
+                )));
             }
             if Instant::now() >= deadline {
-                return Err(unavailable(format!("the metadata of {ih} did not arrive within {} ms", patience.as_millis())));
+                return Err(unavailable(format!(
+                    "the metadata of {ih} did not arrive within {} ms",
+                    patience.as_millis()
+                )));
             }
-            future::or(async { changed.await; }, async { Timer::at(deadline).await; }).await;
+            future::or(
+                async {
+                    changed.await;
+                },
+                async {
+                    Timer::at(deadline).await;
+                },
+            )
+            .await;
         }
     }
 
@@ -186,21 +203,40 @@ impl App {
         let mut tier = Tier::Cache;
         if let Some(start) = first {
             let piece = stream::piece_at(&meta, start);
-            match stream::ensure_piece(&self.session, &torrent, &meta, piece, start, pieces.clone(), self.stream).await {
+            match stream::ensure_piece(
+                &self.session,
+                &torrent,
+                &meta,
+                piece,
+                start,
+                pieces.clone(),
+                self.stream,
+            )
+            .await
+            {
                 Ok(t) => tier = t,
                 Err(e) => {
                     log::warn!("[Hybrid] {}: cannot stream {name}: {e}", meta.info_hash);
-                    return error(StatusCode::ServiceUnavailable, format!("cannot stream {name}: {e}"));
+                    return error(
+                        StatusCode::ServiceUnavailable,
+                        format!("cannot stream {name}: {e}"),
+                    );
                 }
             }
         }
-        let begins_playback = parts.iter().any(|p| matches!(p, Part::Range { start, .. } if *start == file.offset));
+        let begins_playback = parts
+            .iter()
+            .any(|p| matches!(p, Part::Range { start, .. } if *start == file.offset));
         if begins_playback {
             log::info!("[Hybrid] Getting stream for {}", meta.info_hash);
             if tier == Tier::Cache {
                 log::info!("[Hybrid] Cache hit");
             }
-            log::info!("[API] Streaming {name} ({}) via {}", file.length, tier.name());
+            log::info!(
+                "[API] Streaming {name} ({}) via {}",
+                file.length,
+                tier.name()
+            );
         }
         log::debug!(
             "[Stream] {} file {index}: {status} {length} bytes",

@@ -41,12 +41,21 @@ impl CachedVideo {
             Media::Mp4Faststart | Media::Mp4IndexAtEnd => "movie.mp4",
         };
         let source_path = fixture::video(&data.join(name), media);
-        let torrent = fixture::mktorrent(&source_path, &dir.path().join("movie.torrent"), PIECE_LOG2);
+        let torrent =
+            fixture::mktorrent(&source_path, &dir.path().join("movie.torrent"), PIECE_LOG2);
         let env = base_env(&dir.sub("cache"), ROOMY_QUOTA_MB);
         let imported = server::import(&env, &torrent.file, &data);
         let server = Server::start(&env);
         let source = std::fs::read(&source_path).expect("read the source video");
-        CachedVideo { server, torrent, imported, source, source_path, env, dir }
+        CachedVideo {
+            server,
+            torrent,
+            imported,
+            source,
+            source_path,
+            env,
+            dir,
+        }
     }
 
     /// `/stream/proxy/<infohash>`.

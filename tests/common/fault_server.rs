@@ -101,10 +101,19 @@ impl FaultServer {
 
     /// Serves `body` at `path` (decoded form, e.g. `/content/ab/my movie.mkv`).
     pub fn route(&self, path: &str, body: Vec<u8>, content_type: &str, fault: Fault) {
-        self.state.lock().expect("fault server state").routes.insert(
-            path.to_string(),
-            Route { body: Arc::new(body), content_type: content_type.to_string(), fault, count: 0 },
-        );
+        self.state
+            .lock()
+            .expect("fault server state")
+            .routes
+            .insert(
+                path.to_string(),
+                Route {
+                    body: Arc::new(body),
+                    content_type: content_type.to_string(),
+                    fault,
+                    count: 0,
+                },
+            );
     }
 
     /// Every request so far, in the order answered.
@@ -143,7 +152,9 @@ fn serve_connection(mut stream: TcpStream, state: Arc<Mutex<State>>, started: In
     let _ = stream.set_nodelay(true);
     let mut buf = Vec::new();
     loop {
-        let Some(req) = read_request(&mut stream, &mut buf) else { return };
+        let Some(req) = read_request(&mut stream, &mut buf) else {
+            return;
+        };
         let keep = respond(&mut stream, &req, &state, started);
         if !keep || req.close {
             return;
@@ -172,7 +183,9 @@ fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
     let mut range = None;
     let mut close = false;
     for line in lines {
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let (k, v) = (k.trim(), v.trim());
         if k.eq_ignore_ascii_case("range") {
             range = Some(v.to_string());
@@ -181,7 +194,12 @@ fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
             close = true;
         }
     }
-    Some(Request { method, path, range, close })
+    Some(Request {
+        method,
+        path,
+        range,
+        close,
+    })
 }
 
 /// Writes one response; false when the connection must close afterwards.
@@ -191,7 +209,13 @@ fn respond(stream: &mut TcpStream, req: &Request, state: &Mutex<State>, started:
     let Some(route) = st.routes.get_mut(&req.path) else {
         drop(st);
         let body = b"not found";
-        let _ = write_head(stream, 404, "Not Found", &[("Content-Type", "text/plain")], body.len() as u64);
+        let _ = write_head(
+            stream,
+            404,
+            "Not Found",
+            &[("Content-Type", "text/plain")],
+            body.len() as u64,
+        );
         let _ = stream.write_all(body);
         record(state, req, 404, body.len() as u64, at);
         return true;
@@ -201,7 +225,11 @@ fn respond(stream: &mut TcpStream, req: &Request, state: &Mutex<State>, started:
     let content_type = route.content_type.clone();
     let fault = route.fault.clone();
     let head_only = req.method == "HEAD";
-    if let Fault::Busy { times, retry_after_secs } = fault {
+    if let Fault::Busy {
+        times,
+        retry_after_secs,
+    } = fault
+    {
         if route.count < times {
             route.count += 1;
             drop(st);
@@ -211,7 +239,10 @@ fn respond(stream: &mut TcpStream, req: &Request, state: &Mutex<State>, started:
                 stream,
                 503,
                 "Service Unavailable",
-                &[("Retry-After", retry.as_str()), ("Content-Type", "text/plain")],
+                &[
+                    ("Retry-After", retry.as_str()),
+                    ("Content-Type", "text/plain"),
+                ],
                 text.len() as u64,
             );
             if !head_only {
@@ -239,14 +270,23 @@ fn respond(stream: &mut TcpStream, req: &Request, state: &Mutex<State>, started:
         Some(Some((a, b))) => (206, "Partial Content", a, b),
         Some(None) => {
             let cr = format!("bytes */{total}");
-            let _ = write_head(stream, 416, "Range Not Satisfiable", &[("Content-Range", cr.as_str())], 0);
+            let _ = write_head(
+                stream,
+                416,
+                "Range Not Satisfiable",
+                &[("Content-Range", cr.as_str())],
+                0,
+            );
             record(state, req, 416, 0, at);
             return true;
         }
     };
     let len = if total == 0 { 0 } else { last - first + 1 };
     let content_range = format!("bytes {first}-{last}/{total}");
-    let mut headers = vec![("Content-Type", content_type.as_str()), ("Accept-Ranges", "bytes")];
+    let mut headers = vec![
+        ("Content-Type", content_type.as_str()),
+        ("Accept-Ranges", "bytes"),
+    ];
     if status == 206 {
         headers.push(("Content-Range", content_range.as_str()));
     }
@@ -258,7 +298,11 @@ fn respond(stream: &mut TcpStream, req: &Request, state: &Mutex<State>, started:
         return true;
     }
     let mut out = body[first as usize..(first + len) as usize].to_vec();
-    if let Fault::Corrupt { first: cf, last: cl } = fault {
+    if let Fault::Corrupt {
+        first: cf,
+        last: cl,
+    } = fault
+    {
         for (i, byte) in out.iter_mut().enumerate() {
             let at = first + i as u64;
             if at >= cf && at <= cl {
@@ -317,7 +361,12 @@ fn record(state: &Mutex<State>, req: &Request, status: u16, sent: u64, at: Durat
 /// `bytes=a-b`, `bytes=a-` or `bytes=-n` against `total` → `(first, last)`; None when it
 /// cannot be satisfied. Only the first range of a list is honoured (the tier asks for one).
 fn parse_range(value: &str, total: u64) -> Option<(u64, u64)> {
-    let spec = value.trim().strip_prefix("bytes=")?.split(',').next()?.trim();
+    let spec = value
+        .trim()
+        .strip_prefix("bytes=")?
+        .split(',')
+        .next()?
+        .trim();
     let (a, b) = spec.split_once('-')?;
     if total == 0 {
         return None;
@@ -333,7 +382,11 @@ fn parse_range(value: &str, total: u64) -> Option<(u64, u64)> {
     if first >= total {
         return None;
     }
-    let last = if b.is_empty() { total - 1 } else { b.parse::<u64>().ok()?.min(total - 1) };
+    let last = if b.is_empty() {
+        total - 1
+    } else {
+        b.parse::<u64>().ok()?.min(total - 1)
+    };
     (last >= first).then_some((first, last))
 }
 

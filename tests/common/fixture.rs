@@ -30,10 +30,21 @@ pub fn video(path: &Path, media: Media) -> PathBuf {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y"])
         .args(["-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=duration={VIDEO_SECONDS}:size=640x360:rate=25"))
+        .arg(format!(
+            "testsrc2=duration={VIDEO_SECONDS}:size=640x360:rate=25"
+        ))
         .args(["-f", "lavfi", "-i"])
         .arg(format!("sine=frequency=440:duration={VIDEO_SECONDS}"))
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-qp", "12", "-g", "25"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-qp",
+            "12",
+            "-g",
+            "25",
+        ])
         .args(["-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]);
     if let Media::Mp4Faststart = media {
         cmd.args(["-movflags", "+faststart"]);
@@ -76,7 +87,10 @@ pub fn mktorrent(content: &Path, out: &Path, piece_log2: u32) -> Torrent {
         .arg("-o")
         .arg(out)
         .arg(content));
-    Torrent { file: out.to_path_buf(), info_hash: info_hash_of(out) }
+    Torrent {
+        file: out.to_path_buf(),
+        info_hash: info_hash_of(out),
+    }
 }
 
 /// `mktorrent -l piece_log2 -w web_seed -o out content`: a torrent whose `url-list` names an
@@ -90,7 +104,10 @@ pub fn mktorrent_web_seed(content: &Path, out: &Path, piece_log2: u32, web_seed:
         .arg("-o")
         .arg(out)
         .arg(content));
-    Torrent { file: out.to_path_buf(), info_hash: info_hash_of(out) }
+    Torrent {
+        file: out.to_path_buf(),
+        info_hash: info_hash_of(out),
+    }
 }
 
 /// `transmission-create -s piece_kib -o out content`.
@@ -101,7 +118,10 @@ pub fn transmission_create(content: &Path, out: &Path, piece_kib: u32) -> Torren
         .arg("-o")
         .arg(out)
         .arg(content));
-    Torrent { file: out.to_path_buf(), info_hash: info_hash_of(out) }
+    Torrent {
+        file: out.to_path_buf(),
+        info_hash: info_hash_of(out),
+    }
 }
 
 /// The `Hash:` line of `transmission-show`.
@@ -114,7 +134,11 @@ pub fn info_hash_of(torrent: &Path) -> String {
         .unwrap_or_else(|| panic!("no Hash: line in transmission-show output:\n{text}"))
         .trim()
         .to_ascii_lowercase();
-    assert_eq!(hash.len(), 40, "odd info hash from transmission-show: {hash}");
+    assert_eq!(
+        hash.len(),
+        40,
+        "odd info hash from transmission-show: {hash}"
+    );
     hash
 }
 
@@ -138,12 +162,23 @@ pub fn multi_file_content(data_dir: &Path, name: &str) -> MultiFile {
     let video = video(&root.join("video.mkv"), Media::Mkv);
     let notes = root.join("extras").join("notes.txt");
     std::fs::write(&notes, "notes in a sub-directory\n".repeat(40)).expect("cannot write notes");
-    MultiFile { root, sample, video, notes }
+    MultiFile {
+        root,
+        sample,
+        video,
+        notes,
+    }
 }
 
 /// Checks up front that the tools the fixtures use are present, naming the first missing one.
 pub fn require_fixture_tools() {
-    for tool in ["ffmpeg", "mktorrent", "transmission-create", "transmission-show", "head"] {
+    for tool in [
+        "ffmpeg",
+        "mktorrent",
+        "transmission-create",
+        "transmission-show",
+        "head",
+    ] {
         require_tool(tool);
     }
 }

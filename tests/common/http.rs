@@ -39,7 +39,11 @@ impl Response {
     /// The body as JSON, or a panic showing it.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("body is not JSON ({e}): {} {}", self.status_line, self.text())
+            panic!(
+                "body is not JSON ({e}): {} {}",
+                self.status_line,
+                self.text()
+            )
         })
     }
 
@@ -78,10 +82,16 @@ pub fn request(addr: SocketAddr, lines: &[&str], body: &[u8]) -> Response {
 /// Sends `raw` as is and reads one response (`head_request`: no body follows the headers).
 pub fn exchange(addr: SocketAddr, raw: &[u8], head_request: bool) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.set_read_timeout(Some(READ_DEADLINE)).expect("read timeout");
-    stream.set_write_timeout(Some(READ_DEADLINE)).expect("write timeout");
+    stream
+        .set_read_timeout(Some(READ_DEADLINE))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(READ_DEADLINE))
+        .expect("write timeout");
     let started = Instant::now();
-    stream.write_all(raw).unwrap_or_else(|e| panic!("write to {addr}: {e}"));
+    stream
+        .write_all(raw)
+        .unwrap_or_else(|e| panic!("write to {addr}: {e}"));
     read_response(&mut stream, head_request, started)
 }
 
@@ -90,8 +100,12 @@ pub fn exchange(addr: SocketAddr, raw: &[u8], head_request: bool) -> Response {
 /// connection, is a fine answer. Still bounded by [`READ_DEADLINE`].
 pub fn send_raw(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.set_read_timeout(Some(READ_DEADLINE)).expect("read timeout");
-    stream.set_write_timeout(Some(READ_DEADLINE)).expect("write timeout");
+    stream
+        .set_read_timeout(Some(READ_DEADLINE))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(READ_DEADLINE))
+        .expect("write timeout");
     // The server may close before reading everything; a failed write is an answer too.
     let _ = stream.write_all(raw);
     let mut answer = Vec::new();
@@ -141,7 +155,12 @@ pub fn post_json(addr: SocketAddr, path: &str, json: &serde_json::Value) -> Resp
 /// `GET /health` answers 200: the check made after every hostile request.
 pub fn assert_healthy(addr: SocketAddr, after: &str) {
     let r = get(addr, "/health", &[]);
-    assert_eq!(r.status, 200, "server unhealthy after {after}: {}", r.head());
+    assert_eq!(
+        r.status,
+        200,
+        "server unhealthy after {after}: {}",
+        r.head()
+    );
 }
 
 fn read_response(stream: &mut TcpStream, head_request: bool, started: Instant) -> Response {
@@ -183,7 +202,9 @@ fn read_response(stream: &mut TcpStream, head_request: bool, started: Instant) -
         let chunked = response
             .header("Transfer-Encoding")
             .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let length = response.header("Content-Length").and_then(|v| v.parse::<usize>().ok());
+        let length = response
+            .header("Content-Length")
+            .and_then(|v| v.parse::<usize>().ok());
         let (body, complete) = if chunked {
             read_chunked(stream, rest)
         } else if let Some(length) = length {
@@ -302,7 +323,9 @@ pub fn multipart_parts(response: &Response) -> Vec<Part> {
         let mut part_type = None;
         let mut range = None;
         for line in head.split("\r\n") {
-            let Some((k, v)) = line.split_once(':') else { continue };
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
             if k.trim().eq_ignore_ascii_case("content-type") {
                 part_type = Some(v.trim().to_string());
             }
@@ -312,11 +335,21 @@ pub fn multipart_parts(response: &Response) -> Vec<Part> {
         }
         let range = range.unwrap_or_else(|| panic!("part without Content-Range: {head:?}"));
         let len = (range.1 - range.0 + 1) as usize;
-        parts.push(Part { content_type: part_type, range, body: body[pos..pos + len].to_vec() });
+        parts.push(Part {
+            content_type: part_type,
+            range,
+            body: body[pos..pos + len].to_vec(),
+        });
         pos += len;
-        assert!(body[pos..].starts_with(b"\r\n"), "no CRLF after a part's data");
+        assert!(
+            body[pos..].starts_with(b"\r\n"),
+            "no CRLF after a part's data"
+        );
         pos += 2;
-        assert!(body[pos..].starts_with(delimiter.as_bytes()), "no boundary after a part");
+        assert!(
+            body[pos..].starts_with(delimiter.as_bytes()),
+            "no boundary after a part"
+        );
     }
 }
 

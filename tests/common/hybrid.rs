@@ -49,22 +49,42 @@ pub fn set(env: &mut Vec<(String, String)>, key: &str, value: &str) {
 /// `POST /api/torrents {"magnetUri": "magnet:?xt=urn:btih:<hash>"}`, which must succeed.
 pub fn add_magnet(addr: SocketAddr, info_hash: &str) -> Response {
     let magnet = format!("magnet:?xt=urn:btih:{info_hash}");
-    let r = http::post_json(addr, "/api/torrents", &serde_json::json!({ "magnetUri": magnet }));
-    assert!((200..300).contains(&r.status), "adding {magnet}: {} {}", r.head(), r.text());
+    let r = http::post_json(
+        addr,
+        "/api/torrents",
+        &serde_json::json!({ "magnetUri": magnet }),
+    );
+    assert!(
+        (200..300).contains(&r.status),
+        "adding {magnet}: {} {}",
+        r.head(),
+        r.text()
+    );
     r
 }
 
 /// `POST /api/torrents` with the .torrent as the raw body, which must succeed.
 pub fn add_torrent(addr: SocketAddr, torrent: &[u8]) -> Response {
     let r = http::post(addr, "/api/torrents", "application/x-bittorrent", torrent);
-    assert!((200..300).contains(&r.status), "adding a .torrent: {} {}", r.head(), r.text());
+    assert!(
+        (200..300).contains(&r.status),
+        "adding a .torrent: {} {}",
+        r.head(),
+        r.text()
+    );
     r
 }
 
 /// `GET /api/torrents/<hash>` as JSON (200 required).
 pub fn status(addr: SocketAddr, info_hash: &str) -> Value {
     let r = http::get(addr, &format!("/api/torrents/{info_hash}"), &[]);
-    assert_eq!(r.status, 200, "status of {info_hash}: {} {}", r.head(), r.text());
+    assert_eq!(
+        r.status,
+        200,
+        "status of {info_hash}: {} {}",
+        r.head(),
+        r.text()
+    );
     r.json()
 }
 
@@ -113,7 +133,9 @@ pub fn get_observed(
     at_first_byte: impl FnOnce() -> Value,
 ) -> Observed {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream.set_read_timeout(Some(READ_DEADLINE)).expect("read timeout");
+    stream
+        .set_read_timeout(Some(READ_DEADLINE))
+        .expect("read timeout");
     let mut raw = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for line in extra {
         raw.push_str(line);
@@ -130,7 +152,11 @@ pub fn get_observed(
             break pos;
         }
         let n = read_some(&mut stream, &mut chunk);
-        assert!(n > 0, "closed before a response head: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "closed before a response head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
@@ -147,7 +173,10 @@ pub fn get_observed(
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     let header = |name: &str| {
-        headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     };
     assert!(
         !header("Transfer-Encoding").is_some_and(|v| v.contains("chunked")),

@@ -76,7 +76,12 @@ impl Nginx {
                     break;
                 }
                 if TcpStream::connect(addr).is_ok() {
-                    return Nginx { child, addr, dir: dir.to_path_buf(), www };
+                    return Nginx {
+                        child,
+                        addr,
+                        dir: dir.to_path_buf(),
+                        www,
+                    };
                 }
                 if started.elapsed() > START_DEADLINE {
                     let _ = child.kill();
@@ -106,10 +111,10 @@ impl Nginx {
     /// Publishes `torrent` at `/torrents/<HASH>.torrent` (upper-case hex, as the default
     /// public source spells it).
     pub fn publish_torrent(&self, torrent: &Torrent) {
-        let to = self
-            .www
-            .join("torrents")
-            .join(format!("{}.torrent", torrent.info_hash.to_ascii_uppercase()));
+        let to = self.www.join("torrents").join(format!(
+            "{}.torrent",
+            torrent.info_hash.to_ascii_uppercase()
+        ));
         std::fs::copy(&torrent.file, &to)
             .unwrap_or_else(|e| panic!("cannot publish {}: {e}", torrent.file.display()));
     }
@@ -145,7 +150,10 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if thread::panicking() {
-            eprintln!("--- nginx access log ---\n{}--- end of nginx access log ---", self.access_log());
+            eprintln!(
+                "--- nginx access log ---\n{}--- end of nginx access log ---",
+                self.access_log()
+            );
         }
     }
 }

@@ -70,7 +70,10 @@ pub struct CliOutput {
 
 impl CliOutput {
     pub fn describe(&self) -> String {
-        format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.status, self.stdout, self.stderr)
+        format!(
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.status, self.stdout, self.stderr
+        )
     }
 }
 
@@ -103,7 +106,10 @@ fn run_with_deadline(mut cmd: Command, deadline: Duration) -> CliOutput {
         if started.elapsed() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("streme {:?} did not finish within {deadline:?}", cmd.get_args());
+            panic!(
+                "streme {:?} did not finish within {deadline:?}",
+                cmd.get_args()
+            );
         }
         thread::sleep(Duration::from_millis(10));
     };
@@ -150,11 +156,23 @@ pub fn parse_import_line(stdout: &str) -> Option<Imported> {
 pub fn import(env: &[(String, String)], torrent: &Path, data_path: &Path) -> Imported {
     let out = streme(
         env,
-        &["import", &torrent.display().to_string(), &data_path.display().to_string()],
+        &[
+            "import",
+            &torrent.display().to_string(),
+            &data_path.display().to_string(),
+        ],
     );
-    assert!(out.status.success(), "streme import failed: {}", out.describe());
-    parse_import_line(&out.stdout)
-        .unwrap_or_else(|| panic!("no `imported <ih>: N/M pieces verified` line: {}", out.describe()))
+    assert!(
+        out.status.success(),
+        "streme import failed: {}",
+        out.describe()
+    );
+    parse_import_line(&out.stdout).unwrap_or_else(|| {
+        panic!(
+            "no `imported <ih>: N/M pieces verified` line: {}",
+            out.describe()
+        )
+    })
 }
 
 /// A running `streme serve`. Its stdout and stderr are drained into one log buffer that the
@@ -183,9 +201,17 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         // The log line may go to either stream (simple_logger writes to stdout unless told
         // otherwise), so both are watched for it.
-        collect_lines(child.stdout.take().expect("stdout"), logs.clone(), tx.clone());
+        collect_lines(
+            child.stdout.take().expect("stdout"),
+            logs.clone(),
+            tx.clone(),
+        );
         collect_lines(child.stderr.take().expect("stderr"), logs.clone(), tx);
-        let mut server = Server { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), logs };
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logs,
+        };
         let started = Instant::now();
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
@@ -201,11 +227,16 @@ impl Server {
             if let Ok(Some(status)) = server.child.try_wait() {
                 // Give the readers a moment to collect the last lines for the message.
                 thread::sleep(Duration::from_millis(200));
-                panic!("streme exited ({status}) before listening:\n{}", server.logs());
+                panic!(
+                    "streme exited ({status}) before listening:\n{}",
+                    server.logs()
+                );
             }
             if started.elapsed() > START_DEADLINE {
-                panic!("streme printed no `Listening on http://` within {START_DEADLINE:?}:\n{}",
-                    server.logs());
+                panic!(
+                    "streme printed no `Listening on http://` within {START_DEADLINE:?}:\n{}",
+                    server.logs()
+                );
             }
         }
     }
@@ -256,7 +287,10 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
         if thread::panicking() {
-            eprintln!("--- streme logs ---\n{}\n--- end of streme logs ---", self.logs());
+            eprintln!(
+                "--- streme logs ---\n{}\n--- end of streme logs ---",
+                self.logs()
+            );
         }
     }
 }
