@@ -321,7 +321,7 @@ impl Tiers {
                 st.file = Torrent::default_file(&meta).map(|i| file_pieces(&meta, i));
             }
         }
-        log::info!("[Hybrid] Step 4: Downloading video file via HTTP...");
+        log::info!("[Hybrid] Step 4: Downloading video file via HTTP (each piece verified, then cached)...");
         demand.set_phase(Phase::Http);
         // The workers live as long as this controller: dropping it (the torrent
         // was deleted) cancels them.
@@ -557,6 +557,7 @@ impl Tiers {
                 reported_done = false;
             } else if have >= total && !reported_done {
                 log::info!("[Hybrid] Download complete: {}", mb(total));
+                log::info!("[Hybrid] HTTP download complete! Ready to stream.");
                 reported_done = true;
             }
             last = now;
