@@ -145,24 +145,15 @@ mod tests {
         })
     }
 
+    /// The torrent a test asks for, and a different one a lying source serves.
+    fn film_and_other() -> (Metainfo, Metainfo) {
+        let single = |name: &str| torrent(name, &[(&[name], 100, false)], 64, true, &[], None);
+        (single("film.mkv"), single("other.mkv"))
+    }
+
     #[test]
     fn refusals_are_skipped_until_the_right_torrent() {
-        let meta = torrent(
-            "film.mkv",
-            &[(&["film.mkv"], 100, false)],
-            64,
-            true,
-            &[],
-            None,
-        );
-        let other = torrent(
-            "other.mkv",
-            &[(&["other.mkv"], 100, false)],
-            64,
-            true,
-            &[],
-            None,
-        );
+        let (meta, other) = film_and_other();
         let good = meta.to_torrent_bytes();
         let server = server(good.clone(), other.to_torrent_bytes());
         let base = &server.base;
@@ -186,22 +177,7 @@ mod tests {
 
     #[test]
     fn the_error_lists_every_source_and_its_reason() {
-        let meta = torrent(
-            "film.mkv",
-            &[(&["film.mkv"], 100, false)],
-            64,
-            true,
-            &[],
-            None,
-        );
-        let other = torrent(
-            "other.mkv",
-            &[(&["other.mkv"], 100, false)],
-            64,
-            true,
-            &[],
-            None,
-        );
+        let (meta, other) = film_and_other();
         let server = server(meta.to_torrent_bytes(), other.to_torrent_bytes());
         let base = &server.base;
         let list = templates(&[
