@@ -179,6 +179,18 @@ impl Notifier {
         }
     }
 
+    /// A second handle on the same socket, for a task that outlives a borrow.
+    fn clone_socket(&self) -> Notifier {
+        Notifier {
+            socket: self
+                .socket
+                .as_ref()
+                .and_then(|(s, t)| s.try_clone().ok().map(|s| (s, t.clone()))),
+            name: self.name.clone(),
+            watchdog: self.watchdog,
+        }
+    }
+
     /// The interval between watchdog pings, when systemd asked for them.
     pub fn watchdog_interval(&self) -> Option<Duration> {
         self.watchdog
@@ -289,20 +301,6 @@ pub async fn run(
     future::or(signal, async { Stop::Server(server.await) }).await
 }
 
-impl Notifier {
-    /// A second handle on the same socket, for a task that outlives a borrow.
-    fn clone_socket(&self) -> Notifier {
-        Notifier {
-            socket: self
-                .socket
-                .as_ref()
-                .and_then(|(s, t)| s.try_clone().ok().map(|s| (s, t.clone()))),
-            name: self.name.clone(),
-            watchdog: self.watchdog,
-        }
-    }
-}
-
 /// The shutdown after a stop signal: `STOPPING=1`, then the cache index made
 /// durable, so that the next start finds every verified piece it had.
 pub fn shut_down(notifier: &Notifier, store: &Store, signal: StopSignal) -> Result<(), StoreError> {
@@ -318,6 +316,8 @@ pub fn shut_down(notifier: &Notifier, store: &Store, signal: StopSignal) -> Resu
 }
 
 /// The one-line `STATUS=`: torrents, streams, cache use against the quota.
+/// A torrent counts as streaming when players were served bytes of it since
+/// the last refresh; the server keeps no count of open streams to read.
 struct StatusLine {
     session: Session,
     /// Total bytes served at the last refresh, and when, for the rate.
