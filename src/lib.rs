@@ -16,6 +16,7 @@ pub mod http;
 pub mod hybrid;
 pub mod import;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod store;
 pub mod stream;

@@ -15,6 +15,7 @@ use streme::http;
 use streme::hybrid::Tiers;
 use streme::import;
 use streme::server::{self, App};
+use streme::service::{self, Stop};
 use streme::session::{Session, Torrent};
 use streme::store::Store;
 use streme::stream::StreamOptions;
@@ -133,6 +134,10 @@ fn report(result: Result<(), String>) -> ExitCode {
 }
 
 fn serve(config: &Config, session: Session) -> Result<(), String> {
+    // Caught before READY=1, so a stop request right after start-up is graceful too.
+    let mut signals =
+        service::StopSignals::new().map_err(|e| format!("cannot catch SIGTERM: {e}"))?;
+    let notifier = service::Notifier::from_env();
     let listener = smol::block_on(smol::net::TcpListener::bind((config.host, config.port)))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -148,15 +153,22 @@ fn serve(config: &Config, session: Session) -> Result<(), String> {
         }
     })
     .detach();
+    let store = session.store.clone();
     let app = App {
-        session,
+        session: session.clone(),
         stream: StreamOptions {
             buffer: config.stream_buffer_kb as usize * 1024,
             piece_timeout: config.piece_wait,
         },
         max_clients: MAX_CLIENTS,
     };
-    smol::block_on(server::serve(listener, app)).map_err(|e| format!("the server stopped: {e}"))
+    let server = server::serve(listener, app);
+    match smol::block_on(service::run(&notifier, &mut signals, &session, server)) {
+        Stop::Signal(signal) => service::shut_down(&notifier, &store, signal)
+            .map_err(|e| format!("cannot flush the cache index on shutdown: {e}")),
+        Stop::Server(Ok(())) => Ok(()),
+        Stop::Server(Err(e)) => Err(format!("the server stopped: {e}")),
+    }
 }
 
 /// `streme info`: what a torrent or magnet holds, and which file would play.
