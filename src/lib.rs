@@ -3,10 +3,12 @@
 //! # Design
 //! Data moves one way. Tiers write verified pieces into the [`store`]; a
 //! [`stream::Body`] reads only from the store and, when a piece is missing,
-//! asks for it through [`stream::ensure_piece`], which owns the deadline. The
-//! [`server`] turns bodies into Range responses, and the [`session`] knows
-//! which torrents exist. Today the cache is the only tier; the P2P and HTTP
-//! tiers plug in behind `ensure_piece`.
+//! raises demand through [`stream::ensure_piece`] and waits with a deadline.
+//! The [`hybrid`] controller of each torrent watches that demand and hands
+//! over from P2P to the [`http`] tier after `P2P_TIMEOUT` (the P2P tier is
+//! not built yet, so it never delivers). The [`server`] turns bodies into
+//! Range responses, the [`session`] knows which torrents exist, and
+//! [`service`] talks to systemd.
 #![forbid(unsafe_code)]
 
 pub mod cli;
