@@ -10,7 +10,7 @@
 //! workers. Each worker claims a short run of missing pieces in order of need
 //! (waited-for, then readahead after the playhead, then the rest of the file
 //! while it fits the quota), fetches it from the healthiest source, and writes
-//! each piece through [`Store::write_piece`], which verifies it. A source that
+//! each piece through [`crate::store::Store::write_piece`], which verifies it. A source that
 //! sends a piece failing its hash is dropped for the torrent.
 //!
 //! This module owns every deadline of the tiers; it never serves bytes.

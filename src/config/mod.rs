@@ -8,7 +8,7 @@
 //! # Design
 //! Precedence is default < env file < environment, so `PORT=0 streme` beats
 //! the file a unit points at. The env file uses systemd's `EnvironmentFile=`
-//! syntax ([`envfile`]), so the same file serves `systemd` and the command
+//! syntax (`envfile`), so the same file serves `systemd` and the command
 //! line. The environment is passed in as a function, so tests never touch the
 //! process environment; only the keys below are ever looked up, because the
 //! process environment is full of unrelated variables. A key in the env file

@@ -19,7 +19,7 @@ use super::{io_err, lock, wait_until, Busy, Store, StoreError, FLUSH_EVERY_BYTES
 use crate::format::InfoHash;
 
 impl Store {
-    /// Verifies SHA-1 (off the event loop) against meta.pieces[piece], reserves quota (evicting
+    /// Verifies SHA-1 (off the event loop) against `meta.pieces[piece]`, reserves quota (evicting
     /// least-recently-used unpinned segments of any torrent), writes, then makes the piece readable
     /// and wakes waiters. `wait`: how long to wait for space when everything evictable is pinned;
     /// `Duration::ZERO` fails at once with `QuotaExceeded`. Writing an already-verified piece is Ok
