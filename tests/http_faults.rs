@@ -198,12 +198,17 @@ fn a_body_cut_in_the_middle_resumes() {
     stream_and_check(&srv, &movie);
 
     let hits = src.hits_for(&movie.content_path());
+    // The cut bodies are those that sent less than their range asked for. Hits are
+    // recorded as connections finish, so list order is not the order of the cuts.
+    let was_cut = |h: &Hit| match range_of(h) {
+        Some((a, Some(b))) => h.sent < b - a + 1,
+        _ => false,
+    };
     let cuts: Vec<&Hit> = hits
         .iter()
-        .filter(|h| h.status / 100 == 2)
-        .take(2)
+        .filter(|h| h.status / 100 == 2 && was_cut(h))
         .collect();
-    assert_eq!(cuts.len(), 2, "fewer than two bodies were served: {hits:?}");
+    assert_eq!(cuts.len(), 2, "not exactly two bodies were cut: {hits:?}");
     // Each cut left bytes missing at `start + sent`: a later request fetched them again.
     for cut in cuts {
         let (start, _) = range_of(cut).unwrap_or((0, None));
