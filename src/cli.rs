@@ -118,6 +118,21 @@ Settings (environment variables or env file keys; the environment wins):
                            (default 4)
   HTTP_TIMEOUT             ms an HTTP source may stay silent (default 15000)
   HTTP_MAX_TORRENT_KB      largest .torrent fetched, KiB (default 8192)
+  TRACKERS                 comma-separated announce URLs added to magnets
+                           without trackers; empty for none (default
+                           udp://tracker.opentrackr.org:1337/announce,udp://open.stealth.si:80/announce,udp://tracker.torrent.eu.org:451/announce,udp://exodus.desync.com:6969/announce)
+  TORRENT_PORT             TCP port for incoming peers and UDP port of the
+                           DHT, 0 for any free one (default 6881)
+  STREAM_READAHEAD_MB      MiB fetched ahead of each playhead, at most a
+                           quarter of the quota (default 16)
+  MAX_PEERS                peer connections per torrent (default 40)
+  MAX_CONNECTIONS          peer connections in all (default 120)
+  MAX_UPLOAD_KBPS          seeding cap, KiB/s, 0 for none (default 0)
+  ENABLE_DHT               true|false: the mainline DHT (default true)
+  DHT_BOOTSTRAP            comma-separated host:port DHT routers (default
+                           router.bittorrent.com:6881,dht.transmissionbt.com:6881,dht.libtorrent.org:25401)
+  ENABLE_LSD               true|false: Local Service Discovery, multicast on
+                           the LAN (default true)
 ";
 
 impl Cli {

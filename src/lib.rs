@@ -17,6 +17,7 @@ pub mod format;
 pub mod http;
 pub mod hybrid;
 pub mod import;
+pub mod p2p;
 pub mod server;
 pub mod service;
 pub mod session;

@@ -95,6 +95,11 @@ impl Torrent {
         }
     }
 
+    /// The swarm's numbers for the status APIs (zero until P2P runs for it).
+    pub fn swarm_stats(&self) -> crate::p2p::SwarmStats {
+        crate::p2p::SwarmStats::default()
+    }
+
     pub fn record_served(&self, tier: Tier, bytes: u64) {
         self.served[tier as usize].fetch_add(bytes, Ordering::Relaxed);
         *self.serving.lock().unwrap() = Some(tier);

@@ -35,7 +35,7 @@ pub const ENV_FILE_VAR: &str = "STREME_ENV_FILE";
 
 /// Every key streme reads, with its default as an env file would spell it, in
 /// the order `streme config` prints them.
-pub const KEYS: [(&str, &str); 16] = [
+pub const KEYS: [(&str, &str); 25] = [
     ("HOST", "0.0.0.0"),
     ("PORT", "11470"),
     ("CACHE_DIR", "$CACHE_DIRECTORY, else $HOME/.cache/streme"),
@@ -52,10 +52,28 @@ pub const KEYS: [(&str, &str); 16] = [
     ("HTTP_CONNECTIONS", "4"),
     ("HTTP_TIMEOUT", "15000"),
     ("HTTP_MAX_TORRENT_KB", "8192"),
+    ("TRACKERS", DEFAULT_TRACKERS),
+    ("TORRENT_PORT", "6881"),
+    ("STREAM_READAHEAD_MB", "16"),
+    ("MAX_PEERS", "40"),
+    ("MAX_CONNECTIONS", "120"),
+    ("MAX_UPLOAD_KBPS", "0"),
+    ("ENABLE_DHT", "true"),
+    ("DHT_BOOTSTRAP", DEFAULT_DHT_BOOTSTRAP),
+    ("ENABLE_LSD", "true"),
 ];
 
 /// The public .torrent cache the seed used.
 const DEFAULT_TORRENT_SOURCES: &str = "https://itorrents.org/torrent/{HASH}.torrent";
+
+/// Well-known open trackers that have answered for years; added to magnets
+/// that name no tracker (`tr=`).
+const DEFAULT_TRACKERS: &str = "udp://tracker.opentrackr.org:1337/announce,udp://open.stealth.si:80/announce,udp://tracker.torrent.eu.org:451/announce,udp://exodus.desync.com:6969/announce";
+
+/// The mainline DHT's public bootstrap routers (BitTorrent, Transmission,
+/// libtorrent).
+const DEFAULT_DHT_BOOTSTRAP: &str =
+    "router.bittorrent.com:6881,dht.transmissionbt.com:6881,dht.libtorrent.org:25401";
 
 /// One MB of `CACHE_MAX_DISK_MB`: a MiB, the unit `du -m` counts in.
 const MIB: u64 = 1024 * 1024;
@@ -134,6 +152,41 @@ pub struct Config {
     /// are a few MiB; the cap bounds what a hostile source can make us
     /// buffer. 1 to 16384, the bencode parser's own limit.
     pub http_max_torrent_kb: u64,
+    /// `TRACKERS`: announce URLs (`http://`, `https://`, `udp://`) added to a
+    /// magnet that names no tracker. Default a few long-lived open trackers
+    /// ([`DEFAULT_TRACKERS`]); may be set empty, then such a magnet finds peers
+    /// through the DHT, PEX and LSD only.
+    pub trackers: Vec<String>,
+    /// `TORRENT_PORT`: the TCP port for incoming peers (and the UDP port of
+    /// the DHT). Default 6881, the conventional BitTorrent port; 0 picks a
+    /// free one (the tests use it).
+    pub torrent_port: u16,
+    /// `STREAM_READAHEAD_MB`, in MiB: how far past each playhead P2P fetches
+    /// before anything else. Default 16: about 30 s of a 4 Mbit/s film, and
+    /// on a Pi Zero 2 W (512 MB) a window the page cache can hold. 1 to 1024;
+    /// never more than a quarter of the quota, so readahead cannot evict what
+    /// the reader is about to read.
+    pub stream_readahead_mb: u64,
+    /// `MAX_PEERS`: connections per torrent. Default 40: enough to find the
+    /// fast peers of a big swarm, and each connection costs a Pi ~40 KiB of
+    /// buffers. 1 to 500.
+    pub max_peers: u32,
+    /// `MAX_CONNECTIONS`: peer connections over all torrents. Default 120,
+    /// sized for a 512 MB Pi Zero 2 W (about 5 MB of buffers at most). 1 to 2000.
+    pub max_connections: u32,
+    /// `MAX_UPLOAD_KBPS`, in KiB/s: the cap on seeding. Default 0, no cap: a
+    /// box on a LAN shares what it has; set it on a slow uplink.
+    pub max_upload_kbps: u64,
+    /// `ENABLE_DHT`: look peers up in the mainline DHT (BEP 5) and answer
+    /// its queries. Default true: a bare magnet has no other way to peers.
+    pub enable_dht: bool,
+    /// `DHT_BOOTSTRAP`: `host:port` routers the DHT starts from when its
+    /// saved table is empty. Default the public mainline routers; may be set
+    /// empty (then only the saved table and peers' DHT ports are used).
+    pub dht_bootstrap: Vec<String>,
+    /// `ENABLE_LSD`: Local Service Discovery (BEP 14), multicast announces on
+    /// the LAN so that boxes and desktop clients find each other. Default true.
+    pub enable_lsd: bool,
     /// Where each key's value came from, in the order of [`KEYS`].
     sources: Vec<Source>,
 }
@@ -386,6 +439,34 @@ impl Config {
             )
         })?;
 
+        let trackers = value::list(&setting("TRACKERS").unwrap_or_else(|| DEFAULT_TRACKERS.into()))
+            .into_iter()
+            .map(|t| value::tracker_url("TRACKERS", &t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let torrent_port =
+            setting("TORRENT_PORT").map_or(Ok(6881), |v| value::port("TORRENT_PORT", &v))?;
+        let stream_readahead_mb = setting("STREAM_READAHEAD_MB").map_or(Ok(16), |v| {
+            value::integer("STREAM_READAHEAD_MB", &v, 1, 1024)
+        })?;
+        let max_peers = setting("MAX_PEERS")
+            .map_or(Ok(40), |v| value::integer("MAX_PEERS", &v, 1, 500))?
+            as u32;
+        let max_connections = setting("MAX_CONNECTIONS")
+            .map_or(Ok(120), |v| value::integer("MAX_CONNECTIONS", &v, 1, 2000))?
+            as u32;
+        let max_upload_kbps = setting("MAX_UPLOAD_KBPS").map_or(Ok(0), |v| {
+            value::integer("MAX_UPLOAD_KBPS", &v, 0, u64::MAX / 1024)
+        })?;
+        let enable_dht =
+            setting("ENABLE_DHT").map_or(Ok(true), |v| value::boolean("ENABLE_DHT", &v))?;
+        let dht_bootstrap =
+            value::list(&setting("DHT_BOOTSTRAP").unwrap_or_else(|| DEFAULT_DHT_BOOTSTRAP.into()))
+                .into_iter()
+                .map(|t| value::host_port("DHT_BOOTSTRAP", &t))
+                .collect::<Result<Vec<_>, _>>()?;
+        let enable_lsd =
+            setting("ENABLE_LSD").map_or(Ok(true), |v| value::boolean("ENABLE_LSD", &v))?;
+
         let config = Config {
             host,
             port,
@@ -403,6 +484,15 @@ impl Config {
             http_connections,
             http_timeout,
             http_max_torrent_kb,
+            trackers,
+            torrent_port,
+            stream_readahead_mb,
+            max_peers,
+            max_connections,
+            max_upload_kbps,
+            enable_dht,
+            dht_bootstrap,
+            enable_lsd,
             sources,
         };
         Ok((config, warnings))
@@ -416,6 +506,12 @@ impl Config {
                     .unwrap_or_else(|v| v.to_string_lossy().into_owned())
             })
         })
+    }
+
+    /// The readahead window in bytes: `STREAM_READAHEAD_MB`, at most a
+    /// quarter of the quota.
+    pub fn readahead_bytes(&self) -> u64 {
+        (self.stream_readahead_mb * MIB).min(self.cache_max_disk_bytes() / 4)
     }
 
     /// The quota in bytes.
@@ -472,6 +568,15 @@ impl Config {
             self.http_connections.to_string(),
             self.http_timeout.as_millis().to_string(),
             self.http_max_torrent_kb.to_string(),
+            self.trackers.join(","),
+            self.torrent_port.to_string(),
+            self.stream_readahead_mb.to_string(),
+            self.max_peers.to_string(),
+            self.max_connections.to_string(),
+            self.max_upload_kbps.to_string(),
+            self.enable_dht.to_string(),
+            self.dht_bootstrap.join(","),
+            self.enable_lsd.to_string(),
         ]
     }
 }

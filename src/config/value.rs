@@ -79,6 +79,46 @@ pub fn ip(key: &'static str, value: &str) -> Result<IpAddr, ConfigError> {
         .map_err(|_| bad(key, value, "an IP address such as 0.0.0.0, 127.0.0.1 or ::"))
 }
 
+/// A comma-separated list; blanks around entries and empty entries are dropped,
+/// so an empty value is an empty list.
+pub fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A tracker announce URL: `http://`, `https://` or `udp://`, with a host.
+pub fn tracker_url(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let expected = "tracker URLs (http://, https:// or udp://host:port/...)";
+    let rest = ["http://", "https://", "udp://"]
+        .iter()
+        .find_map(|scheme| value.strip_prefix(scheme))
+        .ok_or_else(|| bad(key, value, expected))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() || authority.contains(char::is_whitespace) {
+        return Err(bad(key, value, expected));
+    }
+    Ok(value.to_string())
+}
+
+/// `host:port`, the host a name or an address (IPv6 in brackets).
+pub fn host_port(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let expected = "host:port entries such as router.bittorrent.com:6881";
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| bad(key, value, expected))?;
+    let port_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok_and(|p| p != 0);
+    if host.is_empty() || host.contains(char::is_whitespace) || !port_ok {
+        return Err(bad(key, value, expected));
+    }
+    Ok(value.to_string())
+}
+
 pub fn log_level(key: &'static str, value: &str) -> Result<log::LevelFilter, ConfigError> {
     // `LevelFilter::from_str` already ignores case and knows `off`.
     log::LevelFilter::from_str(value)
@@ -88,6 +128,24 @@ pub fn log_level(key: &'static str, value: &str) -> Result<log::LevelFilter, Con
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_trackers_and_routers_are_checked_entry_by_entry() {
+        assert_eq!(list(" a , ,b,"), vec!["a", "b"]);
+        assert!(list("").is_empty());
+        assert!(tracker_url("TRACKERS", "udp://127.0.0.1:6969/announce").is_ok());
+        assert!(tracker_url("TRACKERS", "https://t.example/announce").is_ok());
+        assert_eq!(
+            tracker_url("TRACKERS", "ftp://x/a").unwrap_err().to_string(),
+            "TRACKERS: expected tracker URLs (http://, https:// or udp://host:port/...), got \"ftp://x/a\""
+        );
+        assert!(tracker_url("TRACKERS", "udp:///announce").is_err());
+        assert!(host_port("DHT_BOOTSTRAP", "router.bittorrent.com:6881").is_ok());
+        assert!(host_port("DHT_BOOTSTRAP", "[::1]:6881").is_ok());
+        for bad in ["router", "router:", ":6881", "r:0", "r:70000", "r:+1"] {
+            assert!(host_port("DHT_BOOTSTRAP", bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn millis_rejects_units_signs_and_blanks() {
