@@ -288,7 +288,7 @@ fn compact(
     size: usize,
 ) -> Result<Vec<SocketAddr>, WireError> {
     let bytes = bytes.unwrap_or_default();
-    if bytes.len() % size != 0 {
+    if !bytes.len().is_multiple_of(size) {
         return Err(WireError::BadCompactLength {
             key,
             len: bytes.len(),

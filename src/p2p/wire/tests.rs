@@ -117,8 +117,8 @@ fn max_message_len_is_the_largest_bitfield() {
     let bytes = framed(&Message::Bitfield(&bits));
     assert_eq!(parse_all(&bytes).1, 4 + MAX_MESSAGE_LEN);
     // A full 16 KiB block and a full metadata piece both fit.
-    assert!(9 + BLOCK_LEN as usize <= MAX_MESSAGE_LEN);
-    assert!(2 + 100 + METADATA_PIECE_LEN <= MAX_MESSAGE_LEN);
+    const { assert!(9 + BLOCK_LEN as usize <= MAX_MESSAGE_LEN) };
+    const { assert!(2 + 100 + METADATA_PIECE_LEN <= MAX_MESSAGE_LEN) };
 }
 
 #[test]
@@ -248,35 +248,47 @@ fn unknown_ids_skip_their_payload() {
     assert_eq!(parse_all(&stream[8..]), (Message::Choke, 5));
 }
 
-/// 68 bytes as a libtorrent 2.0 client (`-LT2000-`) sends them: reserved
-/// 0x18 at byte 5 (extension protocol + BEP 52 v2 bit), 0x05 at byte 7 (DHT +
-/// fast).
-#[test]
-fn parses_a_libtorrent_handshake() {
-    let mut bytes = vec![19];
-    bytes.extend_from_slice(b"BitTorrent protocol");
-    bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0x18, 0, 0x05]);
-    bytes.extend_from_slice(&[0xab; 20]);
-    bytes.extend_from_slice(b"-LT2000-p3Xq9k1ZbN7w");
-    let shake = Handshake::parse(&bytes).unwrap();
-    assert_eq!(shake.info_hash, hash(0xab));
-    assert_eq!(&shake.peer_id.0, b"-LT2000-p3Xq9k1ZbN7w");
-    assert!(shake.supports_extensions() && shake.supports_fast() && shake.supports_dht());
-    assert_eq!(shake.encode().to_vec(), bytes);
+/// A peer's 68 handshake bytes, written out field by field as BEP 3 lays them.
+fn handshake_bytes(reserved: [u8; 8], hash: u8, peer_id: &[u8; 20]) -> Vec<u8> {
+    [
+        &[19u8][..],
+        b"BitTorrent protocol",
+        &reserved,
+        &[hash; 20],
+        peer_id,
+    ]
+    .concat()
 }
 
-/// Transmission 3.00 (`-TR3000-`) without the fast extension bit.
+/// libtorrent 2.0 (`-LT2000-`) sets 0x18 at byte 5 (extension protocol +
+/// BEP 52 v2) and 0x05 at byte 7 (DHT + fast); Transmission 3.00
+/// (`-TR3000-`) has no fast extension.
 #[test]
-fn parses_a_transmission_handshake_without_fast() {
-    let mut bytes = vec![19];
-    bytes.extend_from_slice(b"BitTorrent protocol");
-    bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x01]);
-    bytes.extend_from_slice(&[0x11; 20]);
-    bytes.extend_from_slice(b"-TR3000-0cqk2jffzlut");
-    let shake = Handshake::parse(&bytes).unwrap();
-    assert!(shake.supports_extensions() && shake.supports_dht());
-    assert!(!shake.supports_fast());
-    assert_eq!(shake.encode().to_vec(), bytes);
+fn parses_libtorrent_and_transmission_handshakes() {
+    let peers: [([u8; 8], u8, &[u8; 20], bool); 2] = [
+        (
+            [0, 0, 0, 0, 0, 0x18, 0, 0x05],
+            0xab,
+            b"-LT2000-p3Xq9k1ZbN7w",
+            true,
+        ),
+        (
+            [0, 0, 0, 0, 0, 0x10, 0, 0x01],
+            0x11,
+            b"-TR3000-0cqk2jffzlut",
+            false,
+        ),
+    ];
+    for (reserved, info_hash, peer_id, fast) in peers {
+        let bytes = handshake_bytes(reserved, info_hash, peer_id);
+        assert_eq!(bytes.len(), HANDSHAKE_LEN);
+        let shake = Handshake::parse(&bytes).unwrap();
+        assert_eq!(shake.info_hash, hash(info_hash));
+        assert_eq!(&shake.peer_id.0, peer_id);
+        assert!(shake.supports_extensions() && shake.supports_dht());
+        assert_eq!(shake.supports_fast(), fast);
+        assert_eq!(shake.encode().to_vec(), bytes);
+    }
 }
 
 #[test]
@@ -524,16 +536,23 @@ fn metadata_messages_refuse_hostile_dicts() {
 
 #[test]
 fn pex_reads_v4_and_v6() {
-    let mut payload = b"d5:added12:".to_vec();
-    payload.extend_from_slice(&[10, 0, 0, 1, 0x1a, 0xe1, 192, 168, 1, 2, 0, 80]);
-    payload.extend_from_slice(b"7:added.f2:\x00\x10");
-    payload.extend_from_slice(b"6:added618:");
-    payload.extend_from_slice(&[
+    let v4 = [10, 0, 0, 1, 0x1a, 0xe1, 192, 168, 1, 2, 0, 80];
+    let v6 = [
         0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1,
-    ]);
-    payload.extend_from_slice(b"7:dropped6:");
-    payload.extend_from_slice(&[127, 0, 0, 1, 0, 2]);
-    payload.extend_from_slice(b"8:dropped60:e");
+    ];
+    let dropped = [127, 0, 0, 1, 0, 2];
+    // As libtorrent sends it: flags in `added.f`, every key present.
+    let payload = [
+        &b"d5:added12:"[..],
+        &v4,
+        b"7:added.f2:\x00\x10",
+        b"6:added618:",
+        &v6,
+        b"7:dropped6:",
+        &dropped,
+        b"8:dropped60:e",
+    ]
+    .concat();
     let pex = Pex::parse(&payload).unwrap();
     let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
     assert_eq!(
@@ -547,15 +566,16 @@ fn pex_reads_v4_and_v6() {
     assert_eq!(pex.dropped, vec![addr("127.0.0.1:2")]);
     let encoded = pex.encode();
     // Sorted keys; `added.f` and the empty `dropped6` are not written.
-    let mut expected = b"d5:added12:".to_vec();
-    expected.extend_from_slice(&[10, 0, 0, 1, 0x1a, 0xe1, 192, 168, 1, 2, 0, 80]);
-    expected.extend_from_slice(b"6:added618:");
-    expected.extend_from_slice(&[
-        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1,
-    ]);
-    expected.extend_from_slice(b"7:dropped6:");
-    expected.extend_from_slice(&[127, 0, 0, 1, 0, 2]);
-    expected.push(b'e');
+    let expected = [
+        &b"d5:added12:"[..],
+        &v4,
+        b"6:added618:",
+        &v6,
+        b"7:dropped6:",
+        &dropped,
+        b"e",
+    ]
+    .concat();
     assert_eq!(encoded, expected);
     assert_eq!(Pex::parse(&encoded), Ok(pex));
     assert_eq!(Pex::default().encode(), b"d5:added0:7:dropped0:e");
