@@ -98,6 +98,44 @@ impl Client {
     }
 }
 
+/// Why [`Client::get_small`] got no body.
+#[derive(Debug)]
+pub enum SmallGetError {
+    /// No headers or no body bytes within `HTTP_TIMEOUT`.
+    Stalled(Duration),
+    Transport(String),
+    /// The body is longer than the cap.
+    TooLarge {
+        cap: usize,
+    },
+}
+
+impl Client {
+    /// A plain GET of `url`: its status and its whole body, refused past
+    /// `cap` bytes (tracker announces and other small answers).
+    pub async fn get_small(&self, url: &str, cap: usize) -> Result<(u16, Vec<u8>), SmallGetError> {
+        let mut response = self.get(url, None).await.map_err(|e| match e {
+            SendError::Stalled => SmallGetError::Stalled(self.timeout),
+            SendError::Transport(reason) => SmallGetError::Transport(reason),
+        })?;
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            // One byte past the cap proves the body too large without reading the rest.
+            let room = (cap + 1 - bytes.len()).min(buf.len());
+            if room == 0 {
+                return Err(SmallGetError::TooLarge { cap });
+            }
+            match read_some(response.body_mut(), &mut buf[..room], self.timeout).await {
+                Ok(0) => return Ok((response.status().as_u16(), bytes)),
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(None) => return Err(SmallGetError::Stalled(self.timeout)),
+                Err(Some(reason)) => return Err(SmallGetError::Transport(reason)),
+            }
+        }
+    }
+}
+
 /// `fut`, or `None` if it takes longer than `timeout`.
 pub(super) async fn within<T>(
     timeout: Duration,

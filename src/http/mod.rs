@@ -22,7 +22,7 @@ mod template;
 mod test_server;
 mod torrent;
 
-pub use client::{Client, ClientError};
+pub use client::{Client, ClientError, SmallGetError};
 pub use error::{SourceError, TorrentFetchError, TorrentProblem};
 pub use fetch::fetch_pieces;
 pub use retry_after::{DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER};
