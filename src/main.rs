@@ -14,6 +14,7 @@ use streme::format::metainfo::Metainfo;
 use streme::http;
 use streme::hybrid::Tiers;
 use streme::import;
+use streme::p2p::P2p;
 use streme::server::{self, App};
 use streme::service::{self, Stop};
 use streme::session::{Session, Torrent};
@@ -111,11 +112,23 @@ fn main() -> ExitCode {
                 }
             };
             let config = Arc::new(config);
+            let p2p = match smol::block_on(P2p::start(config.clone(), client.clone())) {
+                Ok(p2p) => p2p,
+                Err(e) => {
+                    log::error!(
+                        "[P2P] cannot listen for peers on {}:{}: {e}",
+                        config.host,
+                        config.torrent_port
+                    );
+                    return ExitCode::FAILURE;
+                }
+            };
             let session = Session::new(
                 store,
                 Some(Tiers {
                     config: config.clone(),
                     client,
+                    p2p,
                 }),
             );
             report(serve(&config, session))
@@ -162,10 +175,18 @@ fn serve(config: &Config, session: Session) -> Result<(), String> {
         },
         max_clients: MAX_CLIENTS,
     };
+    // Every torrent in the cache is seeded: its swarm announces and accepts peers.
+    session.engage_all();
     let server = server::serve(listener, app);
     match smol::block_on(service::run(&notifier, &mut signals, &session, server)) {
-        Stop::Signal(signal) => service::shut_down(&notifier, &store, signal)
-            .map_err(|e| format!("cannot flush the cache index on shutdown: {e}")),
+        Stop::Signal(signal) => {
+            if let Some(tiers) = &session.tiers {
+                // The trackers hear `stopped`, so they stop handing out our address.
+                smol::block_on(tiers.p2p.shut_down());
+            }
+            service::shut_down(&notifier, &store, signal)
+                .map_err(|e| format!("cannot flush the cache index on shutdown: {e}"))
+        }
         Stop::Server(Ok(())) => Ok(()),
         Stop::Server(Err(e)) => Err(format!("the server stopped: {e}")),
     }

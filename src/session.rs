@@ -16,6 +16,7 @@ use crate::format::media;
 use crate::format::metainfo::{Metainfo, MetainfoError};
 use crate::format::InfoHash;
 use crate::hybrid::{Demand, Phase, Tiers};
+use crate::p2p::SwarmStats;
 use crate::store::{Store, StoreError};
 
 /// Why a torrent could not be added.
@@ -69,6 +70,8 @@ pub struct Torrent {
     pub demand: Demand,
     /// The task that runs the tiers for this torrent, once engaged; dropping it stops them.
     pub controller: Mutex<Option<smol::Task<()>>>,
+    /// The P2P swarm's latest numbers.
+    swarm: Mutex<SwarmStats>,
 }
 
 impl Torrent {
@@ -81,6 +84,7 @@ impl Torrent {
             serving: Mutex::new(None),
             demand: Demand::default(),
             controller: Mutex::new(None),
+            swarm: Mutex::new(SwarmStats::default()),
         }
     }
 
@@ -96,8 +100,13 @@ impl Torrent {
     }
 
     /// The swarm's numbers for the status APIs (zero until P2P runs for it).
-    pub fn swarm_stats(&self) -> crate::p2p::SwarmStats {
-        crate::p2p::SwarmStats::default()
+    pub fn swarm_stats(&self) -> SwarmStats {
+        self.swarm.lock().unwrap().clone()
+    }
+
+    /// The swarm reports its numbers (once a second).
+    pub fn set_swarm_stats(&self, stats: SwarmStats) {
+        *self.swarm.lock().unwrap() = stats;
     }
 
     pub fn record_served(&self, tier: Tier, bytes: u64) {
@@ -161,6 +170,15 @@ impl Session {
         let mut all: Vec<_> = self.torrents.lock().unwrap().values().cloned().collect();
         all.sort_by_key(|t| t.info_hash);
         all
+    }
+
+    /// Starts the tiers of every torrent known now, so the cache is seeded.
+    pub fn engage_all(&self) {
+        if let Some(tiers) = &self.tiers {
+            for t in self.list() {
+                tiers.engage(self, &t);
+            }
+        }
     }
 
     /// Adds a torrent known by magnet. Returns it, and whether it is new.
@@ -241,7 +259,12 @@ impl Session {
                 .collect()
         };
         let served = per_tier(t.served.each_ref().map(|c| c.load(Ordering::Relaxed)));
-        let fetched = per_tier([0, 0, t.demand.fetched_http.load(Ordering::Relaxed)]);
+        let fetched = per_tier([
+            0,
+            t.demand.fetched_p2p.load(Ordering::Relaxed),
+            t.demand.fetched_http.load(Ordering::Relaxed),
+        ]);
+        let swarm = t.swarm_stats();
         let phase = t.demand.phase();
         let (tier, error) = match &phase {
             Phase::Idle => (Value::Null, Value::Null),
@@ -262,6 +285,16 @@ impl Session {
             "bytesServed": served,
             "bytesFetched": fetched,
             "sources": t.demand.sources(),
+            "peers": {
+                "connected": swarm.peers,
+                "unchoked": swarm.unchoked,
+                "queued": swarm.queued,
+                "known": swarm.unique,
+                "downloadSpeed": swarm.download_speed as u64,
+                "uploadSpeed": swarm.upload_speed as u64,
+                "downloaded": swarm.downloaded,
+                "uploaded": swarm.uploaded,
+            },
         });
         let Some(meta) = t.meta() else {
             if matches!(phase, Phase::Failed(_)) {

@@ -120,7 +120,7 @@ pub async fn ensure_piece(
     loop {
         let changed = torrent.demand.listen();
         if session.store.has_piece(&ih, piece) {
-            return Ok(Tier::Http);
+            return Ok(torrent.demand.origin(piece));
         }
         if let Phase::Failed(reason) = torrent.demand.phase() {
             return Err(FetchError::Failed { piece, reason });

@@ -25,16 +25,39 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use event_listener::Event;
+use futures_lite::future;
 
 mod worker;
 
 use crate::config::Config;
 use crate::format::metainfo::Metainfo;
 use crate::http::{self, Client, Source};
+use crate::p2p::{P2p, Swarm};
 use crate::session::{Session, Tier, Torrent};
 
-/// How often progress is logged while HTTP downloads.
+/// How often progress is logged while a tier downloads.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// How long P2P must deliver steadily, with no reader stalled, before HTTP
+/// steps back: long enough that one lucky piece does not flap the tiers.
+const TAKE_BACK_AFTER: Duration = Duration::from_secs(10);
+
+/// The HTTP tier of one torrent, once a handover started it.
+#[derive(Default)]
+struct HttpTier {
+    /// How many sources it has; None until the first handover.
+    sources: Option<usize>,
+    workers: Vec<smol::Task<()>>,
+}
+
+/// `f` if it finishes within `limit`.
+async fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> Option<T> {
+    future::or(async { Some(f.await) }, async {
+        Timer::after(limit).await;
+        None
+    })
+    .await
+}
 
 /// Which tier is working on a torrent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,26 +79,51 @@ pub struct Demand {
     changed: Event,
     /// Bytes fetched per tier, for the API.
     pub fetched_http: AtomicU64,
+    pub fetched_p2p: AtomicU64,
 }
 
 struct DemandState {
     phase: Phase,
-    /// Pieces that readers block on: how many readers, and when the last began.
-    waiting: BTreeMap<u32, (u32, Instant)>,
+    /// Pieces that readers block on: how many readers, when the first and
+    /// the last wait began.
+    waiting: BTreeMap<u32, Wait>,
     /// The last torrent-space offset a reader asked for.
     playhead: Option<u64>,
     /// The pieces of the file being played.
     file: Option<Range<u32>>,
-    /// Pieces a worker is fetching right now.
+    /// Pieces an HTTP worker is fetching right now.
     claimed: BTreeSet<u32>,
+    /// Pieces the P2P tier is fetching right now.
+    p2p_claimed: BTreeSet<u32>,
     /// Workers busy with readahead or background pieces.
     non_urgent: usize,
     /// False once the quota stopped background completion.
     background: bool,
     sources: Vec<SourceState>,
-    /// Pieces the HTTP tier fetched in this run, one bit each, so bytes served
-    /// later from the store are still credited to the tier that fetched them.
+    /// Pieces the HTTP and the P2P tier fetched in this run, one bit each, so
+    /// bytes served later from the store are still credited to their tier.
     fetched: Vec<u64>,
+    p2p_fetched: Vec<u64>,
+}
+
+#[derive(Clone, Copy)]
+struct Wait {
+    readers: u32,
+    first: Instant,
+    last: Instant,
+}
+
+/// A copy of the demand, for the P2P picker.
+#[derive(Debug, Clone, Default)]
+pub struct DemandView {
+    /// Pieces readers block on, newest wait first.
+    pub waiting: Vec<u32>,
+    pub playhead: Option<u64>,
+    pub file: Option<Range<u32>>,
+    /// Whether completing the file is still allowed (the quota did not stop it).
+    pub background: bool,
+    /// Pieces HTTP workers are fetching.
+    pub http_claimed: BTreeSet<u32>,
 }
 
 /// One HTTP source, as this torrent sees it.
@@ -98,13 +146,16 @@ impl Default for Demand {
                 playhead: None,
                 file: None,
                 claimed: BTreeSet::new(),
+                p2p_claimed: BTreeSet::new(),
                 non_urgent: 0,
                 background: true,
                 sources: Vec::new(),
                 fetched: Vec::new(),
+                p2p_fetched: Vec::new(),
             }),
             changed: Event::new(),
             fetched_http: AtomicU64::new(0),
+            fetched_p2p: AtomicU64::new(0),
         }
     }
 }
@@ -118,9 +169,9 @@ pub struct Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         let mut st = self.demand.state.lock().unwrap();
-        if let Some((n, _)) = st.waiting.get_mut(&self.piece) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(w) = st.waiting.get_mut(&self.piece) {
+            w.readers -= 1;
+            if w.readers == 0 {
                 st.waiting.remove(&self.piece);
             }
         }
@@ -136,8 +187,14 @@ impl Demand {
     pub fn wait_for(&self, piece: u32, offset: u64, file: Range<u32>) -> Waiting<'_> {
         {
             let mut st = self.state.lock().unwrap();
-            let entry = st.waiting.entry(piece).or_insert((0, Instant::now()));
-            *entry = (entry.0 + 1, Instant::now());
+            let now = Instant::now();
+            let w = st.waiting.entry(piece).or_insert(Wait {
+                readers: 0,
+                first: now,
+                last: now,
+            });
+            w.readers += 1;
+            w.last = now;
             st.playhead = Some(offset);
             st.file = Some(file);
         }
@@ -157,27 +214,80 @@ impl Demand {
         self.changed.notify(usize::MAX);
     }
 
-    /// The tier that put `piece` in the store: HTTP if it fetched it in this run.
+    /// The tier that put `piece` in the store: HTTP or P2P if one fetched it
+    /// in this run, else the cache.
     pub fn origin(&self, piece: u32) -> Tier {
         let st = self.state.lock().unwrap();
-        let bit = st
-            .fetched
-            .get(piece as usize / 64)
-            .is_some_and(|w| w & (1 << (piece % 64)) != 0);
-        if bit {
+        if get_bit(&st.fetched, piece) {
             Tier::Http
+        } else if get_bit(&st.p2p_fetched, piece) {
+            Tier::P2p
         } else {
             Tier::Cache
         }
     }
 
     fn mark_fetched(&self, piece: u32) {
-        let mut st = self.state.lock().unwrap();
-        let word = piece as usize / 64;
-        if st.fetched.len() <= word {
-            st.fetched.resize(word + 1, 0);
+        set_bit(&mut self.state.lock().unwrap().fetched, piece);
+    }
+
+    /// The P2P tier verified and stored `piece` (`bytes` long).
+    pub fn mark_p2p(&self, piece: u32, bytes: u64) {
+        set_bit(&mut self.state.lock().unwrap().p2p_fetched, piece);
+        self.fetched_p2p.fetch_add(bytes, Ordering::Relaxed);
+        self.changed.notify(usize::MAX);
+    }
+
+    /// The P2P tier started fetching `piece`: HTTP workers leave it alone
+    /// unless a reader has waited on it longer than `P2P_TIMEOUT`.
+    pub fn claim_p2p(&self, piece: u32) {
+        self.state.lock().unwrap().p2p_claimed.insert(piece);
+    }
+
+    pub fn release_p2p(&self, piece: u32) {
+        self.state.lock().unwrap().p2p_claimed.remove(&piece);
+        self.changed.notify(usize::MAX);
+    }
+
+    /// Keeps only the P2P claims `keep` says are still in flight.
+    pub fn retain_p2p(&self, keep: impl Fn(u32) -> bool) {
+        self.state.lock().unwrap().p2p_claimed.retain(|p| keep(*p));
+        self.changed.notify(usize::MAX);
+    }
+
+    /// The quota is full: no tier completes the file in the background any more.
+    pub fn stop_background(&self) {
+        self.state.lock().unwrap().background = false;
+    }
+
+    /// A copy of what readers want, for the P2P picker.
+    pub fn view(&self) -> DemandView {
+        let st = self.state.lock().unwrap();
+        let mut waiting: Vec<(u32, Instant)> =
+            st.waiting.iter().map(|(p, w)| (*p, w.last)).collect();
+        waiting.sort_by_key(|(_, at)| std::cmp::Reverse(*at));
+        DemandView {
+            waiting: waiting.into_iter().map(|(p, _)| p).collect(),
+            playhead: st.playhead,
+            file: st.file.clone(),
+            background: st.background,
+            http_claimed: st.claimed.clone(),
         }
-        st.fetched[word] |= 1 << (piece % 64);
+    }
+
+    /// Whether a reader is waiting or playing.
+    fn active(&self) -> bool {
+        let st = self.state.lock().unwrap();
+        !st.waiting.is_empty() || st.playhead.is_some()
+    }
+
+    /// Whether a reader has waited longer than `limit` for a piece.
+    fn stalled(&self, limit: Duration) -> bool {
+        let st = self.state.lock().unwrap();
+        let now = Instant::now();
+        st.waiting
+            .values()
+            .any(|w| now.saturating_duration_since(w.first) >= limit)
     }
 
     /// Resolves on the next change of demand, claims or phase.
@@ -219,6 +329,7 @@ impl Demand {
 pub struct Tiers {
     pub config: Arc<Config>,
     pub client: Client,
+    pub p2p: P2p,
 }
 
 impl Tiers {
@@ -237,29 +348,14 @@ impl Tiers {
     async fn control(&self, session: &Session, torrent: &Arc<Torrent>) {
         let ih = torrent.info_hash;
         let demand = &torrent.demand;
-        log::info!(
-            "[Hybrid] Trying P2P (timeout: {}ms)...",
-            self.config.p2p_timeout.as_millis()
-        );
-        demand.set_phase(Phase::P2p {
-            since: Instant::now(),
-        });
-        // The P2P tier is not built yet: it has no peers, so it never delivers
-        // within the timeout. This is the real timeout path, not a shortcut.
-        Timer::after(self.config.p2p_timeout).await;
-        log::info!("[Hybrid] P2P failed: P2P timeout");
-        if !self.config.enable_http_fallback {
-            log::warn!("[Hybrid] {ih}: P2P timed out and ENABLE_HTTP_FALLBACK is off");
-            demand.set_phase(Phase::Failed(
-                "P2P found no peers within P2P_TIMEOUT, and the HTTP fallback is off (ENABLE_HTTP_FALLBACK=false)".into(),
-            ));
-            return;
-        }
-        log::info!("[Hybrid] Falling back to HTTP download...");
-        let meta = match torrent.meta() {
-            Some(meta) => meta,
-            None => match self.fetch_metadata(session, torrent).await {
-                Ok(meta) => meta,
+        // The swarm runs as long as this controller: seeding, and fetching
+        // alongside HTTP, and it takes the work back when peers show up.
+        let swarm = self.p2p.swarm(session, torrent);
+        let _swarm = smol::spawn(swarm.clone().run());
+        let (meta, p2p_failed) = match torrent.meta() {
+            Some(meta) => (meta, false),
+            None => match self.resolve(session, torrent, &swarm).await {
+                Ok(found) => found,
                 Err(reason) => {
                     log::warn!("[Hybrid] {ih}: {reason}");
                     demand.set_phase(Phase::Failed(reason));
@@ -267,50 +363,204 @@ impl Tiers {
                 }
             },
         };
-        let extra: Vec<String> = torrent
-            .magnet
-            .as_ref()
-            .map(|m| m.web_seeds.clone())
-            .unwrap_or_default();
-        let sources = http::sources_for(&meta, &self.config.http_sources, &extra);
-        if sources.is_empty() {
-            let reason = format!(
-                "no HTTP source for {}: set HTTP_SOURCES, or use a torrent with web seeds",
-                meta.name
-            );
-            log::warn!("[Hybrid] {ih}: {reason}");
-            demand.set_phase(Phase::Failed(reason));
-            return;
-        }
+        swarm.set_meta(meta.clone());
         {
             let mut st = demand.state.lock().unwrap();
-            st.sources = sources
-                .into_iter()
-                .map(|source| SourceState {
-                    source,
-                    failures: 0,
-                    retry_at: None,
-                    dropped: None,
-                    bytes: 0,
-                    rate: None,
-                })
-                .collect();
             if st.file.is_none() {
                 st.file = Torrent::default_file(&meta).map(|i| file_pieces(&meta, i));
             }
         }
-        log::info!("[Hybrid] Step 4: Downloading video file via HTTP (each piece verified, then cached)...");
-        demand.set_phase(Phase::Http);
-        // The workers live as long as this controller: dropping it (the torrent
-        // was deleted) cancels them.
-        let _workers: Vec<smol::Task<()>> = (0..self.config.http_connections)
-            .map(|_| {
-                let (tiers, session, t, meta) =
-                    (self.clone(), session.clone(), torrent.clone(), meta.clone());
-                smol::spawn(async move { tiers.work(&session, &t, &meta).await })
-            })
-            .collect();
-        self.progress(session, torrent, &meta).await;
+        let mut http = HttpTier::default();
+        if p2p_failed {
+            self.hand_over(session, torrent, &meta, &swarm, &mut http);
+        }
+        let supervise = async {
+            // When P2P last failed to deliver a piece a reader waited for, and
+            // since when it has delivered steadily.
+            let mut delivering_since: Option<Instant> = None;
+            loop {
+                let changed = demand.listen();
+                swarm.demand_changed();
+                let stalled = demand.stalled(self.config.p2p_timeout);
+                let delivered = swarm.take_delivered() > 0 && swarm.unchoking() > 0;
+                match demand.phase() {
+                    Phase::Idle if demand.active() => {
+                        log::info!(
+                            "[Hybrid] Trying P2P (timeout: {}ms)...",
+                            self.config.p2p_timeout.as_millis()
+                        );
+                        demand.set_phase(Phase::P2p {
+                            since: Instant::now(),
+                        });
+                    }
+                    Phase::P2p { .. } if stalled => {
+                        log::info!("[Hybrid] P2P failed: P2P timeout");
+                        self.hand_over(session, torrent, &meta, &swarm, &mut http);
+                        delivering_since = None;
+                    }
+                    Phase::Http if !stalled && delivered => {
+                        let since = *delivering_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= TAKE_BACK_AFTER {
+                            log::info!("[Hybrid] P2P is delivering again: it takes the work back from HTTP");
+                            demand.set_phase(Phase::P2p {
+                                since: Instant::now(),
+                            });
+                        }
+                    }
+                    Phase::Http if stalled => delivering_since = None,
+                    Phase::Failed(_) if swarm.unchoking() > 0 => {
+                        log::info!("[Hybrid] {ih}: peers showed up, P2P resumes");
+                        demand.set_phase(Phase::P2p {
+                            since: Instant::now(),
+                        });
+                    }
+                    _ => {}
+                }
+                future::or(
+                    async {
+                        changed.await;
+                    },
+                    async {
+                        Timer::after(Duration::from_millis(500)).await;
+                    },
+                )
+                .await;
+            }
+        };
+        future::or(supervise, self.progress(session, torrent, &meta)).await;
+    }
+
+    /// The metadata of a magnet: from peers within `P2P_TIMEOUT`, else from
+    /// the .torrent sources while peers keep trying. Returns it, and whether
+    /// P2P missed its deadline (then HTTP takes over the pieces at once).
+    async fn resolve(
+        &self,
+        session: &Session,
+        torrent: &Arc<Torrent>,
+        swarm: &Swarm,
+    ) -> Result<(Arc<Metainfo>, bool), String> {
+        let config = &self.config;
+        log::info!(
+            "[Hybrid] Trying P2P (timeout: {}ms)...",
+            config.p2p_timeout.as_millis()
+        );
+        torrent.demand.set_phase(Phase::P2p {
+            since: Instant::now(),
+        });
+        if !config.enable_http_fallback {
+            // TORRENT_TIMEOUT per attempt, TORRENT_MAX_RETRIES more attempts.
+            let attempts = config.torrent_max_retries + 1;
+            for attempt in 1..=attempts {
+                if let Some(meta) = within(config.torrent_timeout, swarm.metadata()).await {
+                    return Ok((meta, false));
+                }
+                log::info!(
+                    "[P2P] Metadata attempt {attempt}/{attempts} timed out after {} ms ({} peers)",
+                    config.torrent_timeout.as_millis(),
+                    torrent.swarm_stats().peers
+                );
+            }
+            return Err(format!(
+                "no peer sent the metadata in {attempts} attempt(s) of TORRENT_TIMEOUT={} ms, and the HTTP fallback is off (ENABLE_HTTP_FALLBACK=false)",
+                config.torrent_timeout.as_millis()
+            ));
+        }
+        if let Some(meta) = within(config.p2p_timeout, swarm.metadata()).await {
+            return Ok((meta, false));
+        }
+        log::info!("[Hybrid] P2P failed: P2P timeout");
+        log::info!("[Hybrid] Falling back to HTTP download...");
+        let from_peers = async { Ok::<_, String>(swarm.metadata().await) };
+        let from_http = self.fetch_metadata(session, torrent);
+        match future::or(from_peers, from_http).await {
+            Ok(meta) => Ok((meta, true)),
+            Err(http_failed) => {
+                // Peers may still answer: they get the rest of TORRENT_TIMEOUT.
+                log::info!("[Hybrid] {http_failed}; still asking peers");
+                within(config.torrent_timeout, swarm.metadata())
+                    .await
+                    .map(|meta| (meta, true))
+                    .ok_or_else(|| format!("{http_failed}, and no peer sent the metadata"))
+            }
+        }
+    }
+
+    /// P2P missed `P2P_TIMEOUT`: the HTTP workers start (once) and take the bulk.
+    fn hand_over(
+        &self,
+        session: &Session,
+        torrent: &Arc<Torrent>,
+        meta: &Arc<Metainfo>,
+        swarm: &Swarm,
+        http: &mut HttpTier,
+    ) {
+        let ih = torrent.info_hash;
+        let demand = &torrent.demand;
+        let no_peers = swarm.unchoking() == 0;
+        if !self.config.enable_http_fallback {
+            if no_peers {
+                demand.set_phase(Phase::Failed(
+                    "P2P found no peers within P2P_TIMEOUT, and the HTTP fallback is off (ENABLE_HTTP_FALLBACK=false)".into(),
+                ));
+            }
+            return;
+        }
+        if http.sources.is_none() {
+            let extra: Vec<String> = torrent
+                .magnet
+                .as_ref()
+                .map(|m| m.web_seeds.clone())
+                .unwrap_or_default();
+            let sources = http::sources_for(meta, &self.config.http_sources, &extra);
+            {
+                let mut st = demand.state.lock().unwrap();
+                st.sources = sources
+                    .iter()
+                    .cloned()
+                    .map(|source| SourceState {
+                        source,
+                        failures: 0,
+                        retry_at: None,
+                        dropped: None,
+                        bytes: 0,
+                        rate: None,
+                    })
+                    .collect();
+            }
+            http.sources = Some(sources.len());
+            if sources.is_empty() {
+                log::info!(
+                    "[Hybrid] {ih}: no HTTP source for {} (set HTTP_SOURCES, or use a torrent with web seeds)",
+                    meta.name
+                );
+            } else {
+                log::info!("[Hybrid] Step 4: Downloading video file via HTTP (each piece verified, then cached)...");
+                // The workers live as long as this controller: dropping it (the
+                // torrent was deleted) cancels them.
+                http.workers = (0..self.config.http_connections)
+                    .map(|_| {
+                        let (tiers, session, t, meta) =
+                            (self.clone(), session.clone(), torrent.clone(), meta.clone());
+                        smol::spawn(async move { tiers.work(&session, &t, &meta).await })
+                    })
+                    .collect();
+            }
+        }
+        if http.sources == Some(0) {
+            if no_peers {
+                let reason = format!(
+                    "no peer delivered within P2P_TIMEOUT and there is no HTTP source for {}: set HTTP_SOURCES, or use a torrent with web seeds",
+                    meta.name
+                );
+                log::warn!("[Hybrid] {ih}: {reason}");
+                demand.set_phase(Phase::Failed(reason));
+            }
+            return;
+        }
+        if demand.phase() != Phase::Http {
+            log::info!("[Hybrid] Falling back to HTTP download...");
+            demand.set_phase(Phase::Http);
+        }
     }
 
     /// Steps 1 to 3 of the seed's flow: the .torrent by info hash, parsed, its file chosen.
@@ -354,11 +604,15 @@ impl Tiers {
 
     /// Logs progress of the played file in the seed's form, every few seconds.
     async fn progress(&self, session: &Session, torrent: &Torrent, meta: &Metainfo) {
-        let mut last = torrent.demand.fetched_http.load(Ordering::Relaxed);
+        let fetched = || {
+            torrent.demand.fetched_http.load(Ordering::Relaxed)
+                + torrent.demand.fetched_p2p.load(Ordering::Relaxed)
+        };
+        let mut last = fetched();
         let mut reported_done = false;
         loop {
             Timer::after(PROGRESS_EVERY).await;
-            let now = torrent.demand.fetched_http.load(Ordering::Relaxed);
+            let now = fetched();
             let Some(file) = torrent.demand.state.lock().unwrap().file.clone() else {
                 continue;
             };
@@ -380,12 +634,25 @@ impl Tiers {
                 reported_done = false;
             } else if have >= total && !reported_done {
                 log::info!("[Hybrid] Download complete: {}", mb(total));
-                log::info!("[Hybrid] HTTP download complete! Ready to stream.");
+                log::info!("[Hybrid] Download complete! Ready to stream.");
                 reported_done = true;
             }
             last = now;
         }
     }
+}
+
+fn get_bit(bits: &[u64], piece: u32) -> bool {
+    bits.get(piece as usize / 64)
+        .is_some_and(|w| w & (1 << (piece % 64)) != 0)
+}
+
+fn set_bit(bits: &mut Vec<u64>, piece: u32) {
+    let word = piece as usize / 64;
+    if bits.len() <= word {
+        bits.resize(word + 1, 0);
+    }
+    bits[word] |= 1 << (piece % 64);
 }
 
 /// The pieces that hold file `index`.

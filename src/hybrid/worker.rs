@@ -18,11 +18,6 @@ use crate::http::{self, SourceError};
 use crate::session::{Session, Torrent};
 use crate::store::StoreError;
 
-/// How far ahead of a playhead the HTTP tier reads. 16 MiB is about 30 s of
-/// a 4 Mbit/s stream: enough to ride out a source hiccup, small enough for a
-/// Pi Zero's SD card and a tight quota.
-const READAHEAD: u64 = 16 << 20;
-
 /// Bytes one request asks for (at least one piece). Small enough that the
 /// pieces near a playhead spread over all connections instead of queueing
 /// behind one slow request; large enough to keep a keep-alive connection busy.
@@ -60,6 +55,8 @@ impl Tiers {
                 meta,
                 quota,
                 self.config.http_connections as usize,
+                self.config.p2p_timeout,
+                self.config.readahead_bytes(),
             ) else {
                 listener.await;
                 continue;
@@ -230,29 +227,45 @@ fn next_job(
     meta: &Metainfo,
     quota: u64,
     connections: usize,
+    p2p_timeout: Duration,
+    readahead: u64,
 ) -> Option<Job> {
     let ih = meta.info_hash;
-    let missing =
-        |p: u32, st: &DemandState| !st.claimed.contains(&p) && !session.store.has_piece(&ih, p);
+    let missing = |p: u32, st: &DemandState| {
+        !st.claimed.contains(&p)
+            && !st.p2p_claimed.contains(&p)
+            && !session.store.has_piece(&ih, p)
+    };
     let mut st = demand.state.lock().unwrap();
-    if st.phase != Phase::Http {
-        return None;
-    }
+    let bulk = match st.phase {
+        Phase::Http => true,
+        // P2P does the bulk; HTTP only rescues pieces a reader waited on too long.
+        Phase::P2p { .. } => false,
+        Phase::Idle | Phase::Failed(_) => return None,
+    };
     let count = meta.piece_count();
     let file = st.file.clone().unwrap_or(0..count);
     // The newest wait first: after a seek, the player's new request matters,
-    // not the old one it abandoned while its socket buffer still drains.
+    // not the old one it abandoned while its socket buffer still drains. A
+    // piece P2P is fetching is fetched here too if the reader has waited on it
+    // longer than P2P_TIMEOUT: that is the one case where both tiers fetch.
+    let now = Instant::now();
     let urgent = st
         .waiting
         .iter()
-        .filter(|(p, _)| missing(**p, &st))
-        .max_by_key(|(_, (_, at))| *at)
+        .filter(|(p, w)| {
+            let stale = now.saturating_duration_since(w.first) >= p2p_timeout;
+            !st.claimed.contains(p)
+                && !session.store.has_piece(&ih, **p)
+                && (stale || (bulk && !st.p2p_claimed.contains(p)))
+        })
+        .max_by_key(|(_, w)| w.last)
         .map(|(p, _)| *p);
-    let spare = connections <= 1 || st.non_urgent + 1 < connections;
+    let spare = bulk && (connections <= 1 || st.non_urgent + 1 < connections);
     let ahead = || {
         let from = st.playhead.map(|o| (o / meta.piece_length) as u32)?;
         // A quarter of the quota at most, or readahead evicts what the reader is about to read.
-        let window = READAHEAD.min(quota / 4);
+        let window = readahead;
         let to = ((st.playhead? + window) / meta.piece_length).min(file.end as u64) as u32;
         (from..to).find(|p| missing(*p, &st))
     };
@@ -270,7 +283,6 @@ fn next_job(
         None => return None,
     };
 
-    let now = Instant::now();
     let live: Vec<usize> = (0..st.sources.len())
         .filter(|i| st.sources[*i].dropped.is_none())
         .collect();
@@ -290,7 +302,7 @@ fn next_job(
         .map_or(FIRST_SPAN, |r| (r * SPAN_TIME) as u64);
     let max = (bytes.min(SPAN) / meta.piece_length).max(1) as u32;
     let mut end = first + 1;
-    while end < count.min(first + max) && missing(end, &st) {
+    while bulk && end < count.min(first + max) && missing(end, &st) {
         end += 1;
     }
     st.claimed.extend(first..end);

@@ -11,12 +11,14 @@
 #![allow(dead_code)] // each tests/*.rs crate uses a different subset of the rig
 
 pub mod cached;
+pub mod evil_peer;
 pub mod fault_server;
 pub mod fixture;
 pub mod http;
 pub mod hybrid;
 pub mod nginx;
 pub mod server;
+pub mod swarm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

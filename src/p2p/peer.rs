@@ -1,0 +1,249 @@
+//! One peer connection: the handshake, then a reader and a writer over the
+//! same socket until either ends.
+//!
+//! Owns the socket, the deadlines on it, and the framing limits. It decides
+//! nothing: every message goes to [`Swarm::on_message`], and what to send
+//! comes from [`Swarm::output`]. Nothing a peer sends is buffered beyond one
+//! message of at most [`wire::MAX_MESSAGE_LEN`] bytes.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_io::Timer;
+use event_listener::Event;
+use futures_lite::io::BufReader;
+use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use smol::net::TcpStream;
+
+use super::picker::PeerKey;
+use super::swarm::{Hangup, Swarm};
+use super::wire::{self, Handshake, Message, HANDSHAKE_LEN};
+
+/// Connecting and the handshake: a LAN peer answers in milliseconds, one
+/// across the world in a second; a dead address should not hold a slot long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A peer silent this long is gone (BEP 3 peers send keep-alives every ~2 min).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// We send a keep-alive after this long without sending anything.
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(90);
+
+/// A write that does not drain in this long means the peer stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Control messages queued for a peer beyond this mean it does not read them.
+const MAX_OUTBOX: usize = 256 * 1024;
+
+/// The read buffer per connection: a few blocks, so a 16 KiB block arrives
+/// in one or two reads. 40 peers cost 1.3 MB.
+const READ_BUFFER: usize = 32 * 1024;
+
+/// What the swarm tells a connection's writer: bytes to send, and a nudge.
+pub struct Link {
+    outbox: Mutex<Vec<u8>>,
+    wake: Event,
+    closed: AtomicBool,
+}
+
+impl Link {
+    fn new() -> Arc<Link> {
+        Arc::new(Link {
+            outbox: Mutex::new(Vec::new()),
+            wake: Event::new(),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// Queues a message for the writer.
+    pub fn send(&self, msg: &Message<'_>) {
+        let mut out = self.outbox.lock().unwrap();
+        wire::encode(msg, &mut out);
+        if out.len() > MAX_OUTBOX {
+            self.closed.store(true, Ordering::Relaxed);
+        }
+        drop(out);
+        self.wake();
+    }
+
+    pub fn wake(&self) {
+        self.wake.notify(1);
+    }
+
+    /// Ends the connection at the writer's next turn.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.wake();
+    }
+
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.outbox.lock().unwrap())
+    }
+}
+
+async fn within<T>(
+    limit: Duration,
+    what: &'static str,
+    f: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T, Hangup> {
+    future::or(async { f.await.map_err(Hangup::Io) }, async {
+        Timer::after(limit).await;
+        Err(Hangup::TimedOut(what))
+    })
+    .await
+}
+
+/// Connects to `addr` for the swarm's torrent and runs the connection.
+pub(super) async fn dial(swarm: &Arc<Swarm>, addr: SocketAddr, key: PeerKey) -> Result<(), Hangup> {
+    let _slot = swarm.p2p().slot();
+    let mut stream = within(CONNECT_TIMEOUT, "connecting", TcpStream::connect(addr)).await?;
+    let ours = Handshake::new(swarm.info_hash, swarm.p2p().peer_id());
+    within(HANDSHAKE_TIMEOUT, "sending the handshake", stream.write_all(&ours.encode())).await?;
+    let theirs = read_handshake(&mut stream).await?;
+    if theirs.info_hash != swarm.info_hash {
+        return Err(Hangup::Protocol("the handshake names another torrent".into()));
+    }
+    run(swarm, stream, addr, &theirs, key, false).await;
+    Ok(())
+}
+
+/// Reads the 68-byte handshake.
+pub(super) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, Hangup> {
+    let mut buf = [0u8; HANDSHAKE_LEN];
+    within(HANDSHAKE_TIMEOUT, "waiting for the handshake", stream.read_exact(&mut buf)).await?;
+    Ok(Handshake::parse(&buf)?)
+}
+
+/// An incoming connection whose handshake we read: answer, then run it.
+pub(super) async fn accepted(
+    swarm: &Arc<Swarm>,
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    theirs: Handshake,
+    key: PeerKey,
+) -> Result<(), Hangup> {
+    let _slot = swarm.p2p().slot();
+    let ours = Handshake::new(swarm.info_hash, swarm.p2p().peer_id());
+    within(HANDSHAKE_TIMEOUT, "sending the handshake", stream.write_all(&ours.encode())).await?;
+    run(swarm, stream, addr, &theirs, key, true).await;
+    Ok(())
+}
+
+async fn run(
+    swarm: &Arc<Swarm>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    theirs: &Handshake,
+    key: PeerKey,
+    incoming: bool,
+) {
+    let _ = stream.set_nodelay(true);
+    let link = Link::new();
+    let why = match swarm.join(key, addr, theirs, link.clone(), incoming) {
+        Ok(first) => {
+            let reader = read_loop(swarm, key, stream.clone());
+            let writer = write_loop(swarm, key, &link, stream, first);
+            future::or(reader, writer).await
+        }
+        Err(why) => why,
+    };
+    swarm.leave(key, &why);
+}
+
+async fn read_loop(swarm: &Arc<Swarm>, key: PeerKey, stream: TcpStream) -> Hangup {
+    let mut reader = BufReader::with_capacity(READ_BUFFER, stream);
+    let mut body = Vec::new();
+    loop {
+        let mut prefix = [0u8; 4];
+        if let Err(e) = within(IDLE_TIMEOUT, "waiting for a message", reader.read_exact(&mut prefix)).await {
+            return e;
+        }
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len > wire::MAX_MESSAGE_LEN {
+            // Refused before buffering: a peer cannot make us hold more than this.
+            return Hangup::Protocol(format!(
+                "a message of {len} bytes (at most {})",
+                wire::MAX_MESSAGE_LEN
+            ));
+        }
+        body.clear();
+        body.extend_from_slice(&prefix);
+        body.resize(4 + len, 0);
+        if let Err(e) = within(IDLE_TIMEOUT, "reading a message", reader.read_exact(&mut body[4..])).await {
+            return e;
+        }
+        let msg = match wire::parse_message(&body) {
+            Ok(Some((msg, _))) => msg,
+            Ok(None) => return Hangup::Protocol("a truncated message".into()),
+            Err(e) => return e.into(),
+        };
+        if let Err(e) = swarm.on_message(key, msg) {
+            return e;
+        }
+        // One large bitfield must not pin its buffer for the connection's life.
+        if body.capacity() > 2 * READ_BUFFER {
+            body = Vec::new();
+        }
+    }
+}
+
+async fn write_loop(
+    swarm: &Arc<Swarm>,
+    key: PeerKey,
+    link: &Link,
+    mut stream: TcpStream,
+    first: Vec<u8>,
+) -> Hangup {
+    let mut last_sent = std::time::Instant::now();
+    let mut pending = first;
+    loop {
+        let listener = link.wake.listen();
+        if link.closed.load(Ordering::Relaxed) {
+            return Hangup::Unwanted("closed by the swarm");
+        }
+        let out = match swarm.output(key) {
+            Ok(out) => out,
+            Err(e) => return e,
+        };
+        pending.extend_from_slice(&out.bytes);
+        if let Some(block) = out.upload {
+            match swarm.read_block(key, block).await {
+                Ok(data) => wire::encode(
+                    &Message::Piece {
+                        piece: block.piece,
+                        offset: block.offset,
+                        data: &data,
+                    },
+                    &mut pending,
+                ),
+                Err(e) => return e,
+            }
+        }
+        if pending.is_empty() && last_sent.elapsed() >= KEEPALIVE_EVERY {
+            wire::encode(&Message::KeepAlive, &mut pending);
+        }
+        if !pending.is_empty() {
+            if let Err(e) = within(WRITE_TIMEOUT, "sending", stream.write_all(&pending)).await {
+                return e;
+            }
+            pending.clear();
+            last_sent = std::time::Instant::now();
+            if out.upload.is_some() {
+                // More uploads may be queued: look again at once.
+                continue;
+            }
+        }
+        future::or(
+            async {
+                listener.await;
+            },
+            async {
+                Timer::after(Duration::from_secs(1)).await;
+            },
+        )
+        .await;
+    }
+}

@@ -1,0 +1,358 @@
+//! The streaming piece picker: which pieces are wanted, in what order, and
+//! which blocks each peer is asked for.
+//!
+//! # Design
+//! [`wanted`] turns the demand into a priority list, in the order a player
+//! needs the bytes: the pieces readers block on (newest wait first, because
+//! after a seek the old wait is abandoned), the readahead window after the
+//! playhead, the first and last pieces of the file (containers keep their
+//! index there), then the rest of the file from the playhead on, and from its
+//! start, while the quota allows. A seek changes the list at once.
+//!
+//! [`Picker`] owns the pieces being downloaded, one buffer each, under a
+//! memory budget, and hands blocks to peers in list order. A peer that is much
+//! slower than the best one does not start pieces a reader waits for, so the
+//! urgent blocks go to the fast peers. Once every wanted block is asked for,
+//! blocks of urgent pieces (and in the endgame, of any piece) are asked of a
+//! second peer; the first copy to arrive wins.
+//!
+//! Pure bookkeeping: no I/O, no clock of its own (callers pass `now`).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use super::wire::{BlockRef, BLOCK_LEN};
+
+/// A connection, as the swarm numbers them.
+pub type PeerKey = u64;
+
+/// At most this many peers are asked for the same block at once.
+const MAX_ASKED: u8 = 2;
+
+/// A block asked of one peer this long ago may be asked of another, if the
+/// piece is urgent (a reader waits). Short, because the reader is stalled.
+const URGENT_DUPLICATE_AFTER: Duration = Duration::from_millis(1500);
+
+/// The longest priority list built at once. Peers rarely lack all of the
+/// first thousand pieces a player needs next; the list is rebuilt as pieces
+/// land, so the rest comes in time.
+const MAX_WANTED: usize = 1024;
+
+/// What the readers of one torrent want right now.
+#[derive(Debug, Clone, Default)]
+pub struct Want {
+    /// Pieces readers block on, newest wait first.
+    pub waiting: Vec<u32>,
+    /// The piece under the playhead.
+    pub playhead: Option<u32>,
+    /// How many pieces after the playhead are readahead.
+    pub readahead: u32,
+    /// The pieces of the file being played.
+    pub file: Option<Range<u32>>,
+    /// Whether the rest of the file may be fetched (it fits the quota).
+    pub background: bool,
+}
+
+/// The wanted pieces in priority order, each once, those `missing` says we
+/// lack, at most [`MAX_WANTED`].
+pub fn wanted(want: &Want, missing: impl Fn(u32) -> bool) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut push = |p: u32, out: &mut Vec<u32>| {
+        if out.len() < MAX_WANTED && missing(p) && seen.insert(p) {
+            out.push(p);
+        }
+    };
+    for &p in &want.waiting {
+        push(p, &mut out);
+    }
+    let Some(file) = want.file.clone().filter(|f| !f.is_empty()) else {
+        return out;
+    };
+    let head = want
+        .playhead
+        .filter(|p| file.contains(p))
+        .unwrap_or(file.start);
+    for p in head..head.saturating_add(want.readahead).min(file.end) {
+        push(p, &mut out);
+    }
+    // Containers: the MP4 moov atom or the MKV cues sit at one end.
+    for p in [file.start, file.end - 1, file.end.saturating_sub(2).max(file.start)] {
+        push(p, &mut out);
+    }
+    if want.background {
+        for p in (head..file.end).chain(file.start..head) {
+            if out.len() >= MAX_WANTED {
+                break;
+            }
+            push(p, &mut out);
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Open,
+    Asked { peers: u8, at: Instant },
+    Done,
+}
+
+/// One piece being downloaded.
+struct Download {
+    buf: Vec<u8>,
+    blocks: Vec<Block>,
+    done: u32,
+    /// Who sent blocks of it: blamed if the piece fails its hash.
+    contributors: Vec<PeerKey>,
+}
+
+/// What a received block did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Not asked for, already had, or the wrong size: dropped.
+    Unwanted,
+    /// Kept; the piece is not complete yet.
+    Kept,
+    /// The piece is complete: its bytes, to verify and store, and who sent them.
+    Complete {
+        data: Vec<u8>,
+        contributors: Vec<PeerKey>,
+    },
+}
+
+/// One peer, as the picker sees it when handing out blocks.
+pub struct Asker<'a> {
+    /// Whether the peer has a piece.
+    pub has: &'a dyn Fn(u32) -> bool,
+    /// Whether this peer already has this block outstanding.
+    pub asked: &'a dyn Fn(&BlockRef) -> bool,
+    /// False for a peer much slower than the best: it gets no urgent piece of its own.
+    pub fast: bool,
+}
+
+/// The pieces in flight of one torrent.
+pub struct Picker {
+    piece_length: u64,
+    total_length: u64,
+    downloads: BTreeMap<u32, Download>,
+    /// Pieces in flight beyond which no new non-urgent piece starts: the memory
+    /// budget divided by the piece length.
+    max_downloads: usize,
+}
+
+impl Picker {
+    /// `budget`: bytes of piece buffers held at once (urgent pieces may exceed it).
+    pub fn new(piece_length: u64, total_length: u64, budget: u64) -> Picker {
+        Picker {
+            piece_length,
+            total_length,
+            downloads: BTreeMap::new(),
+            max_downloads: (budget / piece_length.max(1)).max(2) as usize,
+        }
+    }
+
+    fn piece_len(&self, piece: u32) -> u32 {
+        let start = piece as u64 * self.piece_length;
+        self.piece_length
+            .min(self.total_length.saturating_sub(start)) as u32
+    }
+
+    fn block(&self, piece: u32, index: usize) -> BlockRef {
+        let offset = index as u32 * BLOCK_LEN;
+        BlockRef {
+            piece,
+            offset,
+            length: BLOCK_LEN.min(self.piece_len(piece) - offset),
+        }
+    }
+
+    /// Pieces being downloaded now.
+    pub fn in_flight(&self) -> impl Iterator<Item = u32> + '_ {
+        self.downloads.keys().copied()
+    }
+
+    #[cfg(test)]
+    pub fn is_in_flight(&self, piece: u32) -> bool {
+        self.downloads.contains_key(&piece)
+    }
+
+    /// Bytes held in piece buffers.
+    #[cfg(test)]
+    pub fn buffered(&self) -> u64 {
+        self.downloads.values().map(|d| d.buf.len() as u64).sum()
+    }
+
+    /// Up to `room` blocks for `peer`, from the pieces of `order` (priority
+    /// order; `urgent` says which a reader waits for). Marks them asked.
+    pub fn pick(
+        &mut self,
+        order: &[u32],
+        urgent: &dyn Fn(u32) -> bool,
+        peer: &Asker<'_>,
+        room: usize,
+        now: Instant,
+    ) -> Vec<BlockRef> {
+        let mut out = Vec::new();
+        if room == 0 {
+            return out;
+        }
+        let mut endgame = true;
+        for &piece in order {
+            if out.len() >= room {
+                break;
+            }
+            if !(peer.has)(piece) {
+                continue;
+            }
+            let is_urgent = urgent(piece);
+            if !self.downloads.contains_key(&piece) {
+                if !is_urgent && self.downloads.len() >= self.max_downloads {
+                    endgame = false;
+                    continue;
+                }
+                if is_urgent && !peer.fast {
+                    continue;
+                }
+                self.start(piece);
+            }
+            let blocks = self.downloads[&piece].blocks.clone();
+            for (i, state) in blocks.iter().enumerate() {
+                if out.len() >= room {
+                    break;
+                }
+                if *state == Block::Open {
+                    out.push(self.ask(piece, i, now));
+                }
+            }
+        }
+        // Every block is asked for: ask a second peer for the slow ones.
+        if out.len() < room {
+            let pieces: Vec<u32> = order
+                .iter()
+                .copied()
+                .filter(|p| self.downloads.contains_key(p) && (peer.has)(*p))
+                .collect();
+            for piece in pieces {
+                let is_urgent = urgent(piece);
+                if !(is_urgent || endgame) || !peer.fast {
+                    continue;
+                }
+                for i in 0..self.downloads[&piece].blocks.len() {
+                    if out.len() >= room {
+                        return out;
+                    }
+                    let state = self.downloads[&piece].blocks[i];
+                    let block = self.block(piece, i);
+                    let due = match state {
+                        Block::Asked { peers, at } => {
+                            peers < MAX_ASKED
+                                && (!is_urgent
+                                    || now.saturating_duration_since(at) >= URGENT_DUPLICATE_AFTER)
+                        }
+                        _ => false,
+                    };
+                    if due && !(peer.asked)(&block) {
+                        out.push(self.ask(piece, i, now));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn start(&mut self, piece: u32) {
+        let len = self.piece_len(piece);
+        let count = len.div_ceil(BLOCK_LEN) as usize;
+        self.downloads.insert(
+            piece,
+            Download {
+                buf: vec![0; len as usize],
+                blocks: vec![Block::Open; count],
+                done: 0,
+                contributors: Vec::new(),
+            },
+        );
+    }
+
+    fn ask(&mut self, piece: u32, index: usize, now: Instant) -> BlockRef {
+        let d = self.downloads.get_mut(&piece).expect("asked piece is in flight");
+        d.blocks[index] = match d.blocks[index] {
+            Block::Asked { peers, at } => Block::Asked {
+                peers: peers + 1,
+                at,
+            },
+            _ => Block::Asked { peers: 1, at: now },
+        };
+        self.block(piece, index)
+    }
+
+    /// A block arrived from `peer`.
+    pub fn receive(&mut self, peer: PeerKey, piece: u32, offset: u32, data: &[u8]) -> Received {
+        let Some(d) = self.downloads.get_mut(&piece) else {
+            return Received::Unwanted;
+        };
+        let index = (offset / BLOCK_LEN) as usize;
+        let expected = BLOCK_LEN.min(d.buf.len() as u32 - offset.min(d.buf.len() as u32));
+        if offset % BLOCK_LEN != 0
+            || index >= d.blocks.len()
+            || data.len() as u32 != expected
+            || d.blocks[index] == Block::Done
+        {
+            return Received::Unwanted;
+        }
+        d.buf[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+        d.blocks[index] = Block::Done;
+        d.done += 1;
+        if !d.contributors.contains(&peer) {
+            d.contributors.push(peer);
+        }
+        if d.done as usize == d.blocks.len() {
+            let d = self.downloads.remove(&piece).expect("present");
+            return Received::Complete {
+                data: d.buf,
+                contributors: d.contributors,
+            };
+        }
+        Received::Kept
+    }
+
+    /// A request to one peer ended without the block (choke, reject, timeout,
+    /// disconnect): another peer may be asked.
+    pub fn give_back(&mut self, block: &BlockRef) {
+        let Some(d) = self.downloads.get_mut(&block.piece) else {
+            return;
+        };
+        let index = (block.offset / BLOCK_LEN) as usize;
+        if let Some(state) = d.blocks.get_mut(index) {
+            *state = match *state {
+                Block::Asked { peers, at } if peers > 1 => Block::Asked {
+                    peers: peers - 1,
+                    at,
+                },
+                Block::Asked { .. } => Block::Open,
+                other => other,
+            };
+        }
+    }
+
+    /// Drops a piece in flight (its peers left, or it is no longer wanted and
+    /// nothing of it arrived) so its buffer is freed.
+    pub fn drop_piece(&mut self, piece: u32) {
+        self.downloads.remove(&piece);
+    }
+
+    /// Pieces in flight that no one is fetching any more: nothing asked, so
+    /// their buffers can go if they are not wanted.
+    pub fn idle(&self) -> Vec<u32> {
+        self.downloads
+            .iter()
+            .filter(|(_, d)| !d.blocks.iter().any(|b| matches!(b, Block::Asked { .. })))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const PIECE: u64 = 4 * BLOCK_LEN as u64;
+
+fn want(waiting: &[u32], playhead: Option<u32>, readahead: u32, file: Range<u32>) -> Want {
+    Want {
+        waiting: waiting.to_vec(),
+        playhead,
+        readahead,
+        file: Some(file),
+        background: true,
+    }
+}
+
+#[test]
+fn order_is_waits_then_readahead_then_file_ends_then_the_rest() {
+    let w = want(&[7, 3], Some(5), 3, 0..20);
+    let order = wanted(&w, |_| true);
+    assert_eq!(&order[..7], &[7, 3, 5, 6, 0, 19, 18]);
+    // Then the rest from the playhead on, then from the start; each piece once.
+    assert_eq!(&order[7..], &[8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 1, 2, 4]);
+}
+
+#[test]
+fn a_seek_moves_the_window_and_had_pieces_are_skipped() {
+    let before = wanted(&want(&[], Some(2), 2, 0..100), |_| true);
+    assert_eq!(&before[..2], &[2, 3]);
+    let after = wanted(&want(&[60], Some(60), 3, 0..100), |p| p != 61);
+    assert_eq!(&after[..3], &[60, 62, 0]);
+}
+
+#[test]
+fn without_background_only_the_window_and_the_ends_are_wanted() {
+    let mut w = want(&[], Some(10), 2, 0..50);
+    w.background = false;
+    assert_eq!(wanted(&w, |_| true), vec![10, 11, 0, 49, 48]);
+    w.file = None;
+    assert!(wanted(&w, |_| true).is_empty());
+}
+
+fn asker<'a>(
+    _key: PeerKey,
+    has: &'a dyn Fn(u32) -> bool,
+    asked: &'a dyn Fn(&BlockRef) -> bool,
+    fast: bool,
+) -> Asker<'a> {
+    Asker {
+        has,
+        asked,
+        fast,
+    }
+}
+
+#[test]
+fn blocks_are_handed_out_in_order_and_assemble_a_piece() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let now = Instant::now();
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let blocks = p.pick(&[2, 1], &|_| false, &asker(1, &all, &none, true), 6, now);
+    assert_eq!(blocks.len(), 6);
+    assert_eq!((blocks[0].piece, blocks[0].offset), (2, 0));
+    assert_eq!((blocks[4].piece, blocks[4].offset), (1, 0));
+    let data = vec![7u8; BLOCK_LEN as usize];
+    for b in &blocks[..3] {
+        assert_eq!(p.receive(1, b.piece, b.offset, &data), Received::Kept);
+    }
+    // A wrong size or an unasked piece is dropped.
+    assert_eq!(p.receive(1, 2, 3 * BLOCK_LEN, &data[..10]), Received::Unwanted);
+    assert_eq!(p.receive(1, 9, 0, &data), Received::Unwanted);
+    let more = p.pick(&[2, 1], &|_| false, &asker(1, &all, &none, true), 10, now);
+    assert_eq!((more[0].piece, more[0].offset), (1, 2 * BLOCK_LEN));
+    match p.receive(2, 2, 3 * BLOCK_LEN, &data) {
+        Received::Complete { data, contributors } => {
+            assert_eq!(data.len() as u64, PIECE);
+            assert_eq!(contributors, vec![1, 2]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!p.is_in_flight(2));
+}
+
+#[test]
+fn the_last_piece_is_short_and_its_blocks_fit_it() {
+    let total = 2 * PIECE + 20_000;
+    let mut p = Picker::new(PIECE, total, 1 << 20);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let blocks = p.pick(&[2], &|_| false, &asker(1, &all, &none, true), 10, Instant::now());
+    let lens: Vec<u32> = blocks.iter().map(|b| b.length).collect();
+    assert_eq!(lens, vec![BLOCK_LEN, 20_000 - BLOCK_LEN]);
+}
+
+#[test]
+fn the_budget_limits_new_pieces_but_not_urgent_ones() {
+    // Room for two pieces of buffers.
+    let mut p = Picker::new(PIECE, 10 * PIECE, 2 * PIECE);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let now = Instant::now();
+    let got = p.pick(&[0, 1, 2], &|_| false, &asker(1, &all, &none, true), 100, now);
+    assert_eq!(p.in_flight().collect::<Vec<_>>(), vec![0, 1]);
+    assert_eq!(got.len(), 8);
+    let got = p.pick(&[5], &|p| p == 5, &asker(1, &all, &none, true), 100, now);
+    assert_eq!(got.len(), 4);
+    assert!(p.is_in_flight(5));
+}
+
+#[test]
+fn a_slow_peer_does_not_start_urgent_pieces() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let now = Instant::now();
+    let got = p.pick(&[4, 5], &|p| p == 4, &asker(1, &all, &none, false), 100, now);
+    assert!(got.iter().all(|b| b.piece == 5), "{got:?}");
+    let got = p.pick(&[4, 5], &|p| p == 4, &asker(2, &all, &none, true), 100, now);
+    assert!(got.iter().any(|b| b.piece == 4));
+}
+
+#[test]
+fn urgent_blocks_are_asked_twice_when_the_first_peer_is_late() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let t0 = Instant::now();
+    let first = p.pick(&[3], &|p| p == 3, &asker(1, &all, &none, true), 100, t0);
+    assert_eq!(first.len(), 4);
+    // Soon after, a second peer gets nothing: the first is not late yet.
+    let soon = p.pick(&[3], &|p| p == 3, &asker(2, &all, &none, true), 100, t0);
+    assert!(soon.is_empty());
+    let late = t0 + Duration::from_secs(2);
+    let mine: Vec<BlockRef> = first.clone();
+    let asked_by_1 = |b: &BlockRef| mine.contains(b);
+    // Never the same peer twice.
+    assert!(p.pick(&[3], &|p| p == 3, &asker(1, &all, &asked_by_1, true), 100, late).is_empty());
+    let dup = p.pick(&[3], &|p| p == 3, &asker(2, &all, &none, true), 100, late);
+    assert_eq!(dup, first);
+    // At most two peers per block.
+    assert!(p.pick(&[3], &|p| p == 3, &asker(3, &all, &none, true), 100, late).is_empty());
+}
+
+#[test]
+fn given_back_blocks_go_to_the_next_peer_and_idle_pieces_can_be_dropped() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let now = Instant::now();
+    let got = p.pick(&[1], &|_| false, &asker(1, &all, &none, true), 2, now);
+    assert!(p.idle().is_empty());
+    for b in &got {
+        p.give_back(b);
+    }
+    assert_eq!(p.idle(), vec![1]);
+    let again = p.pick(&[1], &|_| false, &asker(2, &all, &none, true), 2, now);
+    assert_eq!(again, got);
+    p.drop_piece(1);
+    assert_eq!(p.buffered(), 0);
+}
+
+#[test]
+fn peers_are_asked_only_for_pieces_they_have() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let only_7 = |x: u32| x == 7;
+    let none = |_: &BlockRef| false;
+    let got = p.pick(&[1, 2, 7], &|_| false, &asker(1, &only_7, &none, true), 100, Instant::now());
+    assert!(got.iter().all(|b| b.piece == 7));
+    assert!(!p.is_in_flight(1));
+}

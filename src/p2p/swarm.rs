@@ -1,0 +1,1310 @@
+//! One torrent's swarm: the peers we are connected to, the addresses we could
+//! connect to, the picker, choking, the metadata exchange, and the writes of
+//! verified pieces into the store.
+//!
+//! # Design
+//! All of a torrent's peer state sits in one [`State`] behind a mutex that is
+//! never held across an `.await`. Each connection runs as a task of its own
+//! (`peer.rs`): its reader hands every message to [`Swarm::on_message`], its
+//! writer asks [`Swarm::output`] what to send next. So the picker sees every
+//! peer at once, and a block that arrives from one peer cancels the copy asked
+//! of another. A completed piece is verified and written off the loop by the
+//! store; a hash failure is traced to the peers that sent its blocks.
+//!
+//! [`Swarm::run`] owns the rest: discovery (trackers, DHT, LSD, PEX add
+//! addresses), connecting up to `MAX_PEERS`, choking every 10 s, and the
+//! numbers for the status API. Dropping its future ends every connection.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_io::Timer;
+use event_listener::Event;
+use futures_lite::future;
+
+use super::metadata::{self, Assembly};
+use super::peer::{self, Link};
+use super::picker::{self, Asker, PeerKey, Picker, Received, Want};
+use super::tracker::{self, Announcer};
+use super::wire::{self, BlockRef, ExtHandshake, Message, MetadataMessage, Pex, BLOCK_LEN};
+use super::{P2p, SwarmStats};
+use crate::format::metainfo::Metainfo;
+use crate::format::InfoHash;
+use crate::session::{Session, Torrent};
+use crate::store::StoreError;
+
+/// Bytes of piece buffers per torrent: 8 pieces of 1 MiB, or 32 of 256 KiB.
+/// Sized for a Pi Zero 2 W (512 MB) streaming one film with RAM to spare.
+const PIECE_BUDGET: u64 = 8 << 20;
+
+/// Addresses remembered per torrent; more are dropped (a tracker or PEX flood
+/// cannot grow our memory).
+const MAX_KNOWN: usize = 2000;
+
+/// Requests a peer may have queued with us; BEP 3 clients keep ~250.
+const MAX_QUEUED_UPLOADS: usize = 250;
+
+/// Peers unchoked by the choker, plus one optimistic slot.
+const UPLOAD_SLOTS: usize = 4;
+
+const CHOKE_EVERY: Duration = Duration::from_secs(10);
+const OPTIMISTIC_EVERY: Duration = Duration::from_secs(30);
+
+/// A peer that unchoked us and sent nothing asked of it for this long is
+/// snubbed: its requests go to others, and it gets one at a time.
+const SNUB_AFTER: Duration = Duration::from_secs(15);
+
+/// Requests outstanding per peer: a starting depth, and bounds. The depth
+/// follows the peer's rate (one second's worth of blocks).
+const PIPELINE_START: usize = 16;
+const PIPELINE_MAX: usize = 256;
+
+/// Hash failures an address may be behind, with no good piece in between,
+/// before it is banned (one is enough when it sent the whole piece alone).
+/// Three, because on a shared piece an honest peer is blamed with the liar.
+const MAX_STRIKES: u32 = 3;
+
+/// Failed connection attempts before an address is forgotten.
+const MAX_DIAL_FAILURES: u32 = 3;
+
+/// How often PEX messages go out (BEP 11: at most once a minute).
+const PEX_EVERY: Duration = Duration::from_secs(60);
+
+/// One torrent's swarm.
+pub struct Swarm {
+    pub info_hash: InfoHash,
+    p2p: P2p,
+    session: Session,
+    torrent: Arc<Torrent>,
+    state: Mutex<State>,
+    /// New addresses, a peer left, the metadata arrived: `run` looks again.
+    changed: Event,
+    /// The connection tasks; dropped (cancelled) with the swarm's run.
+    tasks: Mutex<HashMap<PeerKey, smol::Task<()>>>,
+    announcer: Mutex<Option<Arc<Announcer>>>,
+}
+
+/// How we know an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Tracker,
+    Dht,
+    Pex,
+    Lsd,
+    Magnet,
+    Incoming,
+}
+
+struct Known {
+    failures: u32,
+    retry_at: Option<Instant>,
+    connected: bool,
+}
+
+struct Peer {
+    addr: SocketAddr,
+    link: Arc<Link>,
+    fast: bool,
+    ext: ExtHandshake,
+    /// Their pieces (raw bitfield bytes; sized once the metadata is known).
+    bits: Vec<u8>,
+    have_all: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    am_choking: bool,
+    am_interested: bool,
+    /// Blocks asked of this peer, oldest first.
+    asked: VecDeque<(BlockRef, Instant)>,
+    /// Blocks they asked of us, in order.
+    uploads: VecDeque<BlockRef>,
+    allowed_fast: HashSet<u32>,
+    /// Bytes of blocks received and sent, and their recent rates (bytes/s).
+    got: u64,
+    sent: u64,
+    rate_in: f64,
+    rate_out: f64,
+    got_at_tick: u64,
+    sent_at_tick: u64,
+    last_block: Instant,
+    snubbed: bool,
+    /// Addresses last told to this peer over PEX, and when.
+    pex_told: HashSet<SocketAddr>,
+    pex_at: Option<Instant>,
+    /// When we unchoked it (for the optimistic slot).
+    optimistic: bool,
+}
+
+struct State {
+    meta: Option<Arc<Metainfo>>,
+    picker: Option<Picker>,
+    metadata: Option<Assembly>,
+    peers: HashMap<PeerKey, Peer>,
+    next_key: PeerKey,
+    known: HashMap<SocketAddr, Known>,
+    queue: VecDeque<SocketAddr>,
+    dialing: usize,
+    banned: HashSet<IpAddr>,
+    strikes: HashMap<IpAddr, u32>,
+    /// The wanted pieces in order, rebuilt when `dirty`.
+    order: Vec<u32>,
+    urgent: HashSet<u32>,
+    dirty: bool,
+    downloaded: u64,
+    uploaded: u64,
+    connection_tries: u32,
+    last_choke: Option<Instant>,
+    last_optimistic: Option<Instant>,
+    /// Pieces delivered by peers in the last tick, for the handover.
+    delivered: u64,
+    /// Our own addresses as others see them (to never dial ourselves).
+    selves: HashSet<SocketAddr>,
+}
+
+/// Why a connection ends; logged at debug, and a ban for protocol abuse.
+#[derive(Debug)]
+pub enum Hangup {
+    Io(std::io::Error),
+    TimedOut(&'static str),
+    Protocol(String),
+    Banned,
+    Unwanted(&'static str),
+}
+
+impl std::fmt::Display for Hangup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hangup::Io(e) => write!(f, "{e}"),
+            Hangup::TimedOut(what) => write!(f, "timed out {what}"),
+            Hangup::Protocol(why) => write!(f, "protocol violation: {why}"),
+            Hangup::Banned => f.write_str("banned"),
+            Hangup::Unwanted(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<wire::WireError> for Hangup {
+    fn from(e: wire::WireError) -> Hangup {
+        Hangup::Protocol(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Hangup {
+    fn from(e: std::io::Error) -> Hangup {
+        Hangup::Io(e)
+    }
+}
+
+/// What a peer's writer sends next.
+pub struct Output {
+    pub bytes: Vec<u8>,
+    /// A block to read from the store and send, if the peer may have it now.
+    pub upload: Option<BlockRef>,
+}
+
+impl Swarm {
+    pub(super) fn new(p2p: P2p, session: Session, torrent: Arc<Torrent>) -> Arc<Swarm> {
+        let meta = torrent.meta();
+        let picker = meta.as_ref().map(|m| new_picker(m));
+        Arc::new(Swarm {
+            info_hash: torrent.info_hash,
+            p2p,
+            session,
+            torrent,
+            state: Mutex::new(State {
+                meta,
+                picker,
+                metadata: None,
+                peers: HashMap::new(),
+                next_key: 1,
+                known: HashMap::new(),
+                queue: VecDeque::new(),
+                dialing: 0,
+                banned: HashSet::new(),
+                strikes: HashMap::new(),
+                order: Vec::new(),
+                urgent: HashSet::new(),
+                dirty: true,
+                downloaded: 0,
+                uploaded: 0,
+                connection_tries: 0,
+                last_choke: None,
+                last_optimistic: None,
+                delivered: 0,
+                selves: HashSet::new(),
+            }),
+            changed: Event::new(),
+            tasks: Mutex::new(HashMap::new()),
+            announcer: Mutex::new(None),
+        })
+    }
+
+    pub(super) fn p2p(&self) -> &P2p {
+        &self.p2p
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn meta(&self) -> Option<Arc<Metainfo>> {
+        self.state().meta.clone()
+    }
+
+    /// Resolves once the metadata is known (from the store or from peers).
+    pub async fn metadata(&self) -> Arc<Metainfo> {
+        loop {
+            let listener = self.changed.listen();
+            if let Some(meta) = self.meta() {
+                return meta;
+            }
+            listener.await;
+        }
+    }
+
+    /// Pieces verified from peers since the last call (for the handover).
+    pub fn take_delivered(&self) -> u64 {
+        std::mem::take(&mut self.state().delivered)
+    }
+
+    /// Peers that unchoke us now.
+    pub fn unchoking(&self) -> usize {
+        self.state().peers.values().filter(|p| !p.peer_choking).count()
+    }
+
+    /// The torrent's metadata arrived another way (the HTTP tier's .torrent).
+    pub fn set_meta(&self, meta: Arc<Metainfo>) {
+        let mut st = self.state();
+        if st.meta.is_none() {
+            st.picker = Some(new_picker(&meta));
+            st.meta = Some(meta);
+            st.metadata = None;
+            st.dirty = true;
+            drop(st);
+            self.changed.notify(usize::MAX);
+            self.wake_all();
+        }
+    }
+
+    /// Demand changed: rebuild the order, wake the writers.
+    pub fn demand_changed(&self) {
+        self.state().dirty = true;
+        self.wake_all();
+    }
+
+    fn wake_all(&self) {
+        for p in self.state().peers.values() {
+            p.link.wake();
+        }
+    }
+
+    /// Addresses learned from anywhere; new ones are queued for dialing.
+    pub fn add_peers(&self, addrs: impl IntoIterator<Item = SocketAddr>, origin: Origin) {
+        let mut added = 0;
+        {
+            let mut st = self.state();
+            for addr in addrs {
+                if addr.port() == 0
+                    || st.banned.contains(&addr.ip())
+                    || st.selves.contains(&addr)
+                    || st.known.contains_key(&addr)
+                    || st.known.len() >= MAX_KNOWN
+                {
+                    continue;
+                }
+                st.known.insert(
+                    addr,
+                    Known {
+                        failures: 0,
+                        retry_at: None,
+                        connected: false,
+                    },
+                );
+                st.queue.push_back(addr);
+                added += 1;
+            }
+        }
+        if added > 0 {
+            log::debug!("[P2P] {}: {added} new peer address(es) from {origin:?}", self.info_hash);
+            self.changed.notify(usize::MAX);
+        }
+    }
+
+    /// Runs discovery, dialing, choking and the numbers, until dropped.
+    pub async fn run(self: Arc<Swarm>) {
+        // Dropping this future (the torrent went away) ends every connection.
+        struct Stop(Arc<Swarm>);
+        impl std::ops::Drop for Stop {
+            fn drop(&mut self) {
+                self.0.tasks.lock().unwrap().clear();
+                self.0.p2p.forget(&self.0.info_hash);
+            }
+        }
+        let _stop = Stop(self.clone());
+        if let Some(m) = &self.torrent.magnet {
+            let peers = m.peers.iter().filter_map(|p| p.parse().ok());
+            self.add_peers(peers.collect::<Vec<_>>(), Origin::Magnet);
+        }
+        let discovery = self.p2p.discover(&self);
+        let swarm = self.clone();
+        let announce = async move { swarm.announce().await };
+        let main = async {
+            loop {
+                let listener = self.changed.listen();
+                self.dial();
+                self.tick();
+                future::or(
+                    async {
+                        listener.await;
+                    },
+                    async {
+                        Timer::after(Duration::from_secs(1)).await;
+                    },
+                )
+                .await;
+            }
+        };
+        future::or(main, future::or(announce, discovery)).await;
+    }
+
+    /// Trackers: the torrent's, else the magnet's, else `TRACKERS`.
+    async fn announce(self: Arc<Swarm>) {
+        let tiers = self.tracker_tiers();
+        if tiers.is_empty() {
+            return future::pending().await;
+        }
+        let announcer = Arc::new(Announcer::new(
+            self.p2p.client(),
+            tiers,
+            self.info_hash,
+            self.p2p.peer_id().0,
+            self.p2p.port(),
+        ));
+        *self.announcer.lock().unwrap() = Some(announcer.clone());
+        let (tx, rx) = smol::channel::bounded::<Vec<SocketAddr>>(16);
+        let swarm = self.clone();
+        let feed = async move {
+            while let Ok(peers) = rx.recv().await {
+                swarm.add_peers(peers, Origin::Tracker);
+            }
+        };
+        let progress = || self.progress();
+        let wants = || self.wants_peers();
+        future::or(announcer.run(&progress, &wants, &tx), feed).await;
+    }
+
+    fn tracker_tiers(&self) -> Vec<Vec<String>> {
+        let from_meta = self.meta().map(|m| m.trackers.clone()).unwrap_or_default();
+        if !from_meta.iter().all(Vec::is_empty) {
+            return from_meta;
+        }
+        let from_magnet = self
+            .torrent
+            .magnet
+            .as_ref()
+            .map(|m| m.trackers.clone())
+            .unwrap_or_default();
+        if !from_magnet.is_empty() {
+            return vec![from_magnet];
+        }
+        // Each default tracker in a tier of its own: all of them are asked.
+        self.p2p.config().trackers.iter().map(|t| vec![t.clone()]).collect()
+    }
+
+    /// Tells the trackers we stop (at shutdown), within a few seconds.
+    pub async fn stop_announcing(&self) {
+        let announcer = self.announcer.lock().unwrap().clone();
+        if let Some(a) = announcer {
+            a.stop(self.progress()).await;
+        }
+    }
+
+    pub fn progress(&self) -> tracker::Progress {
+        let st = self.state();
+        let left = st.meta.as_ref().map_or(0, |m| {
+            let have = self.session.store.verified(&m.info_hash).map_or(0, |v| v.1);
+            m.total_length.saturating_sub(have)
+        });
+        tracker::Progress {
+            uploaded: st.uploaded,
+            downloaded: st.downloaded,
+            left,
+        }
+    }
+
+    fn wants_peers(&self) -> bool {
+        let st = self.state();
+        st.peers.len() < self.p2p.config().max_peers as usize / 2 && st.queue.is_empty()
+    }
+
+    /// Dials queued addresses while there is room.
+    fn dial(self: &Arc<Swarm>) {
+        let max = self.p2p.config().max_peers as usize;
+        let now = Instant::now();
+        loop {
+            let addr = {
+                let mut st = self.state();
+                if st.peers.len() + st.dialing >= max || !self.p2p.has_room() {
+                    return;
+                }
+                let Some(addr) = st.queue.pop_front() else {
+                    return;
+                };
+                let Some(k) = st.known.get(&addr) else {
+                    continue;
+                };
+                if k.connected || st.banned.contains(&addr.ip()) {
+                    continue;
+                }
+                if k.retry_at.is_some_and(|t| t > now) {
+                    // Not yet: back of the queue, and stop scanning for now.
+                    st.queue.push_back(addr);
+                    return;
+                }
+                st.known.get_mut(&addr).expect("present").connected = true;
+                st.dialing += 1;
+                st.connection_tries += 1;
+                addr
+            };
+            let swarm = self.clone();
+            let key = self.reserve_key();
+            let task = smol::spawn(async move {
+                let outcome = peer::dial(&swarm, addr, key).await;
+                swarm.state().dialing -= 1;
+                if let Err(e) = outcome {
+                    log::debug!("[P2P] {addr}: connection failed: {e}");
+                    swarm.dial_failed(addr);
+                }
+                swarm.tasks.lock().unwrap().remove(&key);
+                swarm.changed.notify(usize::MAX);
+            });
+            self.tasks.lock().unwrap().insert(key, task);
+        }
+    }
+
+    fn reserve_key(&self) -> PeerKey {
+        let mut st = self.state();
+        st.next_key += 1;
+        st.next_key
+    }
+
+    fn dial_failed(&self, addr: SocketAddr) {
+        let mut st = self.state();
+        let Some(k) = st.known.get_mut(&addr) else {
+            return;
+        };
+        k.connected = false;
+        k.failures += 1;
+        if k.failures >= MAX_DIAL_FAILURES {
+            st.known.remove(&addr);
+        } else {
+            k.retry_at = Some(Instant::now() + Duration::from_secs(10 << k.failures));
+            st.queue.push_back(addr);
+        }
+    }
+
+    /// An incoming connection whose handshake named this torrent.
+    pub(super) fn accept(self: &Arc<Swarm>, stream: smol::net::TcpStream, theirs: wire::Handshake) {
+        let Ok(addr) = stream.peer_addr() else { return };
+        {
+            let st = self.state();
+            if st.banned.contains(&addr.ip())
+                || st.peers.len() >= self.p2p.config().max_peers as usize
+            {
+                return;
+            }
+        }
+        let swarm = self.clone();
+        let key = self.reserve_key();
+        let task = smol::spawn(async move {
+            if let Err(e) = peer::accepted(&swarm, stream, addr, theirs, key).await {
+                log::debug!("[P2P] incoming {addr}: {e}");
+            }
+            swarm.tasks.lock().unwrap().remove(&key);
+            swarm.changed.notify(usize::MAX);
+        });
+        self.tasks.lock().unwrap().insert(key, task);
+    }
+
+    /// A handshake completed: the peer joins. Returns the first messages to send.
+    pub(super) fn join(
+        &self,
+        key: PeerKey,
+        addr: SocketAddr,
+        theirs: &wire::Handshake,
+        link: Arc<Link>,
+        incoming: bool,
+    ) -> Result<Vec<u8>, Hangup> {
+        if theirs.peer_id == self.p2p.peer_id() {
+            self.state().selves.insert(addr);
+            return Err(Hangup::Unwanted("connected to ourselves"));
+        }
+        let mut st = self.state();
+        if st.banned.contains(&addr.ip()) {
+            return Err(Hangup::Banned);
+        }
+        if st.peers.values().any(|p| p.addr == addr) {
+            return Err(Hangup::Unwanted("already connected"));
+        }
+        if incoming {
+            st.known.entry(addr).or_insert(Known {
+                failures: 0,
+                retry_at: None,
+                connected: true,
+            });
+        } else if let Some(k) = st.known.get_mut(&addr) {
+            k.failures = 0;
+        }
+        let fast = theirs.supports_fast();
+        let mut out = Vec::new();
+        if theirs.supports_extensions() {
+            let ours = ExtHandshake {
+                ut_metadata: Some(wire::UT_METADATA_ID),
+                ut_pex: Some(wire::UT_PEX_ID),
+                metadata_size: st.meta.as_ref().map(|m| m.info_bytes.len() as u32),
+                client: Some(format!("streme {}", env!("CARGO_PKG_VERSION"))),
+                listen_port: Some(self.p2p.port()),
+                reqq: Some(MAX_QUEUED_UPLOADS as u32),
+            };
+            let payload = ours.encode();
+            wire::encode(&Message::Extended { id: 0, payload: &payload }, &mut out);
+        }
+        self.encode_have(&st, fast, &mut out);
+        if theirs.supports_dht() {
+            if let Some(port) = self.p2p.dht_port() {
+                wire::encode(&Message::Port(port), &mut out);
+            }
+        }
+        st.peers.insert(
+            key,
+            Peer {
+                addr,
+                link,
+                fast,
+                ext: ExtHandshake::default(),
+                bits: Vec::new(),
+                have_all: false,
+                peer_choking: true,
+                peer_interested: false,
+                am_choking: true,
+                am_interested: false,
+                asked: VecDeque::new(),
+                uploads: VecDeque::new(),
+                allowed_fast: HashSet::new(),
+                got: 0,
+                sent: 0,
+                rate_in: 0.0,
+                rate_out: 0.0,
+                got_at_tick: 0,
+                sent_at_tick: 0,
+                last_block: Instant::now(),
+                snubbed: false,
+                pex_told: HashSet::new(),
+                pex_at: None,
+                optimistic: false,
+            },
+        );
+        log::debug!("[P2P] {}: connected to {addr} ({} peers)", self.info_hash, st.peers.len());
+        Ok(out)
+    }
+
+    /// Our pieces, in the shortest form the peer understands.
+    fn encode_have(&self, st: &State, fast: bool, out: &mut Vec<u8>) {
+        let Some(meta) = &st.meta else {
+            if fast {
+                wire::encode(&Message::HaveNone, out);
+            }
+            return;
+        };
+        let count = meta.piece_count();
+        let mut bits = vec![0u8; count.div_ceil(8) as usize];
+        let mut have = 0;
+        for p in 0..count {
+            if self.session.store.has_piece(&meta.info_hash, p) {
+                bits[p as usize / 8] |= 0x80 >> (p % 8);
+                have += 1;
+            }
+        }
+        match (fast, have) {
+            (true, 0) => wire::encode(&Message::HaveNone, out),
+            (true, n) if n == count => wire::encode(&Message::HaveAll, out),
+            (false, 0) => {}
+            _ => wire::encode(&Message::Bitfield(&bits), out),
+        }
+    }
+
+    /// A peer's connection ended: its requests go back to the pool.
+    pub(super) fn leave(&self, key: PeerKey, why: &Hangup) {
+        let mut st = self.state();
+        let Some(peer) = st.peers.remove(&key) else {
+            return;
+        };
+        log::debug!("[P2P] {}: {} left: {why}", self.info_hash, peer.addr);
+        if let Some(picker) = st.picker.as_mut() {
+            for (block, _) in &peer.asked {
+                picker.give_back(block);
+            }
+        }
+        if let Some(a) = st.metadata.as_mut() {
+            a.give_back(key);
+        }
+        if let Some(k) = st.known.get_mut(&peer.addr) {
+            k.connected = false;
+            // Reconnect later, unless it was a protocol violation.
+            if !matches!(why, Hangup::Protocol(_) | Hangup::Banned | Hangup::Unwanted(_)) {
+                k.retry_at = Some(Instant::now() + Duration::from_secs(30));
+                st.queue.push_back(peer.addr);
+            }
+        }
+        if matches!(why, Hangup::Protocol(_)) {
+            st.known.remove(&peer.addr);
+        }
+        st.dirty = true;
+        drop(st);
+        self.release_claims();
+        self.changed.notify(usize::MAX);
+        self.wake_all();
+    }
+
+    /// One message from a peer. An error ends the connection.
+    pub(super) fn on_message(self: &Arc<Swarm>, key: PeerKey, msg: Message<'_>) -> Result<(), Hangup> {
+        let mut st = self.state();
+        let st = &mut *st;
+        let count = st.meta.as_ref().map(|m| m.piece_count());
+        let peer = st.peers.get_mut(&key).ok_or(Hangup::Unwanted("gone"))?;
+        let check_piece = |p: u32| -> Result<(), Hangup> {
+            match count {
+                Some(n) if p >= n => Err(Hangup::Protocol(format!("piece {p} of {n}"))),
+                _ => Ok(()),
+            }
+        };
+        match msg {
+            Message::KeepAlive | Message::Unknown { .. } | Message::Suggest(_) => {}
+            Message::Choke => {
+                peer.peer_choking = true;
+                let asked: Vec<_> = peer
+                    .asked
+                    .iter()
+                    .filter(|(b, _)| !peer.allowed_fast.contains(&b.piece))
+                    .map(|(b, _)| *b)
+                    .collect();
+                peer.asked.retain(|(b, _)| peer.allowed_fast.contains(&b.piece));
+                if let Some(picker) = st.picker.as_mut() {
+                    asked.iter().for_each(|b| picker.give_back(b));
+                }
+            }
+            Message::Unchoke => {
+                peer.peer_choking = false;
+                peer.last_block = Instant::now();
+                peer.link.wake();
+            }
+            Message::Interested => {
+                peer.peer_interested = true;
+                st.last_choke = None;
+                self.changed.notify(1);
+            }
+            Message::NotInterested => peer.peer_interested = false,
+            Message::Have(p) => {
+                check_piece(p)?;
+                set_bit(&mut peer.bits, p);
+                peer.link.wake();
+            }
+            Message::Bitfield(bits) => {
+                if let Some(n) = count {
+                    if !wire::bitfield_fits(bits, n) {
+                        return Err(Hangup::Protocol(format!(
+                            "a bitfield of {} bytes for {n} pieces",
+                            bits.len()
+                        )));
+                    }
+                }
+                peer.bits = bits.to_vec();
+                peer.link.wake();
+            }
+            Message::HaveAll | Message::HaveNone if !peer.fast => {
+                return Err(Hangup::Protocol("a fast-extension message without the fast bit".into()))
+            }
+            Message::HaveAll => {
+                peer.have_all = true;
+                peer.link.wake();
+            }
+            Message::HaveNone => peer.bits.clear(),
+            Message::Request(block) => {
+                let meta = st.meta.as_ref().ok_or(Hangup::Protocol("a request before we have metadata".into()))?;
+                if !block_fits(meta, &block) {
+                    return Err(Hangup::Protocol(format!("a request outside the torrent: {block:?}")));
+                }
+                let servable = !peer.am_choking
+                    && peer.uploads.len() < MAX_QUEUED_UPLOADS
+                    && self.session.store.has_piece(&meta.info_hash, block.piece);
+                if servable {
+                    peer.uploads.push_back(block);
+                    peer.link.wake();
+                } else if peer.fast {
+                    peer.link.send(&Message::Reject(block));
+                }
+            }
+            Message::Cancel(block) => peer.uploads.retain(|b| *b != block),
+            Message::Piece { piece, offset, data } => {
+                let block = BlockRef {
+                    piece,
+                    offset,
+                    length: data.len() as u32,
+                };
+                let Some(i) = peer.asked.iter().position(|(b, _)| *b == block) else {
+                    // Not asked of this peer (cancelled, or a late copy): dropped.
+                    return Ok(());
+                };
+                peer.asked.remove(i);
+                peer.got += data.len() as u64;
+                peer.last_block = Instant::now();
+                peer.snubbed = false;
+                peer.link.wake();
+                st.downloaded += data.len() as u64;
+                self.p2p.count_download(data.len() as u64);
+                let Some(picker) = st.picker.as_mut() else {
+                    return Ok(());
+                };
+                let received = picker.receive(key, piece, offset, data);
+                // Whoever else was asked for this block need not send it.
+                for (k, other) in st.peers.iter_mut() {
+                    if *k != key {
+                        if let Some(i) = other.asked.iter().position(|(b, _)| *b == block) {
+                            other.asked.remove(i);
+                            other.link.send(&Message::Cancel(block));
+                        }
+                    }
+                }
+                if let Received::Complete { data, contributors } = received {
+                    // Who sent it, by address: they may be gone when the hash is known.
+                    let contributors: Vec<IpAddr> = contributors
+                        .iter()
+                        .filter_map(|k| st.peers.get(k).map(|p| p.addr.ip()))
+                        .collect();
+                    let swarm = self.clone();
+                    smol::spawn(async move { swarm.store_piece(piece, data, contributors).await })
+                        .detach();
+                }
+            }
+            Message::Port(port) => {
+                let addr = SocketAddr::new(peer.addr.ip(), port);
+                self.p2p.dht_node(addr);
+            }
+            Message::Reject(block) => {
+                if !peer.fast {
+                    return Err(Hangup::Protocol("reject without the fast extension".into()));
+                }
+                if let Some(i) = peer.asked.iter().position(|(b, _)| *b == block) {
+                    peer.asked.remove(i);
+                    if let Some(picker) = st.picker.as_mut() {
+                        picker.give_back(&block);
+                    }
+                }
+            }
+            Message::AllowedFast(p) => {
+                check_piece(p)?;
+                if peer.allowed_fast.len() < 64 {
+                    peer.allowed_fast.insert(p);
+                }
+            }
+            Message::Extended { id: 0, payload } => {
+                let ext = ExtHandshake::parse(payload)?;
+                if let (Some(port), IpAddr::V4(_) | IpAddr::V6(_)) = (ext.listen_port, peer.addr.ip()) {
+                    let listen = SocketAddr::new(peer.addr.ip(), port);
+                    if listen != peer.addr && !st.known.contains_key(&listen) && st.known.len() < MAX_KNOWN {
+                        // The port it accepts connections on: worth telling others over PEX.
+                        st.known.insert(listen, Known { failures: 0, retry_at: None, connected: true });
+                    }
+                }
+                if st.meta.is_none() && st.metadata.is_none() {
+                    if let Some(size) = ext.metadata_size {
+                        match Assembly::new(size) {
+                            Ok(a) => st.metadata = Some(a),
+                            Err(e) => log::debug!("[P2P] {}: {e}", peer.addr),
+                        }
+                    }
+                }
+                peer.ext = ext;
+                peer.link.wake();
+            }
+            Message::Extended { id: wire::UT_METADATA_ID, payload } => {
+                self.on_metadata(st, key, MetadataMessage::parse(payload)?)?;
+            }
+            Message::Extended { id: wire::UT_PEX_ID, payload } => {
+                let pex = Pex::parse(payload)?;
+                let added = pex.added;
+                let swarm = self.clone();
+                // add_peers takes the lock: after this one is released.
+                smol::spawn(async move { swarm.add_peers(added, Origin::Pex) }).detach();
+            }
+            Message::Extended { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn on_metadata(
+        self: &Arc<Swarm>,
+        st: &mut State,
+        key: PeerKey,
+        msg: MetadataMessage<'_>,
+    ) -> Result<(), Hangup> {
+        let peer = st.peers.get_mut(&key).ok_or(Hangup::Unwanted("gone"))?;
+        let Some(their_id) = peer.ext.ut_metadata else {
+            return Err(Hangup::Protocol("ut_metadata before an extended handshake".into()));
+        };
+        match msg {
+            MetadataMessage::Request { piece } => {
+                let reply = match &st.meta {
+                    Some(meta) => {
+                        let start = piece as usize * metadata::PIECE as usize;
+                        match meta.info_bytes.get(start..) {
+                            Some(rest) if !rest.is_empty() => MetadataMessage::Data {
+                                piece,
+                                total_size: meta.info_bytes.len() as u32,
+                                data: &rest[..rest.len().min(metadata::PIECE as usize)],
+                            },
+                            _ => MetadataMessage::Reject { piece },
+                        }
+                    }
+                    None => MetadataMessage::Reject { piece },
+                };
+                let payload = reply.encode();
+                peer.link.send(&Message::Extended { id: their_id, payload: &payload });
+            }
+            MetadataMessage::Reject { .. } => {
+                if let Some(a) = st.metadata.as_mut() {
+                    a.give_back(key);
+                }
+                // Ask this peer no more.
+                peer.ext.ut_metadata = None;
+            }
+            MetadataMessage::Data { piece, total_size, data } => {
+                let Some(a) = st.metadata.as_mut() else {
+                    return Ok(());
+                };
+                if total_size != a.size() {
+                    return Err(Hangup::Protocol(format!(
+                        "metadata total_size {total_size}, announced {}",
+                        a.size()
+                    )));
+                }
+                let complete = a.receive(key, piece, data).map_err(|e| Hangup::Protocol(e.to_string()))?;
+                peer.link.wake();
+                if complete {
+                    let a = st.metadata.take().expect("present");
+                    let contributors = a.contributors.clone();
+                    match a.finish(&self.info_hash) {
+                        Ok(info) => {
+                            let swarm = self.clone();
+                            smol::spawn(async move { swarm.adopt_metadata(info).await }).detach();
+                        }
+                        Err(e) => {
+                            log::warn!("[P2P] {}: {e}; asking other peers", self.info_hash);
+                            for k in contributors {
+                                if let Some(p) = st.peers.get(&k) {
+                                    let ip = p.addr.ip();
+                                    st.banned.insert(ip);
+                                    p.link.close();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Verified metadata from peers becomes the torrent's.
+    async fn adopt_metadata(self: Arc<Swarm>, info: Vec<u8>) {
+        let (trackers, web_seeds) = match &self.torrent.magnet {
+            Some(m) => (vec![m.trackers.clone()], m.web_seeds.clone()),
+            None => (Vec::new(), Vec::new()),
+        };
+        let meta = match Metainfo::from_info_bytes(&info, trackers, web_seeds) {
+            Ok(meta) => meta,
+            Err(e) => {
+                log::warn!("[P2P] {}: the peers' metadata hashes right but is not a valid torrent: {e}", self.info_hash);
+                return;
+            }
+        };
+        let session = self.session.clone();
+        match smol::unblock(move || session.add_metainfo(meta)).await {
+            Ok((t, _)) => {
+                let meta = t.meta().expect("just added");
+                log::info!(
+                    "[P2P] Metadata from peers: {} ({} pieces of {} KiB)",
+                    meta.name,
+                    meta.piece_count(),
+                    meta.piece_length / 1024
+                );
+                self.set_meta(meta);
+                // Peers' bitfields were taken on trust before the size was known.
+                let mut st = self.state();
+                let n = st.meta.as_ref().map_or(0, |m| m.piece_count());
+                for p in st.peers.values() {
+                    if !p.bits.is_empty() && !wire::bitfield_fits(&p.bits, n) {
+                        p.link.close();
+                    }
+                }
+                st.dirty = true;
+            }
+            Err(e) => log::warn!("[P2P] {}: cannot keep the metadata: {e}", self.info_hash),
+        }
+    }
+
+    /// A complete piece: verified and written by the store, off the loop.
+    /// A hash failure is traced to the addresses that sent its blocks: one
+    /// that sent the whole piece alone is banned at once; one behind
+    /// [`MAX_STRIKES`] failures with no good piece in between is banned too.
+    async fn store_piece(self: Arc<Swarm>, piece: u32, data: Vec<u8>, contributors: Vec<IpAddr>) {
+        let len = data.len() as u64;
+        let wait = self.p2p.config().piece_wait;
+        let result = self
+            .session
+            .store
+            .write_piece(&self.info_hash, piece, data, wait)
+            .await;
+        self.torrent.demand.release_p2p(piece);
+        match result {
+            Ok(()) => {
+                self.torrent.demand.mark_p2p(piece, len);
+                let mut st = self.state();
+                st.delivered += 1;
+                st.dirty = true;
+                for ip in &contributors {
+                    st.strikes.remove(ip);
+                }
+                for p in st.peers.values() {
+                    p.link.send(&Message::Have(piece));
+                }
+            }
+            Err(StoreError::HashMismatch { .. }) => {
+                log::warn!("[P2P] {}: piece {piece} failed its SHA-1 check", self.info_hash);
+                let mut st = self.state();
+                let mut unique = contributors.clone();
+                unique.dedup();
+                let alone = unique.len() == 1;
+                for ip in unique {
+                    let strikes = st.strikes.entry(ip).or_insert(0);
+                    *strikes += if alone { MAX_STRIKES } else { 1 };
+                    if *strikes >= MAX_STRIKES {
+                        log::warn!("[P2P] {}: banning {ip}: it sent corrupt data", self.info_hash);
+                        st.banned.insert(ip);
+                        for p in st.peers.values().filter(|p| p.addr.ip() == ip) {
+                            p.link.close();
+                        }
+                    }
+                }
+                st.dirty = true;
+            }
+            Err(StoreError::QuotaExceeded { needed, free }) => {
+                log::info!("[P2P] {}: cache full ({needed} bytes needed, {free} free); piece {piece} dropped", self.info_hash);
+                self.torrent.demand.stop_background();
+            }
+            Err(e) => log::warn!("[P2P] {}: cannot store piece {piece}: {e}", self.info_hash),
+        }
+        self.wake_all();
+    }
+
+    /// What peer `key`'s writer sends next: queued messages, new requests,
+    /// and one upload if it may have one.
+    pub(super) fn output(&self, key: PeerKey) -> Result<Output, Hangup> {
+        let mut st = self.state();
+        self.refresh_order(&mut st);
+        let st = &mut *st;
+        let now = Instant::now();
+        let best = st
+            .peers
+            .values()
+            .filter(|p| !p.peer_choking)
+            .map(|p| p.rate_in)
+            .fold(0.0, f64::max);
+        let peer = st.peers.get_mut(&key).ok_or(Hangup::Unwanted("gone"))?;
+        let mut bytes = peer.link.take();
+        // Interest follows what it has that we want.
+        let has = |p: u32| peer.have_all || get_bit(&peer.bits, p);
+        let interesting = st.order.iter().any(|p| has(*p));
+        if interesting != peer.am_interested {
+            peer.am_interested = interesting;
+            let msg = if interesting { Message::Interested } else { Message::NotInterested };
+            wire::encode(&msg, &mut bytes);
+        }
+        // Metadata first: nothing else can be asked without it.
+        if let (Some(a), Some(id)) = (st.metadata.as_mut(), peer.ext.ut_metadata) {
+            if !a.asked(key) {
+                if let Some(piece) = a.next_request(key, now) {
+                    let payload = MetadataMessage::Request { piece }.encode();
+                    wire::encode(&Message::Extended { id, payload: &payload }, &mut bytes);
+                }
+            }
+        }
+        if let Some(picker) = st.picker.as_mut() {
+            let unchoked = !peer.peer_choking;
+            if unchoked || !peer.allowed_fast.is_empty() {
+                let depth = if peer.snubbed {
+                    1
+                } else {
+                    ((peer.rate_in / BLOCK_LEN as f64) as usize).clamp(PIPELINE_START, PIPELINE_MAX)
+                };
+                let depth = depth.min(peer.ext.reqq.map_or(PIPELINE_MAX, |q| q.max(2) as usize));
+                let room = depth.saturating_sub(peer.asked.len());
+                let allowed = |p: u32| has(p) && (unchoked || peer.allowed_fast.contains(&p));
+                let asked_set: HashSet<BlockRef> = peer.asked.iter().map(|(b, _)| *b).collect();
+                let asked = |b: &BlockRef| asked_set.contains(b);
+                let asker = Asker {
+                    has: &allowed,
+                    asked: &asked,
+                    fast: best == 0.0 || peer.rate_in >= best / 4.0,
+                };
+                let urgent = |p: u32| st.urgent.contains(&p);
+                let before: HashSet<u32> = picker.in_flight().collect();
+                let blocks = picker.pick(&st.order, &urgent, &asker, room, now);
+                for b in &blocks {
+                    wire::encode(&Message::Request(*b), &mut bytes);
+                    peer.asked.push_back((*b, now));
+                }
+                let started: Vec<u32> = picker.in_flight().filter(|p| !before.contains(p)).collect();
+                for p in started {
+                    self.torrent.demand.claim_p2p(p);
+                }
+            }
+        }
+        let upload = if peer.am_choking { None } else { peer.uploads.pop_front() };
+        Ok(Output { bytes, upload })
+    }
+
+    /// Rebuilds the wanted order from the demand, if it changed.
+    fn refresh_order(&self, st: &mut State) {
+        if !st.dirty {
+            return;
+        }
+        st.dirty = false;
+        let Some(meta) = st.meta.clone() else {
+            st.order.clear();
+            return;
+        };
+        let config = self.p2p.config();
+        let view = self.torrent.demand.view();
+        let file = view
+            .file
+            .or_else(|| Torrent::default_file(&meta).map(|i| crate::hybrid::file_pieces(&meta, i)));
+        let playhead = view.playhead.map(|o| (o / meta.piece_length) as u32);
+        let readahead = config.readahead_bytes().div_ceil(meta.piece_length) as u32;
+        let file_bytes: u64 = file
+            .clone()
+            .map_or(0, |f| f.map(|p| meta.piece_size(p)).sum());
+        let quota = config.cache_max_disk_bytes();
+        // Nothing is wanted until a reader shows up; a seeding box just seeds.
+        let active = !view.waiting.is_empty() || view.playhead.is_some();
+        let want = Want {
+            waiting: view.waiting.clone(),
+            playhead,
+            readahead,
+            file: if active { file } else { None },
+            background: active && view.background && file_bytes <= quota / 10 * 9,
+        };
+        let store = &self.session.store;
+        let ih = meta.info_hash;
+        let http = &view.http_claimed;
+        let waiting: HashSet<u32> = view.waiting.iter().copied().collect();
+        st.order = picker::wanted(&want, |p| {
+            !store.has_piece(&ih, p) && (!http.contains(&p) || waiting.contains(&p))
+        });
+        st.urgent = waiting;
+        // Buffers of pieces nobody works on and nobody wants any more go.
+        if let Some(picker) = st.picker.as_mut() {
+            let wanted: HashSet<u32> = st.order.iter().copied().collect();
+            for p in picker.idle() {
+                if !wanted.contains(&p) {
+                    picker.drop_piece(p);
+                    self.torrent.demand.release_p2p(p);
+                }
+            }
+        }
+    }
+
+    /// Gives the claims of abandoned pieces back to the demand.
+    fn release_claims(&self) {
+        let in_flight: HashSet<u32> = self
+            .state()
+            .picker
+            .as_ref()
+            .map(|p| p.in_flight().collect())
+            .unwrap_or_default();
+        self.torrent.demand.retain_p2p(|p| in_flight.contains(&p));
+    }
+
+    /// A block the peer asked for, read from the store; counted as uploaded.
+    pub(super) async fn read_block(&self, key: PeerKey, block: BlockRef) -> Result<Vec<u8>, Hangup> {
+        let meta = self.meta().ok_or(Hangup::Unwanted("no metadata"))?;
+        let offset = block.piece as u64 * meta.piece_length + block.offset as u64;
+        let data = self
+            .session
+            .store
+            .read(&self.info_hash, offset, vec![0; block.length as usize])
+            .await
+            .map_err(|e| Hangup::Unwanted(if matches!(e, StoreError::NotVerified { .. }) { "asked for a piece we no longer have" } else { "cannot read the cache" }))?;
+        self.p2p.throttle_upload(data.len() as u64).await;
+        let mut st = self.state();
+        st.uploaded += data.len() as u64;
+        if let Some(p) = st.peers.get_mut(&key) {
+            p.sent += data.len() as u64;
+        }
+        self.p2p.count_upload(data.len() as u64);
+        Ok(data)
+    }
+
+    /// Once a second: rates, snubs, choking, PEX, and the numbers.
+    fn tick(&self) {
+        let now = Instant::now();
+        let mut st = self.state();
+        let st = &mut *st;
+        // Evictions and the other tier's progress change what is missing.
+        st.dirty = true;
+        for peer in st.peers.values_mut() {
+            peer.rate_in = 0.6 * peer.rate_in + 0.4 * (peer.got - peer.got_at_tick) as f64;
+            peer.rate_out = 0.6 * peer.rate_out + 0.4 * (peer.sent - peer.sent_at_tick) as f64;
+            peer.got_at_tick = peer.got;
+            peer.sent_at_tick = peer.sent;
+            if !peer.peer_choking
+                && !peer.asked.is_empty()
+                && now.duration_since(peer.last_block) > SNUB_AFTER
+                && !peer.snubbed
+            {
+                log::debug!("[P2P] {}: {} is snubbing us", self.info_hash, peer.addr);
+                peer.snubbed = true;
+                if let Some(picker) = st.picker.as_mut() {
+                    for (b, _) in peer.asked.drain(..) {
+                        picker.give_back(&b);
+                        peer.link.send(&Message::Cancel(b));
+                    }
+                }
+            }
+        }
+        if st.last_choke.is_none_or(|t| now.duration_since(t) >= CHOKE_EVERY) {
+            self.choke(st, now);
+        }
+        self.pex(st, now);
+        let unchoked = st.peers.values().filter(|p| !p.peer_choking).count() as u32;
+        let stats = SwarmStats {
+            peers: st.peers.len() as u32,
+            unchoked,
+            queued: st.queue.len() as u32,
+            unique: st.known.len() as u32,
+            connection_tries: st.connection_tries,
+            peer_search_running: true,
+            swarm_size: self
+                .announcer
+                .lock()
+                .unwrap()
+                .as_ref()
+                .and_then(|a| a.swarm_size())
+                .unwrap_or(st.known.len() as u32),
+            download_speed: st.peers.values().map(|p| p.rate_in).sum(),
+            upload_speed: st.peers.values().map(|p| p.rate_out).sum(),
+            downloaded: st.downloaded,
+            uploaded: st.uploaded,
+        };
+        self.torrent.set_swarm_stats(stats);
+        for p in st.peers.values() {
+            p.link.wake();
+        }
+    }
+
+    /// Unchokes the interested peers that give us most (or, seeding, take
+    /// most), plus one optimistic unchoke that rotates.
+    fn choke(&self, st: &mut State, now: Instant) {
+        st.last_choke = Some(now);
+        let mut ranked: Vec<(PeerKey, f64)> = st
+            .peers
+            .iter()
+            .filter(|(_, p)| p.peer_interested)
+            .map(|(k, p)| (*k, p.rate_in.max(p.rate_out)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let mut unchoke: HashSet<PeerKey> = ranked.iter().take(UPLOAD_SLOTS).map(|(k, _)| *k).collect();
+        let rotate = st.last_optimistic.is_none_or(|t| now.duration_since(t) >= OPTIMISTIC_EVERY);
+        let current = st.peers.iter().find(|(_, p)| p.optimistic).map(|(k, _)| *k);
+        let rest: Vec<PeerKey> = ranked.iter().skip(UPLOAD_SLOTS).map(|(k, _)| *k).collect();
+        let optimistic = match current {
+            Some(k) if !rotate && rest.contains(&k) => Some(k),
+            _ if rest.is_empty() => None,
+            _ => {
+                st.last_optimistic = Some(now);
+                Some(rest[fastrand::usize(..rest.len())])
+            }
+        };
+        unchoke.extend(optimistic);
+        for (k, p) in st.peers.iter_mut() {
+            p.optimistic = Some(*k) == optimistic;
+            let choke = !unchoke.contains(k);
+            if choke != p.am_choking {
+                p.am_choking = choke;
+                p.link.send(if choke { &Message::Choke } else { &Message::Unchoke });
+                if choke {
+                    for b in p.uploads.drain(..) {
+                        if p.fast {
+                            p.link.send(&Message::Reject(b));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells each peer that speaks ut_pex about the others, once a minute.
+    fn pex(&self, st: &mut State, now: Instant) {
+        let listening: HashSet<SocketAddr> = st
+            .peers
+            .values()
+            .map(|p| match p.ext.listen_port {
+                Some(port) => SocketAddr::new(p.addr.ip(), port),
+                None => p.addr,
+            })
+            .collect();
+        for p in st.peers.values_mut() {
+            let Some(id) = p.ext.ut_pex else { continue };
+            if p.pex_at.is_some_and(|t| now.duration_since(t) < PEX_EVERY) {
+                continue;
+            }
+            p.pex_at = Some(now);
+            let others: HashSet<SocketAddr> = listening.iter().filter(|a| a.ip() != p.addr.ip() || **a != p.addr).copied().collect();
+            let pex = Pex {
+                added: others.difference(&p.pex_told).take(50).copied().collect(),
+                dropped: p.pex_told.difference(&others).take(50).copied().collect(),
+            };
+            if pex.added.is_empty() && pex.dropped.is_empty() {
+                continue;
+            }
+            p.pex_told = others;
+            let payload = pex.encode();
+            p.link.send(&Message::Extended { id, payload: &payload });
+        }
+    }
+}
+
+fn new_picker(meta: &Metainfo) -> Picker {
+    Picker::new(meta.piece_length, meta.total_length, PIECE_BUDGET)
+}
+
+fn block_fits(meta: &Metainfo, b: &BlockRef) -> bool {
+    b.piece < meta.piece_count()
+        && b.length > 0
+        && b.length <= BLOCK_LEN
+        && b.offset as u64 + b.length as u64 <= meta.piece_size(b.piece)
+}
+
+fn get_bit(bits: &[u8], p: u32) -> bool {
+    bits.get(p as usize / 8).is_some_and(|b| b & (0x80 >> (p % 8)) != 0)
+}
+
+fn set_bit(bits: &mut Vec<u8>, p: u32) {
+    let i = p as usize / 8;
+    if bits.len() <= i {
+        bits.resize(i + 1, 0);
+    }
+    bits[i] |= 0x80 >> (p % 8);
+}
+
