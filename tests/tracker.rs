@@ -376,3 +376,71 @@ fn announcer_moves_past_a_dead_tracker_and_stops() {
         assert!(reply.peers.contains(&local(40005)), "{:?}", reply.peers);
     });
 }
+
+/// An HTTP "tracker" that answers every request with `response`, as is.
+fn canned_tracker(response: Vec<u8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/announce", listener.local_addr().unwrap());
+    // The thread ends with the test process; it holds nothing else.
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let _ = stream.write_all(&response);
+        }
+    });
+    url
+}
+
+fn http_response(status: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn hostile_http_trackers_cost_a_clear_error() {
+    let client = client();
+    let req = request(WHITELISTED, b'H', 40008, Event::Started);
+    smol::block_on(async {
+        let huge = canned_tracker(http_response("200 OK", &vec![b'x'; 300 * 1024]));
+        let got = announce(&client, &huge, &req).await;
+        assert!(
+            matches!(got, Err(TrackerError::TooLarge { cap: 262_144, .. })),
+            "{got:?}"
+        );
+
+        let html = canned_tracker(http_response("200 OK", b"<html>captcha</html>"));
+        let got = announce(&client, &html, &req).await;
+        assert!(
+            matches!(
+                got,
+                Err(TrackerError::BadReply {
+                    problem: ParseError::Bencode(_),
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+
+        let missing = canned_tracker(http_response("404 Not Found", b"no"));
+        match announce(&client, &missing, &req).await {
+            Err(e @ TrackerError::Status { status: 404, .. }) => {
+                assert_eq!(e.to_string(), format!("tracker {missing}: HTTP status 404"));
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let refused = b"d14:failure reason6:bannede";
+        let refused = canned_tracker(http_response("403 Forbidden", refused));
+        let got = announce(&client, &refused, &req).await;
+        assert!(
+            matches!(&got, Err(TrackerError::Refused { reason, .. }) if reason == "banned"),
+            "{got:?}"
+        );
+    });
+}
