@@ -285,15 +285,7 @@ impl Announcer {
             }
             match self.announce_tier(tier, progress()).await {
                 Some(reply) => {
-                    let interval = reply.interval.clamp(MIN_REANNOUNCE, MAX_REANNOUNCE);
-                    schedule = Some(Schedule {
-                        last: Instant::now(),
-                        interval,
-                        min_interval: reply
-                            .min_interval
-                            .unwrap_or(interval)
-                            .clamp(MIN_REANNOUNCE, interval),
-                    });
+                    schedule = Some(Schedule::after(&reply));
                     if !reply.peers.is_empty() && found.send(reply.peers).await.is_err() {
                         return;
                     }
@@ -415,15 +407,37 @@ impl Announcer {
             Err(e) => {
                 log::info!("[P2P] {e}");
                 tracker.failures = tracker.failures.saturating_add(1);
-                let backoff = BACKOFF_FIRST
-                    .saturating_mul(1 << (tracker.failures - 1).min(16))
-                    .min(BACKOFF_MAX);
-                tracker.retry_at = Some(Instant::now() + backoff);
+                tracker.retry_at = Some(Instant::now() + backoff(tracker.failures));
                 tracker.last_error = Some(e.reason());
                 None
             }
         }
     }
+}
+
+impl Schedule {
+    /// The tracker's interval and min interval, within [`MIN_REANNOUNCE`]
+    /// and [`MAX_REANNOUNCE`]. Without a min interval, the interval is the
+    /// soonest: the tracker said nothing that allows more.
+    fn after(reply: &Reply) -> Schedule {
+        let interval = reply.interval.clamp(MIN_REANNOUNCE, MAX_REANNOUNCE);
+        Schedule {
+            last: Instant::now(),
+            interval,
+            min_interval: reply
+                .min_interval
+                .unwrap_or(interval)
+                .clamp(MIN_REANNOUNCE, interval),
+        }
+    }
+}
+
+/// The wait before a tracker that failed `failures` times in a row is tried
+/// again: 60 s, doubling, 30 min at most.
+fn backoff(failures: u32) -> Duration {
+    BACKOFF_FIRST
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(BACKOFF_MAX)
 }
 
 impl Tracker {
@@ -483,4 +497,103 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announcer(tiers: Vec<Vec<&str>>) -> Announcer {
+        let tiers = tiers
+            .into_iter()
+            .map(|t| t.into_iter().map(String::from).collect())
+            .collect();
+        let client = Client::new(Duration::from_secs(1), 1024).unwrap();
+        let hash = InfoHash([1; 20]);
+        Announcer::with_order(client, tiers, hash, [2; 20], 6881, TierOrder::AsGiven)
+    }
+
+    fn reply(seeders: u32, leechers: u32) -> Result<Reply, TrackerError> {
+        Ok(Reply {
+            interval: Duration::from_secs(1800),
+            seeders: Some(seeders),
+            leechers: Some(leechers),
+            ..Reply::default()
+        })
+    }
+
+    fn dead(url: &str) -> Result<Reply, TrackerError> {
+        Err(TrackerError::Timeout {
+            url: url.to_string(),
+            after: Duration::from_secs(10),
+        })
+    }
+
+    #[test]
+    fn events_are_started_then_completed_once_then_none() {
+        let a = announcer(vec![vec!["udp://a:1"]]);
+        assert_eq!(a.next_event(0, "udp://a:1"), Event::Started);
+        a.record(0, "udp://a:1", Event::Started, reply(0, 1));
+        assert_eq!(a.next_event(0, "udp://a:1"), Event::None);
+        a.completed();
+        assert_eq!(a.next_event(0, "udp://a:1"), Event::Completed);
+        a.record(0, "udp://a:1", Event::Completed, reply(1, 0));
+        assert_eq!(a.next_event(0, "udp://a:1"), Event::None);
+    }
+
+    #[test]
+    fn started_while_complete_counts_as_completed() {
+        let a = announcer(vec![vec!["udp://a:1"]]);
+        a.completed();
+        a.record(0, "udp://a:1", Event::Started, reply(1, 0));
+        assert_eq!(a.next_event(0, "udp://a:1"), Event::None);
+    }
+
+    #[test]
+    fn a_failed_tracker_backs_off_and_the_answering_one_moves_first() {
+        let a = announcer(vec![vec!["udp://a:1", "udp://b:1"], vec!["udp://c:1"]]);
+        assert!(a
+            .record(0, "udp://a:1", Event::Started, dead("udp://a:1"))
+            .is_none());
+        assert!(a
+            .record(0, "udp://b:1", Event::Started, reply(4, 6))
+            .is_some());
+        a.record(1, "udp://c:1", Event::Started, reply(1, 2));
+        let status = a.status();
+        assert_eq!(status[0]["url"], "udp://b:1", "{status}");
+        assert_eq!(status[1]["url"], "udp://a:1", "{status}");
+        assert_eq!(status[1]["last_error"], "no answer within 10s", "{status}");
+        assert!(
+            a.lock()[0].trackers[1].retry_at.unwrap() > Instant::now() + Duration::from_secs(50)
+        );
+        // The largest tier's count, not a sum over tiers that see the same peers.
+        assert_eq!(a.swarm_size(), Some(10));
+        // Only b has had `started`: a never answered it, and c is in another tier.
+        assert!(a.lock()[0].trackers[0].started && !a.lock()[0].trackers[1].started);
+    }
+
+    #[test]
+    fn backoff_doubles_from_a_minute_to_half_an_hour() {
+        let secs: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [60, 120, 240, 480, 960, 1800, 1800]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn reannounce_respects_the_tracker_within_bounds() {
+        let of = |interval: u64, min: Option<u64>| {
+            let s = Schedule::after(&Reply {
+                interval: Duration::from_secs(interval),
+                min_interval: min.map(Duration::from_secs),
+                ..Reply::default()
+            });
+            (s.interval.as_secs(), s.min_interval.as_secs())
+        };
+        assert_eq!(of(1800, Some(900)), (1800, 900));
+        assert_eq!(of(1800, None), (1800, 1800));
+        // A tracker asking for hammering, or for silence, is bounded.
+        assert_eq!(of(1, Some(1)), (30, 30));
+        assert_eq!(of(86_400, Some(5)), (7200, 30));
+        assert_eq!(of(600, Some(3600)), (600, 600));
+    }
 }

@@ -22,11 +22,11 @@ pub(super) async fn announce(
 ) -> Result<Reply, TrackerError> {
     let full = announce_url(url, req);
     let owned = || url.to_string();
-    let got = async_io::Timer::after(HTTP_DEADLINE);
+    let deadline = async_io::Timer::after(HTTP_DEADLINE);
     let fetched = futures_lite::future::or(
         async { Some(client.get_small(&full, MAX_HTTP_BODY).await) },
         async {
-            got.await;
+            deadline.await;
             None
         },
     )

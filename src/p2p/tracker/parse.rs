@@ -194,7 +194,7 @@ pub fn compact_v6(bytes: &[u8]) -> Result<Vec<SocketAddr>, ParseError> {
 }
 
 fn compact(bytes: &[u8], entry: usize) -> Result<Vec<SocketAddr>, ParseError> {
-    if bytes.len() % entry != 0 {
+    if !bytes.len().is_multiple_of(entry) {
         return Err(ParseError::BadCompactLength {
             len: bytes.len(),
             entry,
