@@ -102,8 +102,11 @@ impl Fixture {
         self.content.parent().unwrap().to_path_buf()
     }
 
-    fn seed(&self, client: Client) -> Process {
-        swarm::seeder(client, self.dir.path(), &self.torrent.file, &self.data_dir())
+    /// Starts a seeder and waits until the tracker lists it, with the `already` seeders before it.
+    fn seed(&self, client: Client, already: u64) -> Process {
+        let p = swarm::seeder(client, self.dir.path(), &self.torrent.file, &self.data_dir());
+        swarm::wait_announced(self.tracker.port, &self.torrent.info_hash, already + 1);
+        p
     }
 
     fn magnet(&self) -> String {
@@ -126,7 +129,7 @@ fn stream_whole(srv: &Server, f: &Fixture) {
 /// then streams the file from it.
 fn magnet_streams_from(client: Client, name: &str) {
     let f = fixture(name, 6 << 20, 16);
-    let _seeder = f.seed(client);
+    let _seeder = f.seed(client, 0);
     let srv = Server::start(&p2p_env(&f.dir));
     add_magnet_uri(&srv, &f.magnet());
     let status = hybrid::wait_for_status(srv.addr(), &f.torrent.info_hash, Duration::from_secs(60), |s| {
@@ -167,7 +170,11 @@ fn a_magnet_streams_from_aria2c_alone() {
 #[test]
 fn a_torrent_streams_from_all_three_clients_at_once() {
     let f = fixture("p2p_all", 24 << 20, 16);
-    let seeders: Vec<Process> = Client::ALL.iter().map(|c| f.seed(*c)).collect();
+    let seeders: Vec<Process> = Client::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, c)| f.seed(*c, i as u64))
+        .collect();
     let srv = Server::start(&p2p_env(&f.dir));
     add_torrent(srv.addr(), &f.torrent.bytes());
     // All three must be connected before the stream, so that the bytes come from all of them.
@@ -204,7 +211,7 @@ fn a_peer_sending_corrupt_blocks_is_banned_and_the_stream_stays_exact() {
     let f = fixture("p2p_evil", 6 << 20, 16);
     let pieces = (f.source.len() as u64).div_ceil(1 << 16) as u32;
     let evil = EvilPeer::start(&f.torrent.info_hash, pieces);
-    let _seeder = f.seed(Client::Aria2);
+    let _seeder = f.seed(Client::Aria2, 0);
     let srv = Server::start(&p2p_env(&f.dir));
     // The liar is named first, in the magnet itself.
     let uri = magnet(
@@ -234,6 +241,7 @@ fn when_the_only_seeder_dies_http_finishes_without_a_long_stall() {
     nginx.publish(&format!("content/{}", f.torrent.info_hash), &f.content);
     // A slow seeder, so that it dies in the middle of the stream.
     let mut seeder = swarm::slow_seeder(f.dir.path(), &f.torrent.file, &f.data_dir(), "1M");
+    swarm::wait_announced(f.tracker.port, &f.torrent.info_hash, 1);
     let p2p_timeout = Duration::from_millis(3000);
     let mut env = p2p_env(&f.dir);
     set(&mut env, "ENABLE_HTTP_FALLBACK", "true");
@@ -292,6 +300,7 @@ fn ffmpeg_seeks_into_a_video_streaming_over_p2p() {
     let video = fixture::video(&dir.sub("data").join("video.mp4"), Media::Mp4IndexAtEnd);
     let (tracker, torrent) = tracked_torrent(&dir, &video, 15);
     let _seeder = swarm::slow_seeder(dir.path(), &torrent.file, &dir.sub("data"), "1M");
+    swarm::wait_announced(tracker.port, &torrent.info_hash, 1);
     let srv = Server::start(&p2p_env(&dir));
     add_magnet_uri(&srv, &magnet(&torrent.info_hash, &swarm::announce_url(&tracker), &[]));
     let url = srv.url(&stream_path(&torrent.info_hash));

@@ -137,6 +137,8 @@ pub struct Picker {
     piece_length: u64,
     total_length: u64,
     downloads: BTreeMap<u32, Download>,
+    /// Complete pieces whose hash the store is checking: not to be fetched again meanwhile.
+    verifying: std::collections::HashSet<u32>,
     /// Pieces in flight beyond which no new non-urgent piece starts: the memory
     /// budget divided by the piece length.
     max_downloads: usize,
@@ -149,6 +151,7 @@ impl Picker {
             piece_length,
             total_length,
             downloads: BTreeMap::new(),
+            verifying: Default::default(),
             max_downloads: (budget / piece_length.max(1)).max(2) as usize,
         }
     }
@@ -203,7 +206,7 @@ impl Picker {
             if out.len() >= room {
                 break;
             }
-            if !(peer.has)(piece) {
+            if !(peer.has)(piece) || self.verifying.contains(&piece) {
                 continue;
             }
             let is_urgent = urgent(piece);
@@ -253,7 +256,7 @@ impl Picker {
                         }
                         _ => false,
                     };
-                    if due && !(peer.asked)(&block) {
+                    if due && !(peer.asked)(&block) && !out.contains(&block) {
                         out.push(self.ask(piece, i, now));
                     }
                 }
@@ -310,12 +313,19 @@ impl Picker {
         }
         if d.done as usize == d.blocks.len() {
             let d = self.downloads.remove(&piece).expect("present");
+            self.verifying.insert(piece);
             return Received::Complete {
                 data: d.buf,
                 contributors: d.contributors,
             };
         }
         Received::Kept
+    }
+
+    /// The store has judged a complete piece: stored, or refused (then it may
+    /// be fetched again).
+    pub fn verified(&mut self, piece: u32) {
+        self.verifying.remove(&piece);
     }
 
     /// A request to one peer ended without the block (choke, reject, timeout,

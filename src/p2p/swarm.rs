@@ -966,6 +966,9 @@ impl Swarm {
             .store
             .write_piece(&self.info_hash, piece, data, wait)
             .await;
+        if let Some(picker) = self.state().picker.as_mut() {
+            picker.verified(piece);
+        }
         self.torrent.demand.release_p2p(piece);
         match result {
             Ok(()) => {

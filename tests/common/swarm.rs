@@ -315,3 +315,38 @@ pub fn torrent_with_tracker(
         info_hash: super::fixture::info_hash_of(out),
     }
 }
+
+/// Waits until the tracker on `port` counts at least `peers` peers (seeders and leechers, from
+/// its scrape) for `info_hash`, so that a peer that asks next is told of them all.
+pub fn wait_announced(port: u16, info_hash: &str, peers: u64) {
+    let escaped: String = (0..20)
+        .map(|i| format!("%{}", &info_hash[2 * i..2 * i + 2]))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = write!(
+                s,
+                "GET /scrape?info_hash={escaped} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+            );
+            let mut body = Vec::new();
+            let _ = s.read_to_end(&mut body);
+            last = String::from_utf8_lossy(&body).into_owned();
+            let count = |key: &str| -> u64 {
+                last.find(key)
+                    .and_then(|i| {
+                        let rest = &last[i + key.len()..];
+                        rest[..rest.find('e')?].parse().ok()
+                    })
+                    .unwrap_or(0)
+            };
+            if count("8:completei") + count("10:incompletei") >= peers {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the tracker on port {port} never counted {peers} peer(s) for {info_hash}: {last:?}");
+}

@@ -80,6 +80,11 @@ fn blocks_are_handed_out_in_order_and_assemble_a_piece() {
         other => panic!("{other:?}"),
     }
     assert!(!p.is_in_flight(2));
+    // While the store checks it, the piece is not handed out again.
+    let again = p.pick(&[2], &|_| false, &asker(3, &all, &none, true), 10, now);
+    assert!(again.is_empty(), "{again:?}");
+    p.verified(2);
+    assert_eq!(p.pick(&[2], &|_| false, &asker(3, &all, &none, true), 10, now).len(), 4);
 }
 
 #[test]
