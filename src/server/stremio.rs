@@ -1,0 +1,679 @@
+//! Stremio streaming-server compatibility: the routes Stremio's apps call on
+//! port 11470, answered in the shapes the open stremio-core types define
+//! (`src/types/streaming_server/`: `Statistics`, `Settings`, `CreatedTorrent`,
+//! `NetworkInfo`, `DeviceInfo`).
+//!
+//! # Design
+//! Every route maps onto what the box already does: a stream URL
+//! `/{infoHash}/{fileIdx}` is the same Range response as `/stream/...`
+//! ([`App::respond`]), `create` is an add by magnet, and the statistics are
+//! read from the session, the store and the P2P tier's [`SwarmStats`]. The
+//! JSON builders are plain functions of plain values, so the shapes are unit
+//! tested here without a server.
+//!
+//! Must never invent a number: a counter streme does not keep is reported as
+//! the zero it is (sources' `numFound`), never as a guess. Must never reach
+//! outside the machine to answer (`/network-info` reads the kernel's table).
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use futures_lite::AsyncReadExt;
+use http_types::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::{error, json_response, App};
+use crate::format::magnet::Magnet;
+use crate::format::media;
+use crate::format::metainfo::{FileEntry, Metainfo};
+use crate::format::InfoHash;
+use crate::p2p::SwarmStats;
+use crate::session::Torrent;
+
+/// The largest `create` body read: a JSON object with a few tracker URLs, or
+/// a hex .torrent (`/create {blob}`), which is twice the .torrent's size.
+const MAX_CREATE_BODY: u64 = 16 << 20;
+
+/// What stremio-core's `Statistics` says about one torrent and one of its
+/// files, in plain values.
+#[derive(Debug, Clone)]
+pub struct StatsView {
+    pub name: String,
+    pub info_hash: InfoHash,
+    /// (name, path, length, offset) of each file that is not padding.
+    pub files: Vec<(String, String, u64, u64)>,
+    /// `tracker:URL` and `dht:HASH` source URLs, as Stremio writes them.
+    pub sources: Vec<String>,
+    pub opts: Opts,
+    pub swarm: SwarmStats,
+    /// Bytes fetched by every tier beyond the cache (P2P and HTTP).
+    pub downloaded: u64,
+    /// The chosen file: its length, name and verified fraction.
+    pub stream: Option<(u64, String, f64)>,
+}
+
+/// The engine options Stremio shows (`Statistics.opts`).
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub connections: u64,
+    pub dht: bool,
+    pub tracker: bool,
+    pub handshake_timeout_ms: u64,
+    pub timeout_ms: u64,
+    pub path: String,
+    pub peer_search_min: u64,
+    pub peer_search_max: u64,
+}
+
+/// stremio-core's `Statistics`, every field present and typed as there
+/// (u64 as integers, speeds and progress as floats, never null).
+pub fn statistics_json(v: &StatsView) -> Value {
+    let files: Vec<Value> = v
+        .files
+        .iter()
+        .map(|(name, path, length, offset)| {
+            json!({"name": name, "path": path, "length": length, "offset": offset})
+        })
+        .collect();
+    let sources: Vec<Value> = v
+        .sources
+        .iter()
+        .map(|url| {
+            // streme counts peers per swarm, not per source: the per-source counts are zero.
+            json!({"lastStarted": "", "numFound": 0, "numFoundUniq": 0, "numRequests": 0, "url": url})
+        })
+        .collect();
+    let (stream_len, stream_name, stream_progress) = v.stream.clone().unwrap_or_default();
+    let s = &v.swarm;
+    json!({
+        "name": v.name,
+        "infoHash": v.info_hash.to_hex(),
+        "files": files,
+        "sources": sources,
+        "opts": {
+            "connections": v.opts.connections,
+            "dht": v.opts.dht,
+            "growler": {"flood": 0, "pulse": 0},
+            "handshakeTimeout": v.opts.handshake_timeout_ms,
+            "path": v.opts.path,
+            "peerSearch": {
+                "max": v.opts.peer_search_max,
+                "min": v.opts.peer_search_min,
+                "sources": v.sources,
+            },
+            "swarmCap": {"maxSpeed": 0.0, "minPeers": v.opts.peer_search_min},
+            "timeout": v.opts.timeout_ms,
+            "tracker": v.opts.tracker,
+            "virtual": true,
+        },
+        "downloadSpeed": s.download_speed,
+        "uploadSpeed": s.upload_speed,
+        "downloaded": v.downloaded,
+        "uploaded": s.uploaded,
+        "unchoked": s.unchoked,
+        "peers": s.peers,
+        "queued": s.queued,
+        "unique": s.unique,
+        "connectionTries": s.connection_tries,
+        "peerSearchRunning": s.peer_search_running,
+        "streamLen": stream_len,
+        "streamName": stream_name,
+        "streamProgress": stream_progress,
+        "swarmConnections": s.peers,
+        "swarmPaused": false,
+        "swarmSize": s.swarm_size,
+    })
+}
+
+/// The settings Stremio reads, typed exactly as stremio-core's `Settings`:
+/// `cacheSize` a float (bytes), `remoteHttps` and `transcodeProfile` null,
+/// the bt* limits as integers or floats as there.
+#[derive(Debug, Clone)]
+pub struct SettingsView {
+    pub base_url: String,
+    pub cache_root: String,
+    pub cache_bytes: u64,
+    pub max_connections: u64,
+    pub handshake_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub download_limit_bytes_per_s: f64,
+    pub min_peers: u64,
+}
+
+pub fn settings_json(v: &SettingsView) -> Value {
+    json!({
+        "baseUrl": v.base_url,
+        "values": {
+            "appPath": v.cache_root,
+            "cacheRoot": v.cache_root,
+            "serverVersion": env!("CARGO_PKG_VERSION"),
+            "remoteHttps": null,
+            "transcodeProfile": null,
+            "cacheSize": v.cache_bytes as f64,
+            "proxyStreamsEnabled": false,
+            "btMaxConnections": v.max_connections,
+            "btHandshakeTimeout": v.handshake_timeout_ms,
+            "btRequestTimeout": v.request_timeout_ms,
+            "btDownloadSpeedSoftLimit": v.download_limit_bytes_per_s,
+            "btDownloadSpeedHardLimit": v.download_limit_bytes_per_s,
+            "btMinPeersForStable": v.min_peers,
+        },
+        // Stremio renders these as its settings form; streme's settings live in its env file,
+        // so the only choice offered is the one in force.
+        "options": [
+            {
+                "id": "cacheSize",
+                "label": "CACHING",
+                "type": "select",
+                "class": "caching",
+                "icon": true,
+                "selections": [{"name": format!("{} MB", v.cache_bytes >> 20), "val": v.cache_bytes}],
+            },
+        ],
+    })
+}
+
+/// Trackers named by Stremio sources (`tr=` values and `peerSearch.sources`):
+/// `tracker:URL` and bare `http(s)://`/`udp://` URLs are trackers; `dht:HASH`
+/// asks for the DHT, which the config switches, so it adds nothing here.
+pub fn trackers_from_sources<'a>(sources: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut trackers: Vec<String> = Vec::new();
+    for source in sources {
+        let url = source.strip_prefix("tracker:").unwrap_or(source);
+        let is_tracker = ["http://", "https://", "udp://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme));
+        if is_tracker && !trackers.iter().any(|t| t == url) {
+            trackers.push(url.to_string());
+        }
+    }
+    trackers
+}
+
+/// The file a Stremio URL asks for: `-1` is the largest video among the
+/// files whose path matches one of the `f=` patterns (every file when there
+/// are none); an explicit index must exist and match.
+pub fn pick_file(
+    files: &[FileEntry],
+    index: i64,
+    patterns: &[regex_lite::Regex],
+) -> Result<usize, String> {
+    let matches = |f: &FileEntry| {
+        patterns.is_empty() || patterns.iter().any(|re| re.is_match(&f.path.join("/")))
+    };
+    if index >= 0 {
+        let i = index as usize;
+        let count = files.len();
+        let file = files.get(i).filter(|f| !f.padding).ok_or(format!(
+            "file index {i} does not exist (the torrent has {count} files)"
+        ))?;
+        if !matches(file) {
+            return Err(format!(
+                "file {i} ({}) does not match the f= pattern(s)",
+                file.path.join("/")
+            ));
+        }
+        return Ok(i);
+    }
+    let largest = |video_only: bool| {
+        files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                !f.padding && matches(f) && (!video_only || media::is_video(f.file_name()))
+            })
+            .rev()
+            .max_by_key(|(_, f)| f.length)
+            .map(|(i, _)| i)
+    };
+    largest(true)
+        .or_else(|| largest(false))
+        .ok_or_else(|| "no file of the torrent matches the f= pattern(s)".to_string())
+}
+
+/// stremio-core's `guessFileIdx`: `false` (or absent) asks for no guess; an
+/// object, possibly with `season` and `episode`, asks for the episode's file,
+/// else the largest video.
+pub fn guess_file(files: &[FileEntry], guess: &Value) -> Option<usize> {
+    if !guess.is_object() {
+        return None;
+    }
+    let number = |key: &str| guess.get(key).and_then(Value::as_u64);
+    if let (Some(season), Some(episode)) = (number("season"), number("episode")) {
+        let tags = [
+            format!("s{season:02}e{episode:02}"),
+            format!("{season}x{episode:02}"),
+        ];
+        let episode_file = files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.padding && media::is_video(f.file_name()))
+            .find(|(_, f)| {
+                let name = f.file_name().to_ascii_lowercase();
+                tags.iter().any(|t| name.contains(t.as_str()))
+            });
+        if let Some((i, _)) = episode_file {
+            return Some(i);
+        }
+    }
+    // As [`Torrent::default_file`]: the largest video, else the largest file.
+    media::choose_file(files, None)
+        .ok()
+        .or_else(|| media::largest_file(files))
+}
+
+/// The IPv4 addresses the kernel's `/proc/net/fib_trie` lists as this host's
+/// own (`/32 host LOCAL`), loopback left out, in order and without repeats.
+pub fn local_ipv4s(fib_trie: &str) -> Vec<Ipv4Addr> {
+    let mut found = Vec::new();
+    let mut last: Option<Ipv4Addr> = None;
+    for line in fib_trie.lines() {
+        let line = line.trim();
+        if let Some(addr) = line.strip_prefix("|-- ") {
+            last = addr.parse().ok();
+        } else if line.starts_with("/32 host LOCAL") {
+            if let Some(ip) = last.take() {
+                if !ip.is_loopback() && !found.contains(&ip) {
+                    found.push(ip);
+                }
+            }
+        }
+    }
+    found
+}
+
+impl App {
+    /// Routes under `/{infoHash}/...` and the Stremio server's own paths; None
+    /// when the path is none of them.
+    pub(super) async fn stremio(
+        &self,
+        req: Request,
+        method: Method,
+        segments: &[&str],
+    ) -> Option<Response> {
+        let res = match (method, segments) {
+            (Method::Get, ["stats.json"]) => self.all_stats(),
+            (Method::Get, ["settings"]) => self.settings(&req),
+            (Method::Post, ["settings"]) => {
+                // streme's settings come from its env file; the apps' changes are acknowledged
+                // (as stremio-core's SuccessResponse) so that they do not retry, and logged.
+                log::info!("[Stremio] Settings change asked; streme keeps its env file's values");
+                json_response(StatusCode::Ok, json!({"success": true}))
+            }
+            (Method::Get, ["network-info"]) => self.network_info(&req).await,
+            (Method::Get, ["device-info"]) => json_response(
+                StatusCode::Ok,
+                json!({"availableHardwareAccelerations": []}),
+            ),
+            (Method::Get, ["casting"]) => json_response(StatusCode::Ok, json!([])),
+            (Method::Get, ["heartbeat"]) => json_response(StatusCode::Ok, json!({"success": true})),
+            // No transcoding: a 404 at once sends players to direct play.
+            (_, ["hlsv2", ..]) => error(
+                StatusCode::NotFound,
+                "streme does not transcode (no HLS); play the stream directly",
+            ),
+            (Method::Post, ["create"]) => self.create_from_blob(req).await,
+            (Method::Post, [ih, "create"]) => self.create(req, ih).await,
+            (Method::Get, [ih, "stats.json"]) => self.stats(ih, None),
+            (Method::Get, [ih, idx, "stats.json"]) => self.stats(ih, Some(idx)),
+            (Method::Get | Method::Head, [ih, idx, ..]) if idx.parse::<i64>().is_ok() => {
+                self.stremio_stream(&req, ih, idx).await
+            }
+            _ => return None,
+        };
+        Some(res)
+    }
+
+    fn stats_view(&self, t: &Torrent, file: Option<usize>) -> StatsView {
+        let meta = t.meta();
+        let config = self.session.tiers.as_ref().map(|t| t.config.clone());
+        let files = meta
+            .as_ref()
+            .map(|m| {
+                m.files
+                    .iter()
+                    .filter(|f| !f.padding)
+                    .map(|f| {
+                        let path = format!("{}/{}", m.name, f.path.join("/"));
+                        (f.file_name().to_string(), path, f.length, f.offset)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut sources: Vec<String> = trackers_of(t, meta.as_deref())
+            .into_iter()
+            .map(|url| format!("tracker:{url}"))
+            .collect();
+        let dht = config.as_ref().is_some_and(|c| c.enable_dht);
+        if dht {
+            sources.push(format!("dht:{}", t.info_hash));
+        }
+        let swarm = t.swarm_stats();
+        let status = self.session.status(t);
+        let http = status["bytesFetched"]["http"].as_u64().unwrap_or(0);
+        let stream = meta.as_ref().and_then(|m| {
+            let i = file.or_else(|| Torrent::default_file(m))?;
+            let f = m.files.get(i)?;
+            Some((
+                f.length,
+                f.file_name().to_string(),
+                self.session.file_progress(m, i),
+            ))
+        });
+        StatsView {
+            name: t.name().unwrap_or_else(|| t.info_hash.to_hex()),
+            info_hash: t.info_hash,
+            files,
+            sources,
+            opts: Opts {
+                connections: config.as_ref().map_or(0, |c| c.max_connections as u64),
+                dht,
+                tracker: !trackers_of(t, meta.as_deref()).is_empty()
+                    || config.as_ref().is_some_and(|c| !c.trackers.is_empty()),
+                handshake_timeout_ms: config
+                    .as_ref()
+                    .map_or(0, |c| c.p2p_timeout.as_millis() as u64),
+                timeout_ms: config
+                    .as_ref()
+                    .map_or(0, |c| c.piece_wait.as_millis() as u64),
+                path: cache_root(config.as_deref()),
+                peer_search_min: 0,
+                peer_search_max: config.as_ref().map_or(0, |c| c.max_peers as u64),
+            },
+            downloaded: swarm.downloaded + http,
+            swarm,
+            stream,
+        }
+    }
+
+    fn stats(&self, ih: &str, idx: Option<&str>) -> Response {
+        let t = match self.known(ih) {
+            Ok(t) => t,
+            Err(res) => return *res,
+        };
+        let file = match idx.map(|i| (i, i.parse::<i64>())) {
+            None => None,
+            Some((_, Ok(i))) if i < 0 => None,
+            Some((_, Ok(i))) => {
+                let exists = t.meta().is_none_or(|m| m.files.get(i as usize).is_some());
+                if !exists {
+                    return error(
+                        StatusCode::NotFound,
+                        format!("no file {i} in {}", t.info_hash),
+                    );
+                }
+                Some(i as usize)
+            }
+            Some((text, Err(_))) => {
+                return error(
+                    StatusCode::BadRequest,
+                    format!("not a file index: {text:?}"),
+                )
+            }
+        };
+        json_response(StatusCode::Ok, statistics_json(&self.stats_view(&t, file)))
+    }
+
+    fn all_stats(&self) -> Response {
+        let all: serde_json::Map<String, Value> = self
+            .session
+            .list()
+            .iter()
+            .map(|t| {
+                (
+                    t.info_hash.to_hex(),
+                    statistics_json(&self.stats_view(t, None)),
+                )
+            })
+            .collect();
+        json_response(StatusCode::Ok, Value::Object(all))
+    }
+
+    fn settings(&self, req: &Request) -> Response {
+        let config = self.session.tiers.as_ref().map(|t| t.config.clone());
+        let view = SettingsView {
+            base_url: base_url(req),
+            cache_root: cache_root(config.as_deref()),
+            cache_bytes: self.session.store.usage().quota,
+            max_connections: config.as_ref().map_or(0, |c| c.max_connections as u64),
+            handshake_timeout_ms: config
+                .as_ref()
+                .map_or(0, |c| c.p2p_timeout.as_millis() as u64),
+            request_timeout_ms: config
+                .as_ref()
+                .map_or(0, |c| c.piece_wait.as_millis() as u64),
+            // streme limits uploads, not downloads: no download cap in force.
+            download_limit_bytes_per_s: 0.0,
+            min_peers: 0,
+        };
+        json_response(StatusCode::Ok, settings_json(&view))
+    }
+
+    async fn network_info(&self, req: &Request) -> Response {
+        let table = smol::unblock(|| std::fs::read_to_string("/proc/net/fib_trie")).await;
+        let mut addrs: Vec<String> = table
+            .map(|t| local_ipv4s(&t).iter().map(Ipv4Addr::to_string).collect())
+            .unwrap_or_default();
+        // Where the kernel's table is hidden (some containers), the address the client reached
+        // us on is still a true one.
+        if let Some(host) = req.url().host_str() {
+            if host.parse::<Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback())
+                && !addrs.iter().any(|a| a == host)
+            {
+                addrs.push(host.to_string());
+            }
+        }
+        json_response(StatusCode::Ok, json!({"availableInterfaces": addrs}))
+    }
+
+    /// A torrent named by a Stremio URL: the known one, or a new one added by
+    /// magnet with the trackers the URL names, so that the P2P tier asks them.
+    fn known_or_added(
+        &self,
+        ih: &str,
+        trackers: Vec<String>,
+    ) -> Result<Arc<Torrent>, Box<Response>> {
+        let Some(hash) = InfoHash::from_hex(ih) else {
+            return Err(Box::new(error(
+                StatusCode::BadRequest,
+                format!("not an info hash (40 hex characters): {ih:?}"),
+            )));
+        };
+        if let Some(t) = self.session.get(&hash) {
+            if !trackers.is_empty() {
+                log::debug!("[Stremio] {hash} is known; keeping its own trackers");
+            }
+            return Ok(t);
+        }
+        let mut magnet = Magnet::bare(hash);
+        magnet.trackers = trackers;
+        log::info!(
+            "[Stremio] Adding {hash} with {} tracker(s)",
+            magnet.trackers.len()
+        );
+        Ok(self.session.add_magnet(magnet).0)
+    }
+
+    async fn stremio_stream(&self, req: &Request, ih: &str, idx: &str) -> Response {
+        let index: i64 = idx.parse().unwrap_or(-1);
+        if index < -1 {
+            return error(
+                StatusCode::BadRequest,
+                format!("bad file index {index}: use -1 (the largest video) or a file's index"),
+            );
+        }
+        let pairs: Vec<(String, String)> = req.url().query_pairs().into_owned().collect();
+        let trackers = trackers_from_sources(
+            pairs
+                .iter()
+                .filter(|(k, _)| k == "tr")
+                .map(|(_, v)| v.as_str()),
+        );
+        let mut patterns = Vec::new();
+        for (_, text) in pairs.iter().filter(|(k, _)| k == "f") {
+            match regex_lite::Regex::new(text) {
+                Ok(re) => patterns.push(re),
+                Err(e) => {
+                    return error(
+                        StatusCode::BadRequest,
+                        format!("f={text:?} is not a regex: {e}"),
+                    )
+                }
+            }
+        }
+        let torrent = match self.known_or_added(ih, trackers) {
+            Ok(t) => t,
+            Err(res) => return *res,
+        };
+        let meta = match self.metadata(&torrent).await {
+            Ok(meta) => meta,
+            Err(res) => return *res,
+        };
+        match pick_file(&meta.files, index, &patterns) {
+            Ok(i) => self.respond(req, torrent, meta, i).await,
+            Err(reason) => error(StatusCode::NotFound, format!("{}: {reason}", meta.name)),
+        }
+    }
+
+    async fn read_json(req: &mut Request) -> Result<Value, Box<Response>> {
+        let mut body = Vec::new();
+        let read = req
+            .take_body()
+            .into_reader()
+            .take(MAX_CREATE_BODY + 1)
+            .read_to_end(&mut body)
+            .await;
+        if let Err(e) = read {
+            return Err(Box::new(error(
+                StatusCode::BadRequest,
+                format!("could not read the body: {e}"),
+            )));
+        }
+        if body.len() as u64 > MAX_CREATE_BODY {
+            return Err(Box::new(error(
+                StatusCode::PayloadTooLarge,
+                format!("body is over {MAX_CREATE_BODY} bytes"),
+            )));
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(json!({}));
+        }
+        serde_json::from_slice(&body).map_err(|e| {
+            Box::new(error(
+                StatusCode::BadRequest,
+                format!("body is not JSON: {e}"),
+            ))
+        })
+    }
+
+    /// `POST /{infoHash}/create {torrent: {infoHash}, peerSearch: {sources}, guessFileIdx}`.
+    async fn create(&self, mut req: Request, ih: &str) -> Response {
+        let body = match Self::read_json(&mut req).await {
+            Ok(v) => v,
+            Err(res) => return *res,
+        };
+        if let Some(named) = body.pointer("/torrent/infoHash").and_then(Value::as_str) {
+            if !named.eq_ignore_ascii_case(ih) {
+                return error(
+                    StatusCode::BadRequest,
+                    format!("torrent.infoHash {named:?} is not the {ih} of the path"),
+                );
+            }
+        }
+        let sources: Vec<&str> = body
+            .pointer("/peerSearch/sources")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let torrent = match self.known_or_added(ih, trackers_from_sources(sources)) {
+            Ok(t) => t,
+            Err(res) => return *res,
+        };
+        self.created(
+            &torrent,
+            body.get("guessFileIdx").unwrap_or(&Value::Bool(false)),
+        )
+        .await
+    }
+
+    /// `POST /create {blob: "<hex .torrent>"}`: the .torrent itself.
+    async fn create_from_blob(&self, mut req: Request) -> Response {
+        let body = match Self::read_json(&mut req).await {
+            Ok(v) => v,
+            Err(res) => return *res,
+        };
+        let Some(bytes) = body.get("blob").and_then(Value::as_str).and_then(hex_bytes) else {
+            return error(
+                StatusCode::BadRequest,
+                "expected {\"blob\": \"<the .torrent in hex>\"}",
+            );
+        };
+        let session = self.session.clone();
+        match smol::unblock(move || session.add_torrent_bytes(&bytes)).await {
+            Ok((t, _)) => {
+                self.created(&t, body.get("guessFileIdx").unwrap_or(&Value::Bool(false)))
+                    .await
+            }
+            Err(e) => error(StatusCode::BadRequest, e.to_string()),
+        }
+    }
+
+    /// The statistics plus `guessedFileIdx`, once the metadata is known.
+    async fn created(&self, torrent: &Arc<Torrent>, guess: &Value) -> Response {
+        let meta = match self.metadata(torrent).await {
+            Ok(meta) => meta,
+            Err(res) => return *res,
+        };
+        let guessed = guess_file(&meta.files, guess);
+        let mut stats = statistics_json(&self.stats_view(torrent, guessed));
+        stats["guessedFileIdx"] = json!(guessed);
+        json_response(StatusCode::Ok, stats)
+    }
+}
+
+/// The trackers of a torrent: its magnet's, then its .torrent's.
+fn trackers_of(t: &Torrent, meta: Option<&Metainfo>) -> Vec<String> {
+    let mut all: Vec<String> = t.magnet.iter().flat_map(|m| m.trackers.clone()).collect();
+    for url in meta.iter().flat_map(|m| m.trackers.iter().flatten()) {
+        if !all.contains(url) {
+            all.push(url.clone());
+        }
+    }
+    all
+}
+
+/// Where the cache lives, as Stremio's `cacheRoot` and `opts.path`.
+fn cache_root(config: Option<&crate::config::Config>) -> String {
+    config.map_or_else(String::new, |c| c.cache_dir.display().to_string())
+}
+
+/// `http://HOST` as the client reached us, for URLs it can open.
+pub fn base_url(req: &Request) -> String {
+    let host = req
+        .header("Host")
+        .map(|h| h.as_str().to_string())
+        .or_else(|| {
+            let url = req.url();
+            url.host_str().map(|h| {
+                format!(
+                    "{h}{}",
+                    url.port().map(|p| format!(":{p}")).unwrap_or_default()
+                )
+            })
+        })
+        .unwrap_or_else(|| "127.0.0.1:11470".to_string());
+    format!("http://{host}")
+}
+
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
