@@ -3,13 +3,11 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::cached::{CachedVideo, PIECE_LOG2, ROOMY_QUOTA_MB};
-use common::fixture::{self, Media, VIDEO_SECONDS};
-use common::http;
-use common::server::{self, base_env, Server};
-use common::{require_tool, TestDir};
+use common::cached::{CachedShow, CachedVideo};
+use common::fixture::{Media, VIDEO_SECONDS};
+use common::{http, run};
 
 /// The URL lines of an M3U text, after checking its header and `#EXTINF` lines.
 fn urls(m3u: &str) -> Vec<String> {
@@ -23,30 +21,10 @@ fn urls(m3u: &str) -> Vec<String> {
     urls
 }
 
-/// Runs a player to completion with a generous deadline; returns (success, output).
-fn play(cmd: &mut Command) -> (bool, String) {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    require_tool(&program);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
-    )
-}
-
 #[test]
 fn torrent_playlist_lists_its_videos_with_urls_from_the_host_header() {
-    let dir = TestDir::new("playlist_multi");
-    let data = dir.sub("data");
-    let content = fixture::multi_file_content(&data, "Show");
-    let torrent = fixture::mktorrent(&content.root, &dir.path().join("show.torrent"), PIECE_LOG2);
-    let env = base_env(&dir.sub("cache"), ROOMY_QUOTA_MB);
-    server::import(&env, &torrent.file, &data);
-    let srv = Server::start(&env);
-    let ih = &torrent.info_hash;
+    let show = CachedShow::start("playlist_multi");
+    let (srv, ih, content) = (&show.server, &show.torrent.info_hash, &show.content);
 
     // A LAN name the client used: the URLs must carry it, not the loopback address.
     let r = http::request(
@@ -111,18 +89,16 @@ fn ffprobe_and_ffmpeg_seek_play_the_playlist_entries() {
     assert!(url.starts_with(&c.server.url("/stream/")), "{url}");
 
     // ffprobe opens the entry's URL and finds both streams and the duration.
-    let (ok, out) = play(
-        Command::new("ffprobe")
-            .args(["-v", "error", "-rw_timeout", "30000000"])
-            .args([
-                "-show_entries",
-                "stream=codec_name:format=duration",
-                "-of",
-                "default=nw=1",
-            ])
-            .arg(url),
-    );
-    assert!(ok, "ffprobe failed on {url}:\n{out}");
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-rw_timeout", "30000000"])
+        .args([
+            "-show_entries",
+            "stream=codec_name:format=duration",
+            "-of",
+            "default=nw=1",
+        ])
+        .arg(url));
+    let out = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.contains("codec_name=h264") && out.contains("codec_name=aac"),
         "{out}"
@@ -138,21 +114,19 @@ fn ffprobe_and_ffmpeg_seek_play_the_playlist_entries() {
     );
 
     // ffmpeg seeks into the middle and decodes two seconds from there.
-    let (ok, out) = play(
-        Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-hide_banner",
-                "-v",
-                "error",
-                "-rw_timeout",
-                "30000000",
-            ])
-            .args(["-ss", "6", "-i"])
-            .arg(url)
-            .args(["-t", "2", "-map", "0:v", "-f", "framecrc", "-"]),
-    );
-    assert!(ok, "ffmpeg -ss failed on {url}:\n{out}");
+    let out = run(Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-v",
+            "error",
+            "-rw_timeout",
+            "30000000",
+        ])
+        .args(["-ss", "6", "-i"])
+        .arg(url)
+        .args(["-t", "2", "-map", "0:v", "-f", "framecrc", "-"]));
+    let out = String::from_utf8_lossy(&out.stdout);
     // framecrc prints one line per decoded frame: two seconds at 25 fps.
     let frames = out.lines().filter(|l| l.starts_with("0,")).count();
     assert!(

@@ -4,11 +4,9 @@
 
 mod common;
 
-use common::cached::{CachedVideo, PIECE_LOG2, ROOMY_QUOTA_MB};
-use common::fixture::{self, Media};
+use common::cached::{CachedShow, CachedVideo, ROOMY_QUOTA_MB};
+use common::fixture::Media;
 use common::http;
-use common::server::{self, base_env, Server};
-use common::TestDir;
 use serde_json::{json, Value};
 
 /// stremio-core's `Statistics` (src/types/streaming_server/statistics.rs), with JSON types.
@@ -340,14 +338,8 @@ fn bad_hash_and_bad_index_are_clear_json_errors() {
 
 #[test]
 fn f_regex_chooses_the_file_of_a_multi_file_torrent() {
-    let dir = TestDir::new("stremio_f");
-    let data = dir.sub("data");
-    let content = fixture::multi_file_content(&data, "Show");
-    let torrent = fixture::mktorrent(&content.root, &dir.path().join("show.torrent"), PIECE_LOG2);
-    let env = base_env(&dir.sub("cache"), ROOMY_QUOTA_MB);
-    server::import(&env, &torrent.file, &data);
-    let srv = Server::start(&env);
-    let ih = &torrent.info_hash;
+    let show = CachedShow::start("stremio_f");
+    let (srv, ih, content) = (&show.server, &show.torrent.info_hash, &show.content);
 
     let video = std::fs::read(&content.video).unwrap();
     let notes = std::fs::read(&content.notes).unwrap();

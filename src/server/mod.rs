@@ -103,7 +103,7 @@ impl App {
                 format!("{method} is not allowed on {path}"),
             ),
             // Last: Stremio's routes start with an info hash, so they claim any path of the form.
-            _ => match self.stremio(req, method.clone(), &segments).await {
+            _ => match self.stremio(req, method, &segments).await {
                 Some(res) => res,
                 None => error(
                     StatusCode::NotFound,

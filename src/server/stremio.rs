@@ -65,6 +65,19 @@ pub struct Opts {
     pub peer_search_max: u64,
 }
 
+/// The settings behind Stremio's numbers, read from the config.
+#[derive(Debug, Clone, Default)]
+struct Limits {
+    connections: u64,
+    handshake_ms: u64,
+    timeout_ms: u64,
+    max_peers: u64,
+    dht: bool,
+    /// Whether TRACKERS names any tracker for every torrent.
+    trackers: bool,
+    cache_root: String,
+}
+
 /// stremio-core's `Statistics`, every field present and typed as there
 /// (u64 as integers, speeds and progress as floats, never null).
 pub fn statistics_json(v: &StatsView) -> Value {
@@ -326,7 +339,7 @@ impl App {
 
     fn stats_view(&self, t: &Torrent, file: Option<usize>) -> StatsView {
         let meta = t.meta();
-        let config = self.session.tiers.as_ref().map(|t| t.config.clone());
+        let limits = self.limits();
         let files = meta
             .as_ref()
             .map(|m| {
@@ -344,8 +357,7 @@ impl App {
             .into_iter()
             .map(|url| format!("tracker:{url}"))
             .collect();
-        let dht = config.as_ref().is_some_and(|c| c.enable_dht);
-        if dht {
+        if limits.dht {
             sources.push(format!("dht:{}", t.info_hash));
         }
         let swarm = t.swarm_stats();
@@ -366,19 +378,14 @@ impl App {
             files,
             sources,
             opts: Opts {
-                connections: config.as_ref().map_or(0, |c| c.max_connections as u64),
-                dht,
-                tracker: !trackers_of(t, meta.as_deref()).is_empty()
-                    || config.as_ref().is_some_and(|c| !c.trackers.is_empty()),
-                handshake_timeout_ms: config
-                    .as_ref()
-                    .map_or(0, |c| c.p2p_timeout.as_millis() as u64),
-                timeout_ms: config
-                    .as_ref()
-                    .map_or(0, |c| c.piece_wait.as_millis() as u64),
-                path: cache_root(config.as_deref()),
+                connections: limits.connections,
+                dht: limits.dht,
+                tracker: limits.trackers || !trackers_of(t, meta.as_deref()).is_empty(),
+                handshake_timeout_ms: limits.handshake_ms,
+                timeout_ms: limits.timeout_ms,
+                path: limits.cache_root,
                 peer_search_min: 0,
-                peer_search_max: config.as_ref().map_or(0, |c| c.max_peers as u64),
+                peer_search_max: limits.max_peers,
             },
             downloaded: swarm.downloaded + http,
             swarm,
@@ -429,19 +436,33 @@ impl App {
         json_response(StatusCode::Ok, Value::Object(all))
     }
 
-    fn settings(&self, req: &Request) -> Response {
+    /// The config's numbers that Stremio shows; zeros where no tiers run.
+    fn limits(&self) -> Limits {
         let config = self.session.tiers.as_ref().map(|t| t.config.clone());
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        match config.as_deref() {
+            Some(c) => Limits {
+                connections: c.max_connections.into(),
+                handshake_ms: ms(c.p2p_timeout),
+                timeout_ms: ms(c.piece_wait),
+                max_peers: c.max_peers.into(),
+                dht: c.enable_dht,
+                trackers: !c.trackers.is_empty(),
+                cache_root: c.cache_dir.display().to_string(),
+            },
+            None => Limits::default(),
+        }
+    }
+
+    fn settings(&self, req: &Request) -> Response {
+        let limits = self.limits();
         let view = SettingsView {
             base_url: base_url(req),
-            cache_root: cache_root(config.as_deref()),
+            cache_root: limits.cache_root,
             cache_bytes: self.session.store.usage().quota,
-            max_connections: config.as_ref().map_or(0, |c| c.max_connections as u64),
-            handshake_timeout_ms: config
-                .as_ref()
-                .map_or(0, |c| c.p2p_timeout.as_millis() as u64),
-            request_timeout_ms: config
-                .as_ref()
-                .map_or(0, |c| c.piece_wait.as_millis() as u64),
+            max_connections: limits.connections,
+            handshake_timeout_ms: limits.handshake_ms,
+            request_timeout_ms: limits.timeout_ms,
             // streme limits uploads, not downloads: no download cap in force.
             download_limit_bytes_per_s: 0.0,
             min_peers: 0,
@@ -642,11 +663,6 @@ fn trackers_of(t: &Torrent, meta: Option<&Metainfo>) -> Vec<String> {
     all
 }
 
-/// Where the cache lives, as Stremio's `cacheRoot` and `opts.path`.
-fn cache_root(config: Option<&crate::config::Config>) -> String {
-    config.map_or_else(String::new, |c| c.cache_dir.display().to_string())
-}
-
 /// `http://HOST` as the client reached us, for URLs it can open.
 pub fn base_url(req: &Request) -> String {
     let host = req
@@ -666,7 +682,7 @@ pub fn base_url(req: &Request) -> String {
 }
 
 fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
