@@ -418,4 +418,25 @@ fn page_adds_a_cached_torrent_plays_it_and_seeks() {
     );
     let left = common::http::get(c.server.addr(), "/api/torrents", &[]).json();
     assert_eq!(left, json!([]), "the torrent is still known");
+
+    // A .torrent file chosen in the page adds it again (its cache is gone, so it is not played).
+    browser.open(&c.server.url("/test-torrent-streaming"));
+    let input = browser.element("#torrent-file");
+    browser.command(
+        "POST",
+        &format!("/element/{input}/value"),
+        Some(&json!({"text": c.torrent.file.display().to_string()})),
+    );
+    browser.click("#add-button");
+    browser.wait_for(
+        "the .torrent to be added",
+        "return document.getElementById('message').textContent + ' | ' + \
+         document.getElementById('files').textContent;",
+        |v| {
+            v.as_str()
+                .is_some_and(|s| s.contains("Added movie.mp4") && s.contains("movie.mp4 ("))
+        },
+    );
+    let known = common::http::get(c.server.addr(), &format!("/api/torrents/{ih}"), &[]);
+    assert_eq!(known.status, 200, "{}", known.text());
 }

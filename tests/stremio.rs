@@ -220,6 +220,13 @@ fn settings_and_device_routes_answer_core_shapes() {
     let posted = http::post_json(addr, "/settings", &json!({"cacheSize": 1.0}));
     assert_eq!(posted.status, 200, "{}", posted.text());
     assert_eq!(posted.json()["success"], true);
+    let refused = http::post_json(addr, "/settings", &json!([1]));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.error_text().contains("JSON object"),
+        "{}",
+        refused.text()
+    );
 
     let net = http::get(addr, "/network-info", &[]).json();
     let interfaces = net["availableInterfaces"]

@@ -307,12 +307,7 @@ impl App {
         let res = match (method, segments) {
             (Method::Get, ["stats.json"]) => self.all_stats(),
             (Method::Get, ["settings"]) => self.settings(&req),
-            (Method::Post, ["settings"]) => {
-                // streme's settings come from its env file; the apps' changes are acknowledged
-                // (as stremio-core's SuccessResponse) so that they do not retry, and logged.
-                log::info!("[Stremio] Settings change asked; streme keeps its env file's values");
-                json_response(StatusCode::Ok, json!({"success": true}))
-            }
+            (Method::Post, ["settings"]) => self.post_settings(req).await,
             (Method::Get, ["network-info"]) => self.network_info(&req).await,
             (Method::Get, ["device-info"]) => json_response(
                 StatusCode::Ok,
@@ -468,6 +463,23 @@ impl App {
             min_peers: 0,
         };
         json_response(StatusCode::Ok, settings_json(&view))
+    }
+
+    /// streme's settings come from its env file; the apps' changes are acknowledged (as
+    /// stremio-core's `SuccessResponse`) so that they do not retry, and logged.
+    async fn post_settings(&self, mut req: Request) -> Response {
+        match Self::read_json(&mut req).await {
+            Ok(Value::Object(changes)) => {
+                let keys: Vec<&String> = changes.keys().collect();
+                log::info!("[Stremio] Settings change asked for {keys:?}; streme keeps its env file's values");
+                json_response(StatusCode::Ok, json!({"success": true}))
+            }
+            Ok(other) => error(
+                StatusCode::BadRequest,
+                format!("settings must be a JSON object, got {other}"),
+            ),
+            Err(res) => *res,
+        }
     }
 
     async fn network_info(&self, req: &Request) -> Response {
