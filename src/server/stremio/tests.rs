@@ -1,4 +1,11 @@
+use std::net::Ipv4Addr;
+
+use serde_json::{json, Value};
+
 use super::*;
+use crate::format::metainfo::FileEntry;
+use crate::format::InfoHash;
+use crate::p2p::SwarmStats;
 
 /// stremio-core's `Statistics` fields with the JSON type each must have.
 const STATISTICS_FIELDS: &[(&str, &str)] = &[
