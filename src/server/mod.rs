@@ -11,8 +11,11 @@
 //! The server never reads content from anywhere but [`crate::stream`].
 
 mod api;
+mod page;
+mod playlist;
 pub mod range;
 mod stream;
+mod stremio;
 
 use std::sync::Arc;
 
@@ -73,6 +76,11 @@ impl App {
                 StatusCode::Ok,
                 json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
             ),
+            (Method::Get, [""]) if page::wants_html(&req) => page::dashboard(),
+            (Method::Get, ["test-torrent-streaming"]) => page::player(),
+            (Method::Get, ["page", asset]) => page::asset(asset),
+            (Method::Get, ["playlist.m3u"]) => self.playlist_all(&req),
+            (Method::Get, ["playlist", file]) => self.playlist_one(&req, file),
             (Method::Get, [""]) => json_response(
                 StatusCode::Ok,
                 json!({"name": "streme", "version": env!("CARGO_PKG_VERSION"), "api": ["/api/torrents", "/api/cache", "/stream/proxy/:infoHash", "/health"]}),
@@ -94,10 +102,14 @@ impl App {
                 StatusCode::MethodNotAllowed,
                 format!("{method} is not allowed on {path}"),
             ),
-            _ => error(
-                StatusCode::NotFound,
-                format!("no route for {method} {path}"),
-            ),
+            // Last: Stremio's routes start with an info hash, so they claim any path of the form.
+            _ => match self.stremio(req, method, &segments).await {
+                Some(res) => res,
+                None => error(
+                    StatusCode::NotFound,
+                    format!("no route for {method} {path}"),
+                ),
+            },
         }
     }
 }

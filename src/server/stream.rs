@@ -56,7 +56,10 @@ impl App {
     }
 
     /// The torrent's metadata, waiting for the tiers to find it if need be.
-    async fn metadata(&self, torrent: &Arc<Torrent>) -> Result<Arc<Metainfo>, Box<Response>> {
+    pub(super) async fn metadata(
+        &self,
+        torrent: &Arc<Torrent>,
+    ) -> Result<Arc<Metainfo>, Box<Response>> {
         let unavailable = |reason: String| {
             let mut res = error(StatusCode::ServiceUnavailable, reason);
             res.insert_header("Retry-After", "5");
@@ -101,7 +104,7 @@ impl App {
         }
     }
 
-    async fn respond(
+    pub(super) async fn respond(
         &self,
         req: &Request,
         torrent: Arc<Torrent>,

@@ -72,3 +72,34 @@ impl CachedVideo {
         &self.source[first as usize..=last as usize]
     }
 }
+
+/// A multi-file torrent (`Show/{sample.txt, video.mkv, extras/notes.txt}`), imported, with a
+/// server running on its cache.
+pub struct CachedShow {
+    pub server: Server,
+    pub torrent: Torrent,
+    pub content: fixture::MultiFile,
+    /// Last, so the server is killed before its cache dir is removed.
+    pub dir: TestDir,
+}
+
+impl CachedShow {
+    pub fn start(test: &str) -> CachedShow {
+        fixture::require_fixture_tools();
+        let dir = TestDir::new(test);
+        let data = dir.sub("data");
+        let content = fixture::multi_file_content(&data, "Show");
+        let torrent =
+            fixture::mktorrent(&content.root, &dir.path().join("show.torrent"), PIECE_LOG2);
+        let env = base_env(&dir.sub("cache"), ROOMY_QUOTA_MB);
+        // `data/` is the download dir that holds `Show/`, as a BitTorrent client keeps it.
+        server::import(&env, &torrent.file, &data);
+        let server = Server::start(&env);
+        CachedShow {
+            server,
+            torrent,
+            content,
+            dir,
+        }
+    }
+}
