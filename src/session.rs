@@ -228,6 +228,11 @@ impl Session {
             None => {
                 let t = Arc::new(Torrent::new(ih, None, Some(meta)));
                 torrents.insert(ih, t.clone());
+                drop(torrents);
+                // Its swarm starts now: peers connect before the first read, and it seeds.
+                if let Some(tiers) = &self.tiers {
+                    tiers.engage(self, &t);
+                }
                 Ok((t, true))
             }
         }

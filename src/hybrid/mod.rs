@@ -408,7 +408,7 @@ impl Tiers {
                         }
                     }
                     Phase::Http if stalled => delivering_since = None,
-                    Phase::Failed(_) if swarm.unchoking() > 0 => {
+                    Phase::Failed(_) if swarm.connected() > 0 => {
                         log::info!("[Hybrid] {ih}: peers showed up, P2P resumes");
                         demand.set_phase(Phase::P2p {
                             since: Instant::now(),
@@ -496,7 +496,9 @@ impl Tiers {
     ) {
         let ih = torrent.info_hash;
         let demand = &torrent.demand;
-        let no_peers = swarm.unchoking() == 0;
+        // Peers that are connected may still unchoke us (transmission rechokes every 10 s):
+        // only a swarm with no peer at all is a dead end.
+        let no_peers = swarm.connected() == 0;
         if !self.config.enable_http_fallback {
             if no_peers {
                 demand.set_phase(Phase::Failed(

@@ -268,6 +268,11 @@ impl Swarm {
         std::mem::take(&mut self.state().delivered)
     }
 
+    /// Peers connected now.
+    pub fn connected(&self) -> usize {
+        self.state().peers.len()
+    }
+
     /// Peers that unchoke us now.
     pub fn unchoking(&self) -> usize {
         self.state().peers.values().filter(|p| !p.peer_choking).count()
