@@ -21,7 +21,7 @@ use common::hybrid::{self, add_torrent, get_observed, set};
 use common::nginx::Nginx;
 use common::server::{base_env, Server};
 use common::swarm::{self, Client, Process};
-use common::{http, run, sha256_hex, TestDir};
+use common::{http, sha256_hex, TestDir};
 
 const QUOTA_MB: u64 = 200;
 
@@ -262,13 +262,19 @@ fn when_the_only_seeder_dies_http_finishes_without_a_long_stall() {
     let mut chunk = vec![0u8; 64 * 1024];
     let mut last = Instant::now();
     let mut longest = Duration::ZERO;
+    let mut longest_at = 0;
     let mut killed = false;
     loop {
-        let n = stream.read(&mut chunk).expect("the stream stalled past 60 s");
+        let n = stream
+            .read(&mut chunk)
+            .unwrap_or_else(|e| panic!("the stream stalled past 60 s ({e}) at {} bytes\n{}", got.len(), srv.logs()));
         if n == 0 {
             break;
         }
-        longest = longest.max(last.elapsed());
+        if last.elapsed() > longest {
+            longest = last.elapsed();
+            longest_at = got.len();
+        }
         last = Instant::now();
         got.extend_from_slice(&chunk[..n]);
         if !killed && got.len() > 3 << 20 {
@@ -279,10 +285,11 @@ fn when_the_only_seeder_dies_http_finishes_without_a_long_stall() {
     assert!(killed, "the stream ended before the seeder could be killed");
     let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let body = &got[head_end..];
+    assert_eq!(body.len(), f.source.len(), "the stream ended early\n{}", srv.logs());
     assert_eq!(sha256_hex(body), sha256_hex(&f.source), "{}", srv.logs());
     assert!(
         longest <= p2p_timeout + Duration::from_secs(2),
-        "the stream stalled {longest:?} (P2P_TIMEOUT {p2p_timeout:?} + 2 s allowed)\n{}",
+        "the stream stalled {longest:?} at byte {longest_at} (P2P_TIMEOUT {p2p_timeout:?} + 2 s allowed)\n{}",
         srv.logs()
     );
     let logs = srv.logs();
@@ -305,12 +312,19 @@ fn ffmpeg_seeks_into_a_video_streaming_over_p2p() {
     add_magnet_uri(&srv, &magnet(&torrent.info_hash, &swarm::announce_url(&tracker), &[]));
     let url = srv.url(&stream_path(&torrent.info_hash));
     let frame = dir.path().join("frame.png");
-    let out = run(Command::new("ffmpeg")
+    let out = Command::new("ffmpeg")
         .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", "7", "-i"])
         .arg(&url)
         .args(["-frames:v", "1"])
-        .arg(&frame));
-    assert!(out.status.success());
+        .arg(&frame)
+        .output()
+        .expect("ffmpeg (apt package ffmpeg)");
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        srv.logs()
+    );
     assert!(Path::new(&frame).metadata().is_ok_and(|m| m.len() > 1000), "no frame decoded after the seek");
     let status = hybrid::status(srv.addr(), &torrent.info_hash);
     assert!(status["bytesFetched"]["p2p"].as_u64() > Some(0), "{status}");

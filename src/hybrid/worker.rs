@@ -34,6 +34,9 @@ const FIRST_SPAN: u64 = 256 << 10;
 /// Consecutive failures after which a source is dropped for the torrent.
 const MAX_SOURCE_FAILURES: u32 = 5;
 
+/// How often an idle worker looks for a wait that P2P let go stale.
+const STALE_CHECK: Duration = Duration::from_millis(250);
+
 /// The longest backoff between retries of one source.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -58,7 +61,16 @@ impl Tiers {
                 self.config.p2p_timeout,
                 self.config.readahead_bytes(),
             ) else {
-                listener.await;
+                // A wait turns stale (P2P_TIMEOUT passes) without any event: look again soon.
+                future::or(
+                    async {
+                        listener.await;
+                    },
+                    async {
+                        Timer::after(STALE_CHECK).await;
+                    },
+                )
+                .await;
                 continue;
             };
             if let Some(until) = job.wait_until {

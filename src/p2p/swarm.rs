@@ -99,6 +99,9 @@ pub enum Origin {
 
 struct Known {
     failures: u32,
+    /// Connections that ended after the handshake: the next try waits longer
+    /// each time (2 s, 4 s, ... 64 s).
+    drops: u32,
     retry_at: Option<Instant>,
     connected: bool,
 }
@@ -322,6 +325,7 @@ impl Swarm {
                     addr,
                     Known {
                         failures: 0,
+                        drops: 0,
                         retry_at: None,
                         connected: false,
                     },
@@ -555,6 +559,7 @@ impl Swarm {
         if incoming {
             st.known.entry(addr).or_insert(Known {
                 failures: 0,
+                drops: 0,
                 retry_at: None,
                 connected: true,
             });
@@ -656,9 +661,12 @@ impl Swarm {
         }
         if let Some(k) = st.known.get_mut(&peer.addr) {
             k.connected = false;
-            // Reconnect later, unless it was a protocol violation.
+            // Reconnect later, unless it was a protocol violation. Soon at first:
+            // two clients that dial each other at once may both drop the pair
+            // (aria2 does), and a stream is waiting.
             if !matches!(why, Hangup::Protocol(_) | Hangup::Banned | Hangup::Unwanted(_)) {
-                k.retry_at = Some(Instant::now() + Duration::from_secs(30));
+                k.retry_at = Some(Instant::now() + Duration::from_secs(2 << k.drops.min(5)));
+                k.drops += 1;
                 st.queue.push_back(peer.addr);
             }
         }
@@ -819,7 +827,10 @@ impl Swarm {
                     let listen = SocketAddr::new(peer.addr.ip(), port);
                     if listen != peer.addr && !st.known.contains_key(&listen) && st.known.len() < MAX_KNOWN {
                         // The port it accepts connections on: worth telling others over PEX.
-                        st.known.insert(listen, Known { failures: 0, retry_at: None, connected: true });
+                        st.known.insert(
+                            listen,
+                            Known { failures: 0, drops: 0, retry_at: None, connected: true },
+                        );
                     }
                 }
                 if st.meta.is_none() && st.metadata.is_none() {
@@ -1067,15 +1078,15 @@ impl Swarm {
                     fast: best == 0.0 || peer.rate_in >= best / 4.0,
                 };
                 let urgent = |p: u32| st.urgent.contains(&p);
-                let before: HashSet<u32> = picker.in_flight().collect();
                 let blocks = picker.pick(&st.order, &urgent, &asker, room, now);
+                let mut claimed = None;
                 for b in &blocks {
                     wire::encode(&Message::Request(*b), &mut bytes);
                     peer.asked.push_back((*b, now));
-                }
-                let started: Vec<u32> = picker.in_flight().filter(|p| !before.contains(p)).collect();
-                for p in started {
-                    self.torrent.demand.claim_p2p(p);
+                    if claimed != Some(b.piece) {
+                        self.torrent.demand.claim_p2p(b.piece);
+                        claimed = Some(b.piece);
+                    }
                 }
             }
         }
@@ -1133,15 +1144,20 @@ impl Swarm {
         }
     }
 
-    /// Gives the claims of abandoned pieces back to the demand.
+    /// Gives back the claims of pieces no peer is fetching now (their peers
+    /// left or choked us), so that HTTP may take them; a partial buffer stays
+    /// in case a peer comes back first.
     fn release_claims(&self) {
-        let in_flight: HashSet<u32> = self
+        let working: HashSet<u32> = self
             .state()
             .picker
             .as_ref()
-            .map(|p| p.in_flight().collect())
+            .map(|p| {
+                let idle: HashSet<u32> = p.idle().into_iter().collect();
+                p.in_flight().filter(|x| !idle.contains(x)).collect()
+            })
             .unwrap_or_default();
-        self.torrent.demand.retain_p2p(|p| in_flight.contains(&p));
+        self.torrent.demand.retain_p2p(|p| working.contains(&p));
     }
 
     /// A block the peer asked for, read from the store; counted as uploaded.
@@ -1167,6 +1183,7 @@ impl Swarm {
     /// Once a second: rates, snubs, choking, PEX, and the numbers.
     fn tick(&self) {
         let now = Instant::now();
+        self.release_claims();
         let mut st = self.state();
         let st = &mut *st;
         // Evictions and the other tier's progress change what is missing.
