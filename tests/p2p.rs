@@ -104,13 +104,22 @@ impl Fixture {
 
     /// Starts a seeder and waits until the tracker lists it, with the `already` seeders before it.
     fn seed(&self, client: Client, already: u64) -> Process {
-        let p = swarm::seeder(client, self.dir.path(), &self.torrent.file, &self.data_dir());
+        let p = swarm::seeder(
+            client,
+            self.dir.path(),
+            &self.torrent.file,
+            &self.data_dir(),
+        );
         swarm::wait_announced(self.tracker.port, &self.torrent.info_hash, already + 1);
         p
     }
 
     fn magnet(&self) -> String {
-        magnet(&self.torrent.info_hash, &swarm::announce_url(&self.tracker), &[])
+        magnet(
+            &self.torrent.info_hash,
+            &swarm::announce_url(&self.tracker),
+            &[],
+        )
     }
 }
 
@@ -121,8 +130,17 @@ fn stream_whole(srv: &Server, f: &Fixture) {
     })
     .response;
     assert_eq!(r.status, 200, "{}\n{}", r.head(), srv.logs());
-    assert!(r.complete, "the stream ended early: {} bytes\n{}", r.body.len(), srv.logs());
-    assert_eq!(sha256_hex(&r.body), sha256_hex(&f.source), "stream differs from the source");
+    assert!(
+        r.complete,
+        "the stream ended early: {} bytes\n{}",
+        r.body.len(),
+        srv.logs()
+    );
+    assert_eq!(
+        sha256_hex(&r.body),
+        sha256_hex(&f.source),
+        "stream differs from the source"
+    );
 }
 
 /// A magnet with only the tracker: streme gets the metadata over ut_metadata from `client`,
@@ -132,9 +150,12 @@ fn magnet_streams_from(client: Client, name: &str) {
     let _seeder = f.seed(client, 0);
     let srv = Server::start(&p2p_env(&f.dir));
     add_magnet_uri(&srv, &f.magnet());
-    let status = hybrid::wait_for_status(srv.addr(), &f.torrent.info_hash, Duration::from_secs(60), |s| {
-        s["totalLength"].as_u64().is_some()
-    })
+    let status = hybrid::wait_for_status(
+        srv.addr(),
+        &f.torrent.info_hash,
+        Duration::from_secs(60),
+        |s| s["totalLength"].as_u64().is_some(),
+    )
     .unwrap_or_else(|s| panic!("no metadata from {}: {s}\n{}", client.name(), srv.logs()));
     assert_eq!(status["totalLength"], f.source.len() as u64);
     assert!(
@@ -178,9 +199,12 @@ fn a_torrent_streams_from_all_three_clients_at_once() {
     let srv = Server::start(&p2p_env(&f.dir));
     add_torrent(srv.addr(), &f.torrent.bytes());
     // All three must be connected before the stream, so that the bytes come from all of them.
-    hybrid::wait_for_status(srv.addr(), &f.torrent.info_hash, Duration::from_secs(60), |s| {
-        s["peers"]["connected"].as_u64() >= Some(3)
-    })
+    hybrid::wait_for_status(
+        srv.addr(),
+        &f.torrent.info_hash,
+        Duration::from_secs(60),
+        |s| s["peers"]["connected"].as_u64() >= Some(3),
+    )
     .unwrap_or_else(|s| panic!("not connected to all three seeders: {s}\n{}", srv.logs()));
     stream_whole(&srv, &f);
     // Each seeder uploaded part of it: read from their own counters where they print them.
@@ -197,8 +221,18 @@ fn a_cached_torrent_is_seeded_to_aria2c_and_libtorrent() {
     let lt_dir = f.dir.sub("lt-download");
     let aria2 = swarm::leecher(Client::Aria2, f.dir.path(), &f.torrent.file, &aria2_dir);
     let lt = swarm::leecher(Client::Libtorrent, f.dir.path(), &f.torrent.file, &lt_dir);
-    swarm::wait_for_file(&aria2_dir.join("movie.mkv"), &f.source, Duration::from_secs(120), &aria2);
-    swarm::wait_for_file(&lt_dir.join("movie.mkv"), &f.source, Duration::from_secs(120), &lt);
+    swarm::wait_for_file(
+        &aria2_dir.join("movie.mkv"),
+        &f.source,
+        Duration::from_secs(120),
+        &aria2,
+    );
+    swarm::wait_for_file(
+        &lt_dir.join("movie.mkv"),
+        &f.source,
+        Duration::from_secs(120),
+        &lt,
+    );
     let status = hybrid::status(srv.addr(), &f.torrent.info_hash);
     assert!(
         status["peers"]["uploaded"].as_u64() >= Some(f.source.len() as u64),
@@ -245,12 +279,18 @@ fn when_the_only_seeder_dies_http_finishes_without_a_long_stall() {
     let p2p_timeout = Duration::from_millis(3000);
     let mut env = p2p_env(&f.dir);
     set(&mut env, "ENABLE_HTTP_FALLBACK", "true");
-    set(&mut env, "HTTP_SOURCES", &nginx.url("/content/{hash}/{name}"));
+    set(
+        &mut env,
+        "HTTP_SOURCES",
+        &nginx.url("/content/{hash}/{name}"),
+    );
     let srv = Server::start(&env);
     add_torrent(srv.addr(), &f.torrent.bytes());
 
     let mut stream = std::net::TcpStream::connect(srv.addr()).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     use std::io::{Read, Write};
     write!(
         stream,
@@ -265,9 +305,13 @@ fn when_the_only_seeder_dies_http_finishes_without_a_long_stall() {
     let mut longest_at = 0;
     let mut killed = false;
     loop {
-        let n = stream
-            .read(&mut chunk)
-            .unwrap_or_else(|e| panic!("the stream stalled past 60 s ({e}) at {} bytes\n{}", got.len(), srv.logs()));
+        let n = stream.read(&mut chunk).unwrap_or_else(|e| {
+            panic!(
+                "the stream stalled past 60 s ({e}) at {} bytes\n{}",
+                got.len(),
+                srv.logs()
+            )
+        });
         if n == 0 {
             break;
         }
@@ -285,7 +329,12 @@ fn when_the_only_seeder_dies_http_finishes_without_a_long_stall() {
     assert!(killed, "the stream ended before the seeder could be killed");
     let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let body = &got[head_end..];
-    assert_eq!(body.len(), f.source.len(), "the stream ended early\n{}", srv.logs());
+    assert_eq!(
+        body.len(),
+        f.source.len(),
+        "the stream ended early\n{}",
+        srv.logs()
+    );
     assert_eq!(sha256_hex(body), sha256_hex(&f.source), "{}", srv.logs());
     assert!(
         longest <= p2p_timeout + Duration::from_secs(2),
@@ -294,10 +343,16 @@ fn when_the_only_seeder_dies_http_finishes_without_a_long_stall() {
     );
     let logs = srv.logs();
     assert!(logs.contains("[Hybrid] P2P failed: P2P timeout"), "{logs}");
-    assert!(logs.contains("[Hybrid] Falling back to HTTP download..."), "{logs}");
+    assert!(
+        logs.contains("[Hybrid] Falling back to HTTP download..."),
+        "{logs}"
+    );
     let status = hybrid::status(srv.addr(), &f.torrent.info_hash);
     assert!(status["bytesFetched"]["p2p"].as_u64() > Some(0), "{status}");
-    assert!(status["bytesFetched"]["http"].as_u64() > Some(0), "{status}");
+    assert!(
+        status["bytesFetched"]["http"].as_u64() > Some(0),
+        "{status}"
+    );
 }
 
 #[test]
@@ -309,11 +364,23 @@ fn ffmpeg_seeks_into_a_video_streaming_over_p2p() {
     let _seeder = swarm::slow_seeder(dir.path(), &torrent.file, &dir.sub("data"), "1M");
     swarm::wait_announced(tracker.port, &torrent.info_hash, 1);
     let srv = Server::start(&p2p_env(&dir));
-    add_magnet_uri(&srv, &magnet(&torrent.info_hash, &swarm::announce_url(&tracker), &[]));
+    add_magnet_uri(
+        &srv,
+        &magnet(&torrent.info_hash, &swarm::announce_url(&tracker), &[]),
+    );
     let url = srv.url(&stream_path(&torrent.info_hash));
     let frame = dir.path().join("frame.png");
     let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", "7", "-i"])
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-ss",
+            "7",
+            "-i",
+        ])
         .arg(&url)
         .args(["-frames:v", "1"])
         .arg(&frame)
@@ -325,7 +392,10 @@ fn ffmpeg_seeks_into_a_video_streaming_over_p2p() {
         String::from_utf8_lossy(&out.stderr),
         srv.logs()
     );
-    assert!(Path::new(&frame).metadata().is_ok_and(|m| m.len() > 1000), "no frame decoded after the seek");
+    assert!(
+        Path::new(&frame).metadata().is_ok_and(|m| m.len() > 1000),
+        "no frame decoded after the seek"
+    );
     let status = hybrid::status(srv.addr(), &torrent.info_hash);
     assert!(status["bytesFetched"]["p2p"].as_u64() > Some(0), "{status}");
 }

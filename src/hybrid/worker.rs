@@ -244,9 +244,7 @@ fn next_job(
 ) -> Option<Job> {
     let ih = meta.info_hash;
     let missing = |p: u32, st: &DemandState| {
-        !st.claimed.contains(&p)
-            && !st.p2p_claimed.contains(&p)
-            && !session.store.has_piece(&ih, p)
+        !st.claimed.contains(&p) && !st.p2p_claimed.contains(&p) && !session.store.has_piece(&ih, p)
     };
     let mut st = demand.state.lock().unwrap();
     let bulk = match st.phase {

@@ -105,7 +105,12 @@ impl Assembly {
     }
 
     /// A piece arrived. Returns true when every piece is in.
-    pub fn receive(&mut self, peer: PeerKey, piece: u32, data: &[u8]) -> Result<bool, MetadataError> {
+    pub fn receive(
+        &mut self,
+        peer: PeerKey,
+        piece: u32,
+        data: &[u8],
+    ) -> Result<bool, MetadataError> {
         let i = piece as usize;
         let start = i * PIECE as usize;
         let want = (self.buf.len().saturating_sub(start)).min(PIECE as usize);
@@ -153,7 +158,10 @@ mod tests {
         assert!(!a.receive(1, 0, &info[..16384]).unwrap());
         assert_eq!(
             a.receive(1, 2, &info[32768..40000 - 1]),
-            Err(MetadataError::BadPiece { piece: 2, len: 7231 })
+            Err(MetadataError::BadPiece {
+                piece: 2,
+                len: 7231
+            })
         );
         assert!(!a.receive(1, 1, &info[16384..32768]).unwrap());
         assert!(a.receive(2, 2, &info[32768..]).unwrap());

@@ -122,7 +122,10 @@ impl P2p {
         };
         match self.swarm_of(&theirs.info_hash) {
             Some(swarm) => swarm.accept(stream, theirs),
-            None => log::debug!("[P2P] incoming {addr} asks for {}, which we do not have", theirs.info_hash),
+            None => log::debug!(
+                "[P2P] incoming {addr} asks for {}, which we do not have",
+                theirs.info_hash
+            ),
         }
     }
 

@@ -101,10 +101,17 @@ pub(super) async fn dial(swarm: &Arc<Swarm>, addr: SocketAddr, key: PeerKey) -> 
     let _slot = swarm.p2p().slot();
     let mut stream = within(CONNECT_TIMEOUT, "connecting", TcpStream::connect(addr)).await?;
     let ours = Handshake::new(swarm.info_hash, swarm.p2p().peer_id());
-    within(HANDSHAKE_TIMEOUT, "sending the handshake", stream.write_all(&ours.encode())).await?;
+    within(
+        HANDSHAKE_TIMEOUT,
+        "sending the handshake",
+        stream.write_all(&ours.encode()),
+    )
+    .await?;
     let theirs = read_handshake(&mut stream).await?;
     if theirs.info_hash != swarm.info_hash {
-        return Err(Hangup::Protocol("the handshake names another torrent".into()));
+        return Err(Hangup::Protocol(
+            "the handshake names another torrent".into(),
+        ));
     }
     run(swarm, stream, addr, &theirs, key, false).await;
     Ok(())
@@ -113,7 +120,12 @@ pub(super) async fn dial(swarm: &Arc<Swarm>, addr: SocketAddr, key: PeerKey) -> 
 /// Reads the 68-byte handshake.
 pub(super) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, Hangup> {
     let mut buf = [0u8; HANDSHAKE_LEN];
-    within(HANDSHAKE_TIMEOUT, "waiting for the handshake", stream.read_exact(&mut buf)).await?;
+    within(
+        HANDSHAKE_TIMEOUT,
+        "waiting for the handshake",
+        stream.read_exact(&mut buf),
+    )
+    .await?;
     Ok(Handshake::parse(&buf)?)
 }
 
@@ -127,7 +139,12 @@ pub(super) async fn accepted(
 ) -> Result<(), Hangup> {
     let _slot = swarm.p2p().slot();
     let ours = Handshake::new(swarm.info_hash, swarm.p2p().peer_id());
-    within(HANDSHAKE_TIMEOUT, "sending the handshake", stream.write_all(&ours.encode())).await?;
+    within(
+        HANDSHAKE_TIMEOUT,
+        "sending the handshake",
+        stream.write_all(&ours.encode()),
+    )
+    .await?;
     run(swarm, stream, addr, &theirs, key, true).await;
     Ok(())
 }
@@ -158,7 +175,13 @@ async fn read_loop(swarm: &Arc<Swarm>, key: PeerKey, stream: TcpStream) -> Hangu
     let mut body = Vec::new();
     loop {
         let mut prefix = [0u8; 4];
-        if let Err(e) = within(IDLE_TIMEOUT, "waiting for a message", reader.read_exact(&mut prefix)).await {
+        if let Err(e) = within(
+            IDLE_TIMEOUT,
+            "waiting for a message",
+            reader.read_exact(&mut prefix),
+        )
+        .await
+        {
             return e;
         }
         let len = u32::from_be_bytes(prefix) as usize;
@@ -172,7 +195,13 @@ async fn read_loop(swarm: &Arc<Swarm>, key: PeerKey, stream: TcpStream) -> Hangu
         body.clear();
         body.extend_from_slice(&prefix);
         body.resize(4 + len, 0);
-        if let Err(e) = within(IDLE_TIMEOUT, "reading a message", reader.read_exact(&mut body[4..])).await {
+        if let Err(e) = within(
+            IDLE_TIMEOUT,
+            "reading a message",
+            reader.read_exact(&mut body[4..]),
+        )
+        .await
+        {
             return e;
         }
         let msg = match wire::parse_message(&body) {

@@ -19,6 +19,7 @@
 //! Pure bookkeeping: no I/O, no clock of its own (callers pass `now`).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -78,7 +79,11 @@ pub fn wanted(want: &Want, missing: impl Fn(u32) -> bool) -> Vec<u32> {
         push(p, &mut out);
     }
     // Containers: the MP4 moov atom or the MKV cues sit at one end.
-    for p in [file.start, file.end - 1, file.end.saturating_sub(2).max(file.start)] {
+    for p in [
+        file.start,
+        file.end - 1,
+        file.end.saturating_sub(2).max(file.start),
+    ] {
         push(p, &mut out);
     }
     if want.background {
@@ -105,7 +110,7 @@ struct Download {
     blocks: Vec<Block>,
     done: u32,
     /// Who sent blocks of it: blamed if the piece fails its hash.
-    contributors: Vec<PeerKey>,
+    contributors: Vec<IpAddr>,
 }
 
 /// What a received block did.
@@ -118,7 +123,7 @@ pub enum Received {
     /// The piece is complete: its bytes, to verify and store, and who sent them.
     Complete {
         data: Vec<u8>,
-        contributors: Vec<PeerKey>,
+        contributors: Vec<IpAddr>,
     },
 }
 
@@ -280,7 +285,10 @@ impl Picker {
     }
 
     fn ask(&mut self, piece: u32, index: usize, now: Instant) -> BlockRef {
-        let d = self.downloads.get_mut(&piece).expect("asked piece is in flight");
+        let d = self
+            .downloads
+            .get_mut(&piece)
+            .expect("asked piece is in flight");
         d.blocks[index] = match d.blocks[index] {
             Block::Asked { peers, at } => Block::Asked {
                 peers: peers + 1,
@@ -291,14 +299,14 @@ impl Picker {
         self.block(piece, index)
     }
 
-    /// A block arrived from `peer`.
-    pub fn receive(&mut self, peer: PeerKey, piece: u32, offset: u32, data: &[u8]) -> Received {
+    /// A block arrived from the peer at `from`.
+    pub fn receive(&mut self, from: IpAddr, piece: u32, offset: u32, data: &[u8]) -> Received {
         let Some(d) = self.downloads.get_mut(&piece) else {
             return Received::Unwanted;
         };
         let index = (offset / BLOCK_LEN) as usize;
         let expected = BLOCK_LEN.min(d.buf.len() as u32 - offset.min(d.buf.len() as u32));
-        if offset % BLOCK_LEN != 0
+        if !offset.is_multiple_of(BLOCK_LEN)
             || index >= d.blocks.len()
             || data.len() as u32 != expected
             || d.blocks[index] == Block::Done
@@ -308,8 +316,8 @@ impl Picker {
         d.buf[offset as usize..offset as usize + data.len()].copy_from_slice(data);
         d.blocks[index] = Block::Done;
         d.done += 1;
-        if !d.contributors.contains(&peer) {
-            d.contributors.push(peer);
+        if !d.contributors.contains(&from) {
+            d.contributors.push(from);
         }
         if d.done as usize == d.blocks.len() {
             let d = self.downloads.remove(&piece).expect("present");
@@ -345,6 +353,13 @@ impl Picker {
                 other => other,
             };
         }
+    }
+
+    /// Drops every piece in flight that `liar` sent blocks of: its bytes
+    /// cannot be trusted, and an honest peer must not be blamed for them.
+    pub fn drop_from(&mut self, liar: IpAddr) {
+        self.downloads
+            .retain(|_, d| !d.contributors.contains(&liar));
     }
 
     /// Drops a piece in flight (its peers left, or it is no longer wanted and

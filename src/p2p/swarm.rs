@@ -278,7 +278,11 @@ impl Swarm {
 
     /// Peers that unchoke us now.
     pub fn unchoking(&self) -> usize {
-        self.state().peers.values().filter(|p| !p.peer_choking).count()
+        self.state()
+            .peers
+            .values()
+            .filter(|p| !p.peer_choking)
+            .count()
     }
 
     /// The torrent's metadata arrived another way (the HTTP tier's .torrent).
@@ -335,7 +339,10 @@ impl Swarm {
             }
         }
         if added > 0 {
-            log::debug!("[P2P] {}: {added} new peer address(es) from {origin:?}", self.info_hash);
+            log::debug!(
+                "[P2P] {}: {added} new peer address(es) from {origin:?}",
+                self.info_hash
+            );
             self.changed.notify(usize::MAX);
         }
     }
@@ -418,7 +425,12 @@ impl Swarm {
             return vec![from_magnet];
         }
         // Each default tracker in a tier of its own: all of them are asked.
-        self.p2p.config().trackers.iter().map(|t| vec![t.clone()]).collect()
+        self.p2p
+            .config()
+            .trackers
+            .iter()
+            .map(|t| vec![t.clone()])
+            .collect()
     }
 
     /// Tells the trackers we stop (at shutdown), within a few seconds.
@@ -578,7 +590,13 @@ impl Swarm {
                 reqq: Some(MAX_QUEUED_UPLOADS as u32),
             };
             let payload = ours.encode();
-            wire::encode(&Message::Extended { id: 0, payload: &payload }, &mut out);
+            wire::encode(
+                &Message::Extended {
+                    id: 0,
+                    payload: &payload,
+                },
+                &mut out,
+            );
         }
         self.encode_have(&st, fast, &mut out);
         if theirs.supports_dht() {
@@ -615,7 +633,11 @@ impl Swarm {
                 optimistic: false,
             },
         );
-        log::debug!("[P2P] {}: connected to {addr} ({} peers)", self.info_hash, st.peers.len());
+        log::debug!(
+            "[P2P] {}: connected to {addr} ({} peers)",
+            self.info_hash,
+            st.peers.len()
+        );
         Ok(out)
     }
 
@@ -664,7 +686,10 @@ impl Swarm {
             // Reconnect later, unless it was a protocol violation. Soon at first:
             // two clients that dial each other at once may both drop the pair
             // (aria2 does), and a stream is waiting.
-            if !matches!(why, Hangup::Protocol(_) | Hangup::Banned | Hangup::Unwanted(_)) {
+            if !matches!(
+                why,
+                Hangup::Protocol(_) | Hangup::Banned | Hangup::Unwanted(_)
+            ) {
                 k.retry_at = Some(Instant::now() + Duration::from_secs(2 << k.drops.min(5)));
                 k.drops += 1;
                 st.queue.push_back(peer.addr);
@@ -681,7 +706,11 @@ impl Swarm {
     }
 
     /// One message from a peer. An error ends the connection.
-    pub(super) fn on_message(self: &Arc<Swarm>, key: PeerKey, msg: Message<'_>) -> Result<(), Hangup> {
+    pub(super) fn on_message(
+        self: &Arc<Swarm>,
+        key: PeerKey,
+        msg: Message<'_>,
+    ) -> Result<(), Hangup> {
         let mut st = self.state();
         let st = &mut *st;
         let count = st.meta.as_ref().map(|m| m.piece_count());
@@ -702,7 +731,8 @@ impl Swarm {
                     .filter(|(b, _)| !peer.allowed_fast.contains(&b.piece))
                     .map(|(b, _)| *b)
                     .collect();
-                peer.asked.retain(|(b, _)| peer.allowed_fast.contains(&b.piece));
+                peer.asked
+                    .retain(|(b, _)| peer.allowed_fast.contains(&b.piece));
                 if let Some(picker) = st.picker.as_mut() {
                     asked.iter().for_each(|b| picker.give_back(b));
                 }
@@ -736,7 +766,9 @@ impl Swarm {
                 peer.link.wake();
             }
             Message::HaveAll | Message::HaveNone if !peer.fast => {
-                return Err(Hangup::Protocol("a fast-extension message without the fast bit".into()))
+                return Err(Hangup::Protocol(
+                    "a fast-extension message without the fast bit".into(),
+                ))
             }
             Message::HaveAll => {
                 peer.have_all = true;
@@ -744,9 +776,14 @@ impl Swarm {
             }
             Message::HaveNone => peer.bits.clear(),
             Message::Request(block) => {
-                let meta = st.meta.as_ref().ok_or(Hangup::Protocol("a request before we have metadata".into()))?;
+                let meta = st
+                    .meta
+                    .as_ref()
+                    .ok_or(Hangup::Protocol("a request before we have metadata".into()))?;
                 if !block_fits(meta, &block) {
-                    return Err(Hangup::Protocol(format!("a request outside the torrent: {block:?}")));
+                    return Err(Hangup::Protocol(format!(
+                        "a request outside the torrent: {block:?}"
+                    )));
                 }
                 let servable = !peer.am_choking
                     && peer.uploads.len() < MAX_QUEUED_UPLOADS
@@ -759,7 +796,11 @@ impl Swarm {
                 }
             }
             Message::Cancel(block) => peer.uploads.retain(|b| *b != block),
-            Message::Piece { piece, offset, data } => {
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => {
                 let block = BlockRef {
                     piece,
                     offset,
@@ -779,7 +820,7 @@ impl Swarm {
                 let Some(picker) = st.picker.as_mut() else {
                     return Ok(());
                 };
-                let received = picker.receive(key, piece, offset, data);
+                let received = picker.receive(peer.addr.ip(), piece, offset, data);
                 // Whoever else was asked for this block need not send it.
                 for (k, other) in st.peers.iter_mut() {
                     if *k != key {
@@ -790,11 +831,6 @@ impl Swarm {
                     }
                 }
                 if let Received::Complete { data, contributors } = received {
-                    // Who sent it, by address: they may be gone when the hash is known.
-                    let contributors: Vec<IpAddr> = contributors
-                        .iter()
-                        .filter_map(|k| st.peers.get(k).map(|p| p.addr.ip()))
-                        .collect();
                     let swarm = self.clone();
                     smol::spawn(async move { swarm.store_piece(piece, data, contributors).await })
                         .detach();
@@ -823,13 +859,23 @@ impl Swarm {
             }
             Message::Extended { id: 0, payload } => {
                 let ext = ExtHandshake::parse(payload)?;
-                if let (Some(port), IpAddr::V4(_) | IpAddr::V6(_)) = (ext.listen_port, peer.addr.ip()) {
+                if let (Some(port), IpAddr::V4(_) | IpAddr::V6(_)) =
+                    (ext.listen_port, peer.addr.ip())
+                {
                     let listen = SocketAddr::new(peer.addr.ip(), port);
-                    if listen != peer.addr && !st.known.contains_key(&listen) && st.known.len() < MAX_KNOWN {
+                    if listen != peer.addr
+                        && !st.known.contains_key(&listen)
+                        && st.known.len() < MAX_KNOWN
+                    {
                         // The port it accepts connections on: worth telling others over PEX.
                         st.known.insert(
                             listen,
-                            Known { failures: 0, drops: 0, retry_at: None, connected: true },
+                            Known {
+                                failures: 0,
+                                drops: 0,
+                                retry_at: None,
+                                connected: true,
+                            },
                         );
                     }
                 }
@@ -844,10 +890,16 @@ impl Swarm {
                 peer.ext = ext;
                 peer.link.wake();
             }
-            Message::Extended { id: wire::UT_METADATA_ID, payload } => {
+            Message::Extended {
+                id: wire::UT_METADATA_ID,
+                payload,
+            } => {
                 self.on_metadata(st, key, MetadataMessage::parse(payload)?)?;
             }
-            Message::Extended { id: wire::UT_PEX_ID, payload } => {
+            Message::Extended {
+                id: wire::UT_PEX_ID,
+                payload,
+            } => {
                 let pex = Pex::parse(payload)?;
                 let added = pex.added;
                 let swarm = self.clone();
@@ -867,7 +919,9 @@ impl Swarm {
     ) -> Result<(), Hangup> {
         let peer = st.peers.get_mut(&key).ok_or(Hangup::Unwanted("gone"))?;
         let Some(their_id) = peer.ext.ut_metadata else {
-            return Err(Hangup::Protocol("ut_metadata before an extended handshake".into()));
+            return Err(Hangup::Protocol(
+                "ut_metadata before an extended handshake".into(),
+            ));
         };
         match msg {
             MetadataMessage::Request { piece } => {
@@ -886,7 +940,10 @@ impl Swarm {
                     None => MetadataMessage::Reject { piece },
                 };
                 let payload = reply.encode();
-                peer.link.send(&Message::Extended { id: their_id, payload: &payload });
+                peer.link.send(&Message::Extended {
+                    id: their_id,
+                    payload: &payload,
+                });
             }
             MetadataMessage::Reject { .. } => {
                 if let Some(a) = st.metadata.as_mut() {
@@ -895,7 +952,11 @@ impl Swarm {
                 // Ask this peer no more.
                 peer.ext.ut_metadata = None;
             }
-            MetadataMessage::Data { piece, total_size, data } => {
+            MetadataMessage::Data {
+                piece,
+                total_size,
+                data,
+            } => {
                 let Some(a) = st.metadata.as_mut() else {
                     return Ok(());
                 };
@@ -905,7 +966,9 @@ impl Swarm {
                         a.size()
                     )));
                 }
-                let complete = a.receive(key, piece, data).map_err(|e| Hangup::Protocol(e.to_string()))?;
+                let complete = a
+                    .receive(key, piece, data)
+                    .map_err(|e| Hangup::Protocol(e.to_string()))?;
                 peer.link.wake();
                 if complete {
                     let a = st.metadata.take().expect("present");
@@ -941,7 +1004,10 @@ impl Swarm {
         let meta = match Metainfo::from_info_bytes(&info, trackers, web_seeds) {
             Ok(meta) => meta,
             Err(e) => {
-                log::warn!("[P2P] {}: the peers' metadata hashes right but is not a valid torrent: {e}", self.info_hash);
+                log::warn!(
+                    "[P2P] {}: the peers' metadata hashes right but is not a valid torrent: {e}",
+                    self.info_hash
+                );
                 return;
             }
         };
@@ -1000,7 +1066,10 @@ impl Swarm {
                 }
             }
             Err(StoreError::HashMismatch { .. }) => {
-                log::warn!("[P2P] {}: piece {piece} failed its SHA-1 check", self.info_hash);
+                log::warn!(
+                    "[P2P] {}: piece {piece} failed its SHA-1 check",
+                    self.info_hash
+                );
                 let mut st = self.state();
                 let mut unique = contributors.clone();
                 unique.dedup();
@@ -1009,8 +1078,14 @@ impl Swarm {
                     let strikes = st.strikes.entry(ip).or_insert(0);
                     *strikes += if alone { MAX_STRIKES } else { 1 };
                     if *strikes >= MAX_STRIKES {
-                        log::warn!("[P2P] {}: banning {ip}: it sent corrupt data", self.info_hash);
+                        log::warn!(
+                            "[P2P] {}: banning {ip}: it sent corrupt data",
+                            self.info_hash
+                        );
                         st.banned.insert(ip);
+                        if let Some(picker) = st.picker.as_mut() {
+                            picker.drop_from(ip);
+                        }
                         for p in st.peers.values().filter(|p| p.addr.ip() == ip) {
                             p.link.close();
                         }
@@ -1047,7 +1122,11 @@ impl Swarm {
         let interesting = st.order.iter().any(|p| has(*p));
         if interesting != peer.am_interested {
             peer.am_interested = interesting;
-            let msg = if interesting { Message::Interested } else { Message::NotInterested };
+            let msg = if interesting {
+                Message::Interested
+            } else {
+                Message::NotInterested
+            };
             wire::encode(&msg, &mut bytes);
         }
         // Metadata first: nothing else can be asked without it.
@@ -1055,7 +1134,13 @@ impl Swarm {
             if !a.asked(key) {
                 if let Some(piece) = a.next_request(key, now) {
                     let payload = MetadataMessage::Request { piece }.encode();
-                    wire::encode(&Message::Extended { id, payload: &payload }, &mut bytes);
+                    wire::encode(
+                        &Message::Extended {
+                            id,
+                            payload: &payload,
+                        },
+                        &mut bytes,
+                    );
                 }
             }
         }
@@ -1090,7 +1175,11 @@ impl Swarm {
                 }
             }
         }
-        let upload = if peer.am_choking { None } else { peer.uploads.pop_front() };
+        let upload = if peer.am_choking {
+            None
+        } else {
+            peer.uploads.pop_front()
+        };
         Ok(Output { bytes, upload })
     }
 
@@ -1161,7 +1250,11 @@ impl Swarm {
     }
 
     /// A block the peer asked for, read from the store; counted as uploaded.
-    pub(super) async fn read_block(&self, key: PeerKey, block: BlockRef) -> Result<Vec<u8>, Hangup> {
+    pub(super) async fn read_block(
+        &self,
+        key: PeerKey,
+        block: BlockRef,
+    ) -> Result<Vec<u8>, Hangup> {
         let meta = self.meta().ok_or(Hangup::Unwanted("no metadata"))?;
         let offset = block.piece as u64 * meta.piece_length + block.offset as u64;
         let data = self
@@ -1169,7 +1262,13 @@ impl Swarm {
             .store
             .read(&self.info_hash, offset, vec![0; block.length as usize])
             .await
-            .map_err(|e| Hangup::Unwanted(if matches!(e, StoreError::NotVerified { .. }) { "asked for a piece we no longer have" } else { "cannot read the cache" }))?;
+            .map_err(|e| {
+                Hangup::Unwanted(if matches!(e, StoreError::NotVerified { .. }) {
+                    "asked for a piece we no longer have"
+                } else {
+                    "cannot read the cache"
+                })
+            })?;
         self.p2p.throttle_upload(data.len() as u64).await;
         let mut st = self.state();
         st.uploaded += data.len() as u64;
@@ -1208,7 +1307,10 @@ impl Swarm {
                 }
             }
         }
-        if st.last_choke.is_none_or(|t| now.duration_since(t) >= CHOKE_EVERY) {
+        if st
+            .last_choke
+            .is_none_or(|t| now.duration_since(t) >= CHOKE_EVERY)
+        {
             self.choke(st, now);
         }
         self.pex(st, now);
@@ -1249,8 +1351,11 @@ impl Swarm {
             .map(|(k, p)| (*k, p.rate_in.max(p.rate_out)))
             .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let mut unchoke: HashSet<PeerKey> = ranked.iter().take(UPLOAD_SLOTS).map(|(k, _)| *k).collect();
-        let rotate = st.last_optimistic.is_none_or(|t| now.duration_since(t) >= OPTIMISTIC_EVERY);
+        let mut unchoke: HashSet<PeerKey> =
+            ranked.iter().take(UPLOAD_SLOTS).map(|(k, _)| *k).collect();
+        let rotate = st
+            .last_optimistic
+            .is_none_or(|t| now.duration_since(t) >= OPTIMISTIC_EVERY);
         let current = st.peers.iter().find(|(_, p)| p.optimistic).map(|(k, _)| *k);
         let rest: Vec<PeerKey> = ranked.iter().skip(UPLOAD_SLOTS).map(|(k, _)| *k).collect();
         let optimistic = match current {
@@ -1267,7 +1372,11 @@ impl Swarm {
             let choke = !unchoke.contains(k);
             if choke != p.am_choking {
                 p.am_choking = choke;
-                p.link.send(if choke { &Message::Choke } else { &Message::Unchoke });
+                p.link.send(if choke {
+                    &Message::Choke
+                } else {
+                    &Message::Unchoke
+                });
                 if choke {
                     for b in p.uploads.drain(..) {
                         if p.fast {
@@ -1295,7 +1404,11 @@ impl Swarm {
                 continue;
             }
             p.pex_at = Some(now);
-            let others: HashSet<SocketAddr> = listening.iter().filter(|a| a.ip() != p.addr.ip() || **a != p.addr).copied().collect();
+            let others: HashSet<SocketAddr> = listening
+                .iter()
+                .filter(|a| a.ip() != p.addr.ip() || **a != p.addr)
+                .copied()
+                .collect();
             let pex = Pex {
                 added: others.difference(&p.pex_told).take(50).copied().collect(),
                 dropped: p.pex_told.difference(&others).take(50).copied().collect(),
@@ -1305,7 +1418,10 @@ impl Swarm {
             }
             p.pex_told = others;
             let payload = pex.encode();
-            p.link.send(&Message::Extended { id, payload: &payload });
+            p.link.send(&Message::Extended {
+                id,
+                payload: &payload,
+            });
         }
     }
 }
@@ -1322,7 +1438,8 @@ fn block_fits(meta: &Metainfo, b: &BlockRef) -> bool {
 }
 
 fn get_bit(bits: &[u8], p: u32) -> bool {
-    bits.get(p as usize / 8).is_some_and(|b| b & (0x80 >> (p % 8)) != 0)
+    bits.get(p as usize / 8)
+        .is_some_and(|b| b & (0x80 >> (p % 8)) != 0)
 }
 
 fn set_bit(bits: &mut Vec<u8>, p: u32) {
@@ -1332,4 +1449,3 @@ fn set_bit(bits: &mut Vec<u8>, p: u32) {
     }
     bits[i] |= 0x80 >> (p % 8);
 }
-

@@ -59,7 +59,7 @@ fn serve(mut s: TcpStream, hash: &[u8], pieces: u32, sent: &AtomicU64) -> std::i
     s.write_all(&hs)?;
     // A full bitfield (spare bits zero), then unchoke.
     let mut bits = vec![0xffu8; pieces.div_ceil(8) as usize];
-    if pieces % 8 != 0 {
+    if !pieces.is_multiple_of(8) {
         *bits.last_mut().unwrap() = 0xff << (8 - pieces % 8);
     }
     let mut msg = ((bits.len() + 1) as u32).to_be_bytes().to_vec();

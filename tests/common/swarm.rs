@@ -97,7 +97,14 @@ pub fn opentracker(dir: &Path, port: u16, hashes: &[&str]) -> Process {
     let mut p = Process::spawn(
         "opentracker",
         Command::new("opentracker")
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-P", &port.to_string()])
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-P",
+                &port.to_string(),
+            ])
             .arg("-w")
             .arg(&whitelist)
             .current_dir(dir),
@@ -172,7 +179,14 @@ pub fn seeder(client: Client, dir: &Path, torrent: &Path, data_dir: &Path) -> Pr
 /// An aria2c seeder that uploads at most `limit` per second (aria2's syntax: `1M`), so that a
 /// test can act in the middle of a stream.
 pub fn slow_seeder(dir: &Path, torrent: &Path, data_dir: &Path, limit: &str) -> Process {
-    start(Client::Aria2, dir, torrent, data_dir, Mode::Seed, Some(limit))
+    start(
+        Client::Aria2,
+        dir,
+        torrent,
+        data_dir,
+        Mode::Seed,
+        Some(limit),
+    )
 }
 
 /// `client` downloading `torrent` into `data_dir`, from peers the tracker names.
@@ -235,11 +249,14 @@ fn start(
             std::fs::write(config.join("settings.json"), settings.to_string())
                 .expect("write transmission settings");
             let mut cmd = Command::new("transmission-cli");
-            cmd.arg("-g")
-                .arg(&config)
-                .arg("-w")
-                .arg(data_dir)
-                .args(["-p", &port.to_string(), "-M", "-U", "-D", "-et"]);
+            cmd.arg("-g").arg(&config).arg("-w").arg(data_dir).args([
+                "-p",
+                &port.to_string(),
+                "-M",
+                "-U",
+                "-D",
+                "-et",
+            ]);
             Process::spawn("transmission", cmd.arg(torrent), port, log)
         }
         Client::Aria2 => {

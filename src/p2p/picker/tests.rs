@@ -1,8 +1,13 @@
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use super::*;
 
 const PIECE: u64 = 4 * BLOCK_LEN as u64;
+
+fn ip(n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
+}
 
 fn want(waiting: &[u32], playhead: Option<u32>, readahead: u32, file: Range<u32>) -> Want {
     Want {
@@ -20,7 +25,10 @@ fn order_is_waits_then_readahead_then_file_ends_then_the_rest() {
     let order = wanted(&w, |_| true);
     assert_eq!(&order[..7], &[7, 3, 5, 6, 0, 19, 18]);
     // Then the rest from the playhead on, then from the start; each piece once.
-    assert_eq!(&order[7..], &[8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 1, 2, 4]);
+    assert_eq!(
+        &order[7..],
+        &[8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 1, 2, 4]
+    );
 }
 
 #[test]
@@ -46,11 +54,7 @@ fn asker<'a>(
     asked: &'a dyn Fn(&BlockRef) -> bool,
     fast: bool,
 ) -> Asker<'a> {
-    Asker {
-        has,
-        asked,
-        fast,
-    }
+    Asker { has, asked, fast }
 }
 
 #[test]
@@ -65,17 +69,20 @@ fn blocks_are_handed_out_in_order_and_assemble_a_piece() {
     assert_eq!((blocks[4].piece, blocks[4].offset), (1, 0));
     let data = vec![7u8; BLOCK_LEN as usize];
     for b in &blocks[..3] {
-        assert_eq!(p.receive(1, b.piece, b.offset, &data), Received::Kept);
+        assert_eq!(p.receive(ip(1), b.piece, b.offset, &data), Received::Kept);
     }
     // A wrong size or an unasked piece is dropped.
-    assert_eq!(p.receive(1, 2, 3 * BLOCK_LEN, &data[..10]), Received::Unwanted);
-    assert_eq!(p.receive(1, 9, 0, &data), Received::Unwanted);
+    assert_eq!(
+        p.receive(ip(1), 2, 3 * BLOCK_LEN, &data[..10]),
+        Received::Unwanted
+    );
+    assert_eq!(p.receive(ip(1), 9, 0, &data), Received::Unwanted);
     let more = p.pick(&[2, 1], &|_| false, &asker(1, &all, &none, true), 10, now);
     assert_eq!((more[0].piece, more[0].offset), (1, 2 * BLOCK_LEN));
-    match p.receive(2, 2, 3 * BLOCK_LEN, &data) {
+    match p.receive(ip(2), 2, 3 * BLOCK_LEN, &data) {
         Received::Complete { data, contributors } => {
             assert_eq!(data.len() as u64, PIECE);
-            assert_eq!(contributors, vec![1, 2]);
+            assert_eq!(contributors, vec![ip(1), ip(2)]);
         }
         other => panic!("{other:?}"),
     }
@@ -84,7 +91,11 @@ fn blocks_are_handed_out_in_order_and_assemble_a_piece() {
     let again = p.pick(&[2], &|_| false, &asker(3, &all, &none, true), 10, now);
     assert!(again.is_empty(), "{again:?}");
     p.verified(2);
-    assert_eq!(p.pick(&[2], &|_| false, &asker(3, &all, &none, true), 10, now).len(), 4);
+    assert_eq!(
+        p.pick(&[2], &|_| false, &asker(3, &all, &none, true), 10, now)
+            .len(),
+        4
+    );
 }
 
 #[test]
@@ -93,7 +104,13 @@ fn the_last_piece_is_short_and_its_blocks_fit_it() {
     let mut p = Picker::new(PIECE, total, 1 << 20);
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
-    let blocks = p.pick(&[2], &|_| false, &asker(1, &all, &none, true), 10, Instant::now());
+    let blocks = p.pick(
+        &[2],
+        &|_| false,
+        &asker(1, &all, &none, true),
+        10,
+        Instant::now(),
+    );
     let lens: Vec<u32> = blocks.iter().map(|b| b.length).collect();
     assert_eq!(lens, vec![BLOCK_LEN, 20_000 - BLOCK_LEN]);
 }
@@ -105,7 +122,13 @@ fn the_budget_limits_new_pieces_but_not_urgent_ones() {
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
     let now = Instant::now();
-    let got = p.pick(&[0, 1, 2], &|_| false, &asker(1, &all, &none, true), 100, now);
+    let got = p.pick(
+        &[0, 1, 2],
+        &|_| false,
+        &asker(1, &all, &none, true),
+        100,
+        now,
+    );
     assert_eq!(p.in_flight().collect::<Vec<_>>(), vec![0, 1]);
     assert_eq!(got.len(), 8);
     let got = p.pick(&[5], &|p| p == 5, &asker(1, &all, &none, true), 100, now);
@@ -119,7 +142,13 @@ fn a_slow_peer_does_not_start_urgent_pieces() {
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
     let now = Instant::now();
-    let got = p.pick(&[4, 5], &|p| p == 4, &asker(1, &all, &none, false), 100, now);
+    let got = p.pick(
+        &[4, 5],
+        &|p| p == 4,
+        &asker(1, &all, &none, false),
+        100,
+        now,
+    );
     assert!(got.iter().all(|b| b.piece == 5), "{got:?}");
     let got = p.pick(&[4, 5], &|p| p == 4, &asker(2, &all, &none, true), 100, now);
     assert!(got.iter().any(|b| b.piece == 4));
@@ -140,11 +169,21 @@ fn urgent_blocks_are_asked_twice_when_the_first_peer_is_late() {
     let mine: Vec<BlockRef> = first.clone();
     let asked_by_1 = |b: &BlockRef| mine.contains(b);
     // Never the same peer twice.
-    assert!(p.pick(&[3], &|p| p == 3, &asker(1, &all, &asked_by_1, true), 100, late).is_empty());
+    assert!(p
+        .pick(
+            &[3],
+            &|p| p == 3,
+            &asker(1, &all, &asked_by_1, true),
+            100,
+            late
+        )
+        .is_empty());
     let dup = p.pick(&[3], &|p| p == 3, &asker(2, &all, &none, true), 100, late);
     assert_eq!(dup, first);
     // At most two peers per block.
-    assert!(p.pick(&[3], &|p| p == 3, &asker(3, &all, &none, true), 100, late).is_empty());
+    assert!(p
+        .pick(&[3], &|p| p == 3, &asker(3, &all, &none, true), 100, late)
+        .is_empty());
 }
 
 #[test]
@@ -170,7 +209,28 @@ fn peers_are_asked_only_for_pieces_they_have() {
     let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
     let only_7 = |x: u32| x == 7;
     let none = |_: &BlockRef| false;
-    let got = p.pick(&[1, 2, 7], &|_| false, &asker(1, &only_7, &none, true), 100, Instant::now());
+    let got = p.pick(
+        &[1, 2, 7],
+        &|_| false,
+        &asker(1, &only_7, &none, true),
+        100,
+        Instant::now(),
+    );
     assert!(got.iter().all(|b| b.piece == 7));
     assert!(!p.is_in_flight(1));
+}
+
+#[test]
+fn a_liars_partial_pieces_are_dropped_so_no_honest_peer_completes_them() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let now = Instant::now();
+    let blocks = p.pick(&[0, 1], &|_| false, &asker(1, &all, &none, true), 8, now);
+    let data = vec![1u8; BLOCK_LEN as usize];
+    // The liar sent one block of piece 0; an honest peer one of piece 1.
+    p.receive(ip(2), blocks[0].piece, blocks[0].offset, &data);
+    p.receive(ip(1), blocks[4].piece, blocks[4].offset, &data);
+    p.drop_from(ip(2));
+    assert_eq!(p.in_flight().collect::<Vec<_>>(), vec![1]);
 }
