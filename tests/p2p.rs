@@ -399,3 +399,18 @@ fn ffmpeg_seeks_into_a_video_streaming_over_p2p() {
     let status = hybrid::status(srv.addr(), &torrent.info_hash);
     assert!(status["bytesFetched"]["p2p"].as_u64() > Some(0), "{status}");
 }
+
+#[test]
+fn a_stop_tells_the_tracker_and_the_swarm_forgets_us() {
+    let f = fixture("p2p_stopped", 1 << 20, 16);
+    let env = p2p_env(&f.dir);
+    common::server::import(&env, &f.torrent.file, &f.content);
+    let mut srv = Server::start(&env);
+    // Seeding from the cache: streme announces `started` on its own.
+    swarm::wait_announced(f.tracker.port, &f.torrent.info_hash, 1);
+    let status = srv
+        .signal_and_wait("TERM")
+        .expect("streme did not stop within 10 s of SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", srv.logs());
+    swarm::wait_count(f.tracker.port, &f.torrent.info_hash, |n| n == 0, "0");
+}

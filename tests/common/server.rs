@@ -282,6 +282,22 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends a signal (`TERM`, `INT`, ...) with `kill`, and waits up to 10 s for the exit.
+    pub fn signal_and_wait(&mut self, signal: &str) -> Option<ExitStatus> {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Kills the server (SIGKILL) and waits for it, releasing its cache lock.
     pub fn stop(mut self) {
         self.kill();

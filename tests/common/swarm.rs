@@ -333,37 +333,51 @@ pub fn torrent_with_tracker(
     }
 }
 
-/// Waits until the tracker on `port` counts at least `peers` peers (seeders and leechers, from
-/// its scrape) for `info_hash`, so that a peer that asks next is told of them all.
-pub fn wait_announced(port: u16, info_hash: &str, peers: u64) {
+/// Seeders plus leechers the tracker on `port` counts for `info_hash`, from its scrape.
+pub fn scrape_count(port: u16, info_hash: &str) -> Option<u64> {
+    use std::io::{Read, Write};
     let escaped: String = (0..20)
         .map(|i| format!("%{}", &info_hash[2 * i..2 * i + 2]))
         .collect();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET /scrape?info_hash={escaped} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = Vec::new();
+    s.read_to_end(&mut body).ok()?;
+    let text = String::from_utf8_lossy(&body);
+    let count = |key: &str| -> Option<u64> {
+        let rest = &text[text.find(key)? + key.len()..];
+        rest[..rest.find('e')?].parse().ok()
+    };
+    Some(count("8:completei")? + count("10:incompletei")?)
+}
+
+/// Waits until the tracker on `port` counts at least `peers` peers for `info_hash`, so that a
+/// peer that asks next is told of them all.
+pub fn wait_announced(port: u16, info_hash: &str, peers: u64) {
+    wait_count(
+        port,
+        info_hash,
+        |n| n >= peers,
+        &format!("at least {peers}"),
+    );
+}
+
+/// Waits until the count of peers for `info_hash` satisfies `ok`, for up to 60 s.
+pub fn wait_count(port: u16, info_hash: &str, ok: impl Fn(u64) -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = String::new();
+    let mut last = None;
     while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            use std::io::{Read, Write};
-            let _ = write!(
-                s,
-                "GET /scrape?info_hash={escaped} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
-            );
-            let mut body = Vec::new();
-            let _ = s.read_to_end(&mut body);
-            last = String::from_utf8_lossy(&body).into_owned();
-            let count = |key: &str| -> u64 {
-                last.find(key)
-                    .and_then(|i| {
-                        let rest = &last[i + key.len()..];
-                        rest[..rest.find('e')?].parse().ok()
-                    })
-                    .unwrap_or(0)
-            };
-            if count("8:completei") + count("10:incompletei") >= peers {
-                return;
-            }
+        last = scrape_count(port, info_hash);
+        if last.is_some_and(&ok) {
+            return;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    panic!("the tracker on port {port} never counted {peers} peer(s) for {info_hash}: {last:?}");
+    panic!(
+        "the tracker on port {port} never counted {what} peer(s) for {info_hash} (last: {last:?})"
+    );
 }
