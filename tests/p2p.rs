@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::evil_peer::EvilPeer;
+use common::evil_peer::{EvilPeer, PexPeer};
 use common::fixture::{self, Media};
 use common::hybrid::{self, add_torrent, get_observed, set};
 use common::nginx::Nginx;
@@ -125,10 +125,11 @@ impl Fixture {
 
 /// Streams the whole file and checks it against the source with sha256.
 fn stream_whole(srv: &Server, f: &Fixture) {
-    let r = get_observed(srv.addr(), &stream_path(&f.torrent.info_hash), &[], || {
-        serde_json::Value::Null
-    })
-    .response;
+    let addr = srv.addr();
+    let path = stream_path(&f.torrent.info_hash);
+    let r = std::panic::catch_unwind(|| get_observed(addr, &path, &[], || serde_json::Value::Null))
+        .unwrap_or_else(|_| panic!("the stream failed; streme's log:\n{}", srv.logs()))
+        .response;
     assert_eq!(r.status, 200, "{}\n{}", r.head(), srv.logs());
     assert!(
         r.complete,
@@ -413,4 +414,35 @@ fn a_stop_tells_the_tracker_and_the_swarm_forgets_us() {
         .expect("streme did not stop within 10 s of SIGTERM");
     assert_eq!(status.code(), Some(0), "{}", srv.logs());
     swarm::wait_count(f.tracker.port, &f.torrent.info_hash, |n| n == 0, "0");
+}
+
+/// PEX (BEP 11): streme knows one peer, a small test peer that has no piece and sends one
+/// ut_pex message naming the seeder (aria2c); streme connects to the seeder it was told of
+/// and the file comes from it. Neither streme nor the test peer asks a tracker.
+#[test]
+fn a_peer_known_only_through_pex_is_connected_and_used() {
+    let f = fixture("p2p_pex", 6 << 20, 16);
+    let seeder = f.seed(Client::Aria2, 0);
+    let tipster = PexPeer::start(
+        &f.torrent.info_hash,
+        format!("127.0.0.1:{}", seeder.port).parse().unwrap(),
+    );
+    let srv = Server::start(&p2p_env(&f.dir));
+    // Only the tipster's address, and no tracker: the metadata too comes from the seeder.
+    let uri = format!(
+        "magnet:?xt=urn:btih:{}&x.pe={}",
+        f.torrent.info_hash, tipster.addr
+    );
+    add_magnet_uri(&srv, &uri);
+    stream_whole(&srv, &f);
+    let logs = srv.logs();
+    let p2p_lines: Vec<&str> = logs.lines().filter(|l| l.contains("[P2P]")).collect();
+    assert!(tipster.tips_sent.load(Ordering::Relaxed) > 0, "{}", p2p_lines.join("\n"));
+    assert!(logs.contains("1 new peer address(es) from Pex"), "{}", p2p_lines.join("\n"));
+    assert!(
+        logs.contains(&format!("connected to 127.0.0.1:{}", seeder.port)),
+        "{}",
+        p2p_lines.join("\n")
+    );
+    assert!(!logs.contains("from Tracker"), "streme asked a tracker: {}", p2p_lines.join("\n"));
 }

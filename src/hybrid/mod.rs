@@ -378,10 +378,12 @@ impl Tiers {
             // When P2P last failed to deliver a piece a reader waited for, and
             // since when it has delivered steadily.
             let mut delivering_since: Option<Instant> = None;
+            let mut reported = false;
             loop {
                 let changed = demand.listen();
                 swarm.demand_changed();
                 let stalled = demand.stalled(self.config.p2p_timeout);
+                reported &= stalled;
                 let delivered = swarm.take_delivered() > 0 && swarm.unchoking() > 0;
                 match demand.phase() {
                     Phase::Idle if demand.active() => {
@@ -393,10 +395,12 @@ impl Tiers {
                             since: Instant::now(),
                         });
                     }
-                    Phase::P2p { .. } if stalled => {
+                    Phase::P2p { .. } if stalled && !reported => {
                         log::info!("[Hybrid] P2P failed: P2P timeout");
                         self.hand_over(session, torrent, &meta, &swarm, &mut http);
                         delivering_since = None;
+                        // Once per stall: with the fallback off the phase stays P2P.
+                        reported = true;
                     }
                     Phase::Http if !stalled && delivered => {
                         let since = *delivering_since.get_or_insert_with(Instant::now);

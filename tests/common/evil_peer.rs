@@ -88,3 +88,82 @@ fn serve(mut s: TcpStream, hash: &[u8], pieces: u32, sent: &AtomicU64) -> std::i
         }
     }
 }
+
+/// A peer that has nothing but a tip: after the BEP 10 handshake it sends one ut_pex message
+/// (BEP 11) naming `tip`, then idles. It listens on 127.0.0.3.
+pub struct PexPeer {
+    pub addr: SocketAddr,
+    /// PEX messages sent so far.
+    pub tips_sent: Arc<AtomicU64>,
+}
+
+impl PexPeer {
+    pub fn start(info_hash: &str, tip: SocketAddr) -> PexPeer {
+        let listener = TcpListener::bind("127.0.0.3:0").expect("bind 127.0.0.3 (loopback)");
+        let addr = listener.local_addr().unwrap();
+        let tips_sent = Arc::new(AtomicU64::new(0));
+        let hash: Vec<u8> = (0..20)
+            .map(|i| u8::from_str_radix(&info_hash[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let sent = tips_sent.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (hash, sent) = (hash.clone(), sent.clone());
+                thread::spawn(move || {
+                    let _ = tell(stream, &hash, tip, &sent);
+                });
+            }
+        });
+        PexPeer { addr, tips_sent }
+    }
+}
+
+fn tell(mut s: TcpStream, hash: &[u8], tip: SocketAddr, sent: &AtomicU64) -> std::io::Result<()> {
+    let mut theirs = [0u8; 68];
+    s.read_exact(&mut theirs)?;
+    let mut hs = vec![19u8];
+    hs.extend_from_slice(b"BitTorrent protocol");
+    // The extension protocol bit (BEP 10).
+    hs.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]);
+    hs.extend_from_slice(hash);
+    hs.extend_from_slice(b"-PX0001-pexpexpexpex");
+    s.write_all(&hs)?;
+    let ours = b"d1:md6:ut_pexi1eee";
+    let mut msg = ((ours.len() + 2) as u32).to_be_bytes().to_vec();
+    msg.extend_from_slice(&[20, 0]);
+    msg.extend_from_slice(ours);
+    s.write_all(&msg)?;
+    loop {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len)?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len > 1 << 20 {
+            return Ok(());
+        }
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body)?;
+        if body.len() < 2 || body[0] != 20 || body[1] != 0 {
+            continue;
+        }
+        // Their extended handshake: the id they want ut_pex messages under.
+        let text = String::from_utf8_lossy(&body[2..]).into_owned();
+        let Some(at) = text.find("6:ut_pexi") else {
+            continue;
+        };
+        let digits: String = text[at + 9..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        let id: u8 = digits.parse().unwrap_or(0);
+        let std::net::IpAddr::V4(ip) = tip.ip() else {
+            panic!("an IPv4 tip")
+        };
+        let mut compact = ip.octets().to_vec();
+        compact.extend_from_slice(&tip.port().to_be_bytes());
+        let mut payload = b"d5:added6:".to_vec();
+        payload.extend_from_slice(&compact);
+        payload.push(b'e');
+        let mut msg = ((payload.len() + 2) as u32).to_be_bytes().to_vec();
+        msg.extend_from_slice(&[20, id]);
+        msg.extend_from_slice(&payload);
+        s.write_all(&msg)?;
+        sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
