@@ -4,9 +4,9 @@
 //! Data moves one way. Tiers write verified pieces into the [`store`]; a
 //! [`stream::Body`] reads only from the store and, when a piece is missing,
 //! raises demand through [`stream::ensure_piece`] and waits with a deadline.
-//! The [`hybrid`] controller of each torrent watches that demand and hands
-//! over from P2P to the [`http`] tier after `P2P_TIMEOUT` (the P2P tier is
-//! not built yet, so it never delivers). The [`server`] turns bodies into
+//! The [`hybrid`] controller of each torrent watches that demand: the [`p2p`]
+//! tier fetches from peers, and after `P2P_TIMEOUT` without delivery the
+//! [`http`] tier takes over. The [`server`] turns bodies into
 //! Range responses, the [`session`] knows which torrents exist, and
 //! [`service`] talks to systemd.
 #![forbid(unsafe_code)]

@@ -1,16 +1,20 @@
-//! The per-torrent state machine: demand, the P2P_TIMEOUT handover, and the
-//! HTTP workers that fill the store.
+//! The per-torrent state machine: demand, the P2P_TIMEOUT handover both
+//! ways, and the HTTP workers that fill the store.
 //!
 //! # Design
 //! Readers never fetch. They say which piece they wait for and where their
 //! playhead is ([`Demand`]), then wait on the store. One controller task per
-//! torrent ([`Tiers::engage`]) watches that demand: when P2P has not delivered
-//! the metadata or a waited-for piece within `P2P_TIMEOUT` (until the P2P tier
-//! exists it never does), it hands over to HTTP, which runs `HTTP_CONNECTIONS`
-//! workers. Each worker claims a short run of missing pieces in order of need
-//! (waited-for, then readahead after the playhead, then the rest of the file
-//! while it fits the quota), fetches it from the healthiest source, and writes
-//! each piece through [`crate::store::Store::write_piece`], which verifies it. A source that
+//! torrent ([`Tiers::engage`]) runs its P2P swarm from the start (seeding,
+//! and fetching what the demand wants) and watches the demand: when P2P has
+//! not delivered the metadata or a waited-for piece within `P2P_TIMEOUT`, it
+//! hands over to HTTP, which runs `HTTP_CONNECTIONS` workers, and when P2P
+//! delivers steadily again it takes the bulk back. Both tiers claim the pieces
+//! they fetch in the demand, so a piece is fetched twice only when a reader
+//! has waited on it longer than `P2P_TIMEOUT`. Each HTTP worker claims a short
+//! run of missing pieces in order of need (waited-for, then readahead after
+//! the playhead, then the rest of the file while it fits the quota), fetches
+//! it from the healthiest source, and writes each piece through
+//! [`crate::store::Store::write_piece`], which verifies it. A source that
 //! sends a piece failing its hash is dropped for the torrent.
 //!
 //! This module owns every deadline of the tiers; it never serves bytes. The
