@@ -216,7 +216,10 @@ impl Picker {
             }
             let is_urgent = urgent(piece);
             if !self.downloads.contains_key(&piece) {
-                if !is_urgent && self.downloads.len() >= self.max_downloads {
+                // Pieces waiting for their hash check hold their buffers too:
+                // counting them is the back-pressure when the disk is slower
+                // than the peers.
+                if !is_urgent && self.downloads.len() + self.verifying.len() >= self.max_downloads {
                     endgame = false;
                     continue;
                 }

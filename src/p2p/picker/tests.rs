@@ -234,3 +234,19 @@ fn a_liars_partial_pieces_are_dropped_so_no_honest_peer_completes_them() {
     p.drop_from(ip(2));
     assert_eq!(p.in_flight().collect::<Vec<_>>(), vec![1]);
 }
+
+#[test]
+fn pieces_waiting_for_the_store_count_against_the_budget() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 2 * PIECE);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let now = Instant::now();
+    let data = vec![0u8; BLOCK_LEN as usize];
+    for b in p.pick(&[0, 1], &|_| false, &asker(1, &all, &none, true), 8, now) {
+        p.receive(ip(1), b.piece, b.offset, &data);
+    }
+    // Both complete and handed to the store: no new piece until it judged one.
+    assert!(p.pick(&[2, 3], &|_| false, &asker(1, &all, &none, true), 8, now).is_empty());
+    p.verified(0);
+    assert_eq!(p.pick(&[2, 3], &|_| false, &asker(1, &all, &none, true), 8, now).len(), 4);
+}
