@@ -1,0 +1,3 @@
+//! The mainline DHT (BEP 5). (in progress)
+
+pub mod krpc;
