@@ -395,7 +395,7 @@ fn token(b: &[u8]) -> Result<&[u8], KrpcError> {
 
 /// Reads BEP 5's compact node info: 26-byte entries back to back.
 pub fn compact_nodes(b: &[u8]) -> Result<Vec<CompactNode>, KrpcError> {
-    if b.len() % COMPACT_NODE_LEN != 0 {
+    if !b.len().is_multiple_of(COMPACT_NODE_LEN) {
         return Err(KrpcError::BadCompactLength {
             key: "nodes",
             len: b.len(),
