@@ -61,7 +61,12 @@ fn start_swarm(work: &Path) -> Swarm {
         .unwrap_or_else(|e| panic!("bad line from the swarm script {line:?}: {e}"));
     let port = |v: &serde_json::Value| v.as_u64().and_then(|p| u16::try_from(p).ok()).unwrap();
     Swarm {
-        dht_ports: v["dht_ports"].as_array().unwrap().iter().map(port).collect(),
+        dht_ports: v["dht_ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(port)
+            .collect(),
         seeder: SocketAddr::from((Ipv4Addr::LOCALHOST, port(&v["seeder"]))),
         info_hash: InfoHash::from_hex(v["info_hash"].as_str().unwrap()).unwrap(),
         child,
@@ -121,7 +126,10 @@ fn finds_a_libtorrent_seeder_and_again_after_a_restart_without_routers() {
             .expect("start the DHT");
         let took = find_seeder(&dht, &swarm, Duration::from_secs(120)).await;
         eprintln!("found the seeder in {took:?}, {} nodes", dht.node_count());
-        assert!(dht.node_count() >= 2, "the libtorrent nodes are in our table");
+        assert!(
+            dht.node_count() >= 2,
+            "the libtorrent nodes are in our table"
+        );
 
         dht.save().await.expect("save the table");
         drop(dht);
@@ -131,9 +139,11 @@ fn finds_a_libtorrent_seeder_and_again_after_a_restart_without_routers() {
         let dht = Dht::start(loopback, Vec::new(), state_file.clone())
             .await
             .expect("restart the DHT");
-        let took = until("nodes from the saved table", Duration::from_secs(30), || {
-            dht.node_count() > 0
-        })
+        let took = until(
+            "nodes from the saved table",
+            Duration::from_secs(30),
+            || dht.node_count() > 0,
+        )
         .await;
         eprintln!("restart: {} nodes after {took:?}", dht.node_count());
         let took = find_seeder(&dht, &swarm, Duration::from_secs(120)).await;

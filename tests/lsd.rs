@@ -18,7 +18,10 @@ fn test_group() -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::new(239, 255, 14, 1), port)
 }
 
-async fn next(rx: &Receiver<(InfoHash, SocketAddr)>, within: Duration) -> Option<(InfoHash, SocketAddr)> {
+async fn next(
+    rx: &Receiver<(InfoHash, SocketAddr)>,
+    within: Duration,
+) -> Option<(InfoHash, SocketAddr)> {
     future::or(async { rx.recv().await.ok() }, async {
         Timer::after(within).await;
         None
@@ -30,8 +33,12 @@ async fn next(rx: &Receiver<(InfoHash, SocketAddr)>, within: Duration) -> Option
 fn two_instances_find_each_other_and_ignore_themselves() {
     smol::block_on(async {
         let group = test_group();
-        let a = Lsd::start(group, Ipv4Addr::LOCALHOST, 7001).await.expect("start A");
-        let b = Lsd::start(group, Ipv4Addr::LOCALHOST, 7002).await.expect("start B");
+        let a = Lsd::start(group, Ipv4Addr::LOCALHOST, 7001)
+            .await
+            .expect("start A");
+        let b = Lsd::start(group, Ipv4Addr::LOCALHOST, 7002)
+            .await
+            .expect("start B");
         let (from_a, from_b) = (b.incoming(), a.incoming());
         let hash = InfoHash([0x5a; 20]);
 
@@ -45,7 +52,11 @@ fn two_instances_find_each_other_and_ignore_themselves() {
 
         // Within a minute, a second announce of the same torrent is not sent.
         a.announce(&[hash]);
-        assert_eq!(next(&from_a, Duration::from_secs(2)).await, None, "rate limited");
+        assert_eq!(
+            next(&from_a, Duration::from_secs(2)).await,
+            None,
+            "rate limited"
+        );
         // And A never hears itself.
         assert_eq!(from_b.try_recv().ok(), None);
 
@@ -59,7 +70,11 @@ fn two_instances_find_each_other_and_ignore_themselves() {
         got.sort_by_key(|g| g.map(|(h, _)| h));
         let b_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 7002));
         assert_eq!(got, vec![Some((h1, b_addr)), Some((h2, b_addr))]);
-        assert_eq!(next(&from_a, Duration::from_millis(500)).await, None, "B ignores itself");
+        assert_eq!(
+            next(&from_a, Duration::from_millis(500)).await,
+            None,
+            "B ignores itself"
+        );
     });
 }
 
@@ -68,19 +83,27 @@ fn garbage_on_the_group_is_dropped_and_the_service_keeps_working() {
     smol::block_on(async {
         let mut group = test_group();
         group.set_port(group.port() + 1);
-        let listener = Lsd::start(group, Ipv4Addr::LOCALHOST, 7003).await.expect("start");
+        let listener = Lsd::start(group, Ipv4Addr::LOCALHOST, 7003)
+            .await
+            .expect("start");
         let heard = listener.incoming();
         // Sent through lo only (IP_MULTICAST_IF 127.0.0.1, TTL 1): without
         // the interface the kernel would pick the default route's.
-        let sender = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        let sender =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
         sender.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
         sender.set_multicast_ttl_v4(1).unwrap();
-        sender.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+        sender
+            .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
         let sender: std::net::UdpSocket = sender.into();
         for i in 0..2_000u32 {
             let junk: Vec<u8> = match i % 3 {
-                0 => (0..fastrand::usize(0..2000)).map(|_| fastrand::u8(..)).collect(),
-                1 => b"BT-SEARCH * HTTP/1.1\r\nHost: x\r\nPort: 99999\r\nInfohash: 00\r\n\r\n".to_vec(),
+                0 => (0..fastrand::usize(0..2000))
+                    .map(|_| fastrand::u8(..))
+                    .collect(),
+                1 => b"BT-SEARCH * HTTP/1.1\r\nHost: x\r\nPort: 99999\r\nInfohash: 00\r\n\r\n"
+                    .to_vec(),
                 _ => "BT-SEARCH * HTTP/1.1\r\n".repeat(100).into_bytes(),
             };
             let _ = sender.send_to(&junk, group);
@@ -90,7 +113,10 @@ fn garbage_on_the_group_is_dropped_and_the_service_keeps_working() {
         sender.send_to(valid, group).unwrap();
         let got = next(&heard, Duration::from_secs(10)).await;
         let expected = InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap();
-        assert_eq!(got, Some((expected, SocketAddr::from((Ipv4Addr::LOCALHOST, 6881)))));
+        assert_eq!(
+            got,
+            Some((expected, SocketAddr::from((Ipv4Addr::LOCALHOST, 6881))))
+        );
         assert_eq!(heard.len(), 0, "nothing else came through");
     });
 }

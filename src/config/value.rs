@@ -89,7 +89,13 @@ pub fn multicast_group(key: &'static str, value: &str) -> Result<SocketAddrV4, C
     SocketAddrV4::from_str(value)
         .ok()
         .filter(|g| g.ip().is_multicast() && g.port() != 0)
-        .ok_or_else(|| bad(key, value, "an IPv4 multicast group:port such as 239.192.152.143:6771"))
+        .ok_or_else(|| {
+            bad(
+                key,
+                value,
+                "an IPv4 multicast group:port such as 239.192.152.143:6771",
+            )
+        })
 }
 
 /// A comma-separated list; blanks around entries and empty entries are dropped,

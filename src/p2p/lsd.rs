@@ -67,16 +67,27 @@ pub struct Announce {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LsdError {
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        len: usize,
+        max: usize,
+    },
     /// Not `BT-SEARCH * HTTP/1.1`, a malformed header line, too many
     /// headers, or bytes after the blank line; `at` is the byte offset.
-    Syntax { at: usize },
+    Syntax {
+        at: usize,
+    },
     Missing(&'static str),
     Duplicate(&'static str),
     BadPort(String),
     BadInfoHash(String),
-    TooManyInfoHashes { count: usize, max: usize },
-    CookieTooLong { len: usize, max: usize },
+    TooManyInfoHashes {
+        count: usize,
+        max: usize,
+    },
+    CookieTooLong {
+        len: usize,
+        max: usize,
+    },
 }
 
 impl fmt::Display for LsdError {
@@ -101,7 +112,10 @@ impl std::error::Error for LsdError {}
 
 impl Announce {
     pub fn encode(&self) -> Vec<u8> {
-        let mut m = format!("{REQUEST_LINE}Host: {}\r\nPort: {}\r\n", self.host, self.port);
+        let mut m = format!(
+            "{REQUEST_LINE}Host: {}\r\nPort: {}\r\n",
+            self.host, self.port
+        );
         for h in &self.info_hashes {
             m.push_str(&format!("Infohash: {h}\r\n"));
         }
@@ -115,14 +129,18 @@ impl Announce {
 }
 
 /// A header line: a token name, a colon, and a printable value.
-fn header(input: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
+fn header(input: &[u8]) -> IResult<&[u8], Header<'_>> {
     let name = take_while1(|b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let value = take_while(|b: u8| (0x20..0x7f).contains(&b) || b == b'\t');
-    let (rest, (name, _, _, value, _)) = (name, tag(":"), space0, value, tag("\r\n")).parse(input)?;
+    let (rest, (name, _, _, value, _)) =
+        (name, tag(":"), space0, value, tag("\r\n")).parse(input)?;
     Ok((rest, (name, value)))
 }
 
-fn message(input: &[u8]) -> IResult<&[u8], Vec<(&[u8], &[u8])>> {
+/// A header's name and value, borrowed from the datagram.
+type Header<'a> = (&'a [u8], &'a [u8]);
+
+fn message(input: &[u8]) -> IResult<&[u8], Vec<Header<'_>>> {
     let (rest, (_, headers, _, _)) = (
         tag_no_case(REQUEST_LINE.as_bytes()),
         many_m_n(0, MAX_HEADERS, header),

@@ -189,21 +189,43 @@ impl Response {
 /// Why a datagram is not a KRPC message we accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KrpcError {
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        len: usize,
+        max: usize,
+    },
     Bencode(bencode::BencodeError),
     NotADict,
     /// A required key is missing or has the wrong type.
     Missing(&'static str),
-    BadTid { len: usize },
+    BadTid {
+        len: usize,
+    },
     UnknownType(Vec<u8>),
     UnknownMethod(Vec<u8>),
-    BadIdLength { key: &'static str, len: usize },
-    BadCompactLength { key: &'static str, len: usize },
-    TooManyNodes { count: usize, max: usize },
-    TooManyValues { count: usize, max: usize },
-    TokenTooLong { len: usize, max: usize },
+    BadIdLength {
+        key: &'static str,
+        len: usize,
+    },
+    BadCompactLength {
+        key: &'static str,
+        len: usize,
+    },
+    TooManyNodes {
+        count: usize,
+        max: usize,
+    },
+    TooManyValues {
+        count: usize,
+        max: usize,
+    },
+    TokenTooLong {
+        len: usize,
+        max: usize,
+    },
     BadPort(i64),
-    ErrorTextTooLong { len: usize },
+    ErrorTextTooLong {
+        len: usize,
+    },
 }
 
 impl fmt::Display for KrpcError {
@@ -219,7 +241,10 @@ impl fmt::Display for KrpcError {
             UnknownMethod(q) => write!(f, "krpc: unknown method {:?}", lossy(q)),
             BadIdLength { key, len } => write!(f, "krpc: {key} of {len} bytes, not 20"),
             BadCompactLength { key, len } => {
-                write!(f, "krpc: {key} of {len} bytes is not a whole number of entries")
+                write!(
+                    f,
+                    "krpc: {key} of {len} bytes is not a whole number of entries"
+                )
             }
             TooManyNodes { count, max } => write!(f, "krpc: {count} nodes, more than {max}"),
             TooManyValues { count, max } => write!(f, "krpc: {count} peers, more than {max}"),

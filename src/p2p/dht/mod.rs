@@ -153,7 +153,8 @@ impl Dht {
                     Some(h) => h.thin_table_seeds(),
                     None => break,
                 };
-                let outcome = lookup::run(&node, Goal::GetPeers(info_hash), &seeds, Some(&tx)).await;
+                let outcome =
+                    lookup::run(&node, Goal::GetPeers(info_hash), &seeds, Some(&tx)).await;
                 log::debug!(
                     "dht: get_peers {info_hash}: {} nodes answered, {} gave tokens",
                     outcome.answered,
@@ -163,7 +164,11 @@ impl Dht {
                     let n = lookup::announce(&node, info_hash, port, outcome.with_tokens).await;
                     log::debug!("dht: announced {info_hash} port {port} to {n} nodes");
                 }
-                let pause = if outcome.answered == 0 { RETRY_EMPTY } else { LOOKUP_EVERY };
+                let pause = if outcome.answered == 0 {
+                    RETRY_EMPTY
+                } else {
+                    LOOKUP_EVERY
+                };
                 if !wait_for_next_round(&weak, info_hash, pause, &tx).await {
                     break;
                 }

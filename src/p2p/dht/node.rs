@@ -43,7 +43,9 @@ pub enum QueryError {
     /// [`MAX_OUTSTANDING`] queries already in flight.
     Busy,
     /// The node answered with a KRPC error.
-    Remote { code: i64 },
+    Remote {
+        code: i64,
+    },
     Io(io::ErrorKind),
 }
 
@@ -150,10 +152,13 @@ impl Node {
         let reply = match sent {
             Err(e) => Err(QueryError::Io(e.kind())),
             Ok(_) => {
-                future::or(async { rx.recv().await.unwrap_or(Err(QueryError::Timeout)) }, async {
-                    Timer::after(QUERY_TIMEOUT).await;
-                    Err(QueryError::Timeout)
-                })
+                future::or(
+                    async { rx.recv().await.unwrap_or(Err(QueryError::Timeout)) },
+                    async {
+                        Timer::after(QUERY_TIMEOUT).await;
+                        Err(QueryError::Timeout)
+                    },
+                )
                 .await
             }
         };
@@ -255,7 +260,8 @@ impl Node {
             addr: from,
         };
         if from.port() != 0 {
-            if let Insert::Pending { ping } = state.table.heard_from(sender, Contact::Queried, now) {
+            if let Insert::Pending { ping } = state.table.heard_from(sender, Contact::Queried, now)
+            {
                 self.ping_later(ping);
             }
         }

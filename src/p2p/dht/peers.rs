@@ -116,7 +116,10 @@ mod tests {
             s.announce(hash(n), peer(n), now);
         }
         assert_eq!(s.torrent_count(), MAX_TORRENTS);
-        assert!(!s.announce(hash(5000), peer(1), now), "full: new torrents refused");
+        assert!(
+            !s.announce(hash(5000), peer(1), now),
+            "full: new torrents refused"
+        );
         for n in 0..500 {
             s.announce(hash(0), peer(10_000 + n), now);
         }

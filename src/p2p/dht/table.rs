@@ -77,7 +77,9 @@ pub enum Insert {
     Updated,
     /// Into the replacement cache of a full bucket; ping these questionable
     /// nodes, and the first that fails makes room.
-    Pending { ping: Vec<CompactNode> },
+    Pending {
+        ping: Vec<CompactNode>,
+    },
     /// Our own id, an address already known under another id (or the
     /// reverse), or a full bucket of good nodes.
     Ignored,
@@ -168,7 +170,11 @@ impl Table {
                 bucket.nodes.push(entry);
                 return Insert::Added;
             }
-            if let Some(bad) = bucket.nodes.iter().position(|e| e.state(now) == NodeState::Bad) {
+            if let Some(bad) = bucket
+                .nodes
+                .iter()
+                .position(|e| e.state(now) == NodeState::Bad)
+            {
                 bucket.nodes[bad] = entry;
                 return Insert::Added;
             }
@@ -293,7 +299,11 @@ mod tests {
         let mut id = own.0;
         id[prefix / 8] ^= 0x80 >> (prefix % 8);
         // Vary only bits after the flipped one.
-        let mask = if prefix < 152 { 0xff } else { (1u8 << (7 - prefix % 8)) - 1 };
+        let mask = if prefix < 152 {
+            0xff
+        } else {
+            (1u8 << (7 - prefix % 8)) - 1
+        };
         id[19] ^= salt & mask;
         NodeId(id)
     }
@@ -303,7 +313,10 @@ mod tests {
         let own = NodeId([0; 20]);
         let mut t = Table::new(own);
         let now = Instant::now();
-        assert_eq!(t.heard_from(node(own, 1), Contact::Responded, now), Insert::Ignored);
+        assert_eq!(
+            t.heard_from(node(own, 1), Contact::Responded, now),
+            Insert::Ignored
+        );
         let n = node(NodeId([0xff; 20]), 1);
         assert_eq!(t.heard_from(n, Contact::Queried, now), Insert::Added);
         assert_eq!(t.entry(&n.id).unwrap().state(now), NodeState::Questionable);
@@ -319,7 +332,10 @@ mod tests {
             t.heard_from(node(NodeId([0xfe; 20]), 1), Contact::Responded, now),
             Insert::Ignored
         );
-        assert_eq!(t.heard_from(node(n.id, 2), Contact::Responded, now), Insert::Ignored);
+        assert_eq!(
+            t.heard_from(node(n.id, 2), Contact::Responded, now),
+            Insert::Ignored
+        );
         assert_eq!(t.len(), 1);
     }
 
@@ -330,7 +346,11 @@ mod tests {
         let now = Instant::now();
         // Nine far nodes (prefix 0): the first bucket splits once, then bucket 0 is full.
         for i in 0..(K as u8 + 1) {
-            t.heard_from(node(at_prefix(own, 0, i), u32::from(i)), Contact::Responded, now);
+            t.heard_from(
+                node(at_prefix(own, 0, i), u32::from(i)),
+                Contact::Responded,
+                now,
+            );
         }
         assert_eq!(t.len(), K);
         assert_eq!(t.bucket_count(), 2);
@@ -351,7 +371,11 @@ mod tests {
         for prefix in 0..160 {
             for salt in 0..40u8 {
                 n += 1;
-                t.heard_from(node(at_prefix(own, prefix, salt), n), Contact::Responded, now);
+                t.heard_from(
+                    node(at_prefix(own, prefix, salt), n),
+                    Contact::Responded,
+                    now,
+                );
             }
         }
         for _ in 0..20_000 {
@@ -380,7 +404,10 @@ mod tests {
 
         // While they are good, a newcomer is only a replacement.
         let newcomer = node(at_prefix(own, 0, 99), 99);
-        assert_eq!(t.heard_from(newcomer, Contact::Responded, start), Insert::Ignored);
+        assert_eq!(
+            t.heard_from(newcomer, Contact::Responded, start),
+            Insert::Ignored
+        );
         assert!(t.entry(&newcomer.id).is_none());
 
         // 15 minutes later they are questionable: ping them, do not evict yet.

@@ -109,13 +109,17 @@ fn tokens_gate_announces_and_announced_peers_are_served() {
 #[test]
 fn three_nodes_find_an_announced_peer_and_a_restart_uses_the_saved_table() {
     smol::block_on(async {
-        let b = Dht::start(loopback(), vec![], state_file("b")).await.unwrap();
+        let b = Dht::start(loopback(), vec![], state_file("b"))
+            .await
+            .unwrap();
         let router = vec![b.local_addr().to_string()];
         let c = Dht::start(loopback(), router.clone(), state_file("c"))
             .await
             .unwrap();
         let a_file = state_file("a");
-        let a = Dht::start(loopback(), router, a_file.clone()).await.unwrap();
+        let a = Dht::start(loopback(), router, a_file.clone())
+            .await
+            .unwrap();
         until("a and c bootstrap from b", Duration::from_secs(20), || {
             a.node_count() > 0 && c.node_count() > 0
         })
@@ -140,9 +144,11 @@ fn three_nodes_find_an_announced_peer_and_a_restart_uses_the_saved_table() {
         // No routers this time: only the saved table.
         let a2 = Dht::start(loopback(), vec![], a_file).await.unwrap();
         assert_eq!(a2.node.id, saved.id, "the id survives a restart");
-        until("the restarted node pings its saved nodes", Duration::from_secs(20), || {
-            a2.node_count() > 0
-        })
+        until(
+            "the restarted node pings its saved nodes",
+            Duration::from_secs(20),
+            || a2.node_count() > 0,
+        )
         .await;
         find(&a2.get_peers(hash(7), None), expected).await;
     });
@@ -186,7 +192,9 @@ fn a_flood_of_malformed_and_hostile_datagrams_changes_nothing() {
         for i in 0..20_000u32 {
             let datagram: Vec<u8> = match i % 5 {
                 // Random bytes.
-                0 => (0..fastrand::usize(0..1400)).map(|_| fastrand::u8(..)).collect(),
+                0 => (0..fastrand::usize(0..1400))
+                    .map(|_| fastrand::u8(..))
+                    .collect(),
                 // A valid message with bytes flipped.
                 1 => {
                     let mut d = valid.clone();
@@ -231,10 +239,14 @@ fn a_flood_of_malformed_and_hostile_datagrams_changes_nothing() {
             };
             let _ = flood.send_to(&m.encode(), to);
         }
-        until("the node has read the flood", Duration::from_secs(30), || {
-            dht.footprint().malformed + dht.footprint().rate_limited > 0
-                && dht.footprint().malformed >= sent * 3 / 5 / 2
-        })
+        until(
+            "the node has read the flood",
+            Duration::from_secs(30),
+            || {
+                dht.footprint().malformed + dht.footprint().rate_limited > 0
+                    && dht.footprint().malformed >= sent * 3 / 5 / 2
+            },
+        )
         .await;
         Timer::after(Duration::from_millis(500)).await;
         let after = dht.footprint();

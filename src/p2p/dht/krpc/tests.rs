@@ -168,10 +168,7 @@ fn hostile_messages_are_rejected_with_the_offending_numbers() {
     let mut long_token = b"d1:rd2:id20:0123456789abcdefghij5:token65:".to_vec();
     long_token.extend(std::iter::repeat_n(b't', 65));
     long_token.extend_from_slice(b"e1:t2:aa1:y1:re");
-    assert_eq!(
-        e(&long_token),
-        KrpcError::TokenTooLong { len: 65, max: 64 }
-    );
+    assert_eq!(e(&long_token), KrpcError::TokenTooLong { len: 65, max: 64 });
 
     assert_eq!(
         e(&vec![b'x'; MAX_DATAGRAM + 1]),
@@ -193,4 +190,39 @@ fn xor_metric_and_prefix() {
     top[0] = 0x80;
     assert_eq!(zero.common_prefix_len(&NodeId(top)), 0);
     assert!(zero.distance(&NodeId(one)) < zero.distance(&NodeId(top)));
+}
+
+/// The fuzz target's invariant on mutations of the golden messages, so it
+/// runs with every `cargo test` too.
+#[test]
+fn mutated_messages_never_panic_and_what_parses_round_trips() {
+    let seeds: [&[u8]; 4] = [
+        b"d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe",
+        b"d1:rd2:id20:abcdefghij01234567895:token8:aoeusnth6:valuesl6:axje.u6:idhtnmee1:t2:aa1:y1:re",
+        b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee",
+        b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q9:find_node1:t2:aa1:y1:qe",
+    ];
+    let mut parsed = 0;
+    for _ in 0..20_000 {
+        let mut m = seeds[fastrand::usize(..seeds.len())].to_vec();
+        for _ in 0..fastrand::usize(1..3) {
+            let at = fastrand::usize(..m.len());
+            match fastrand::u8(..3) {
+                0 => m[at] = fastrand::u8(..),
+                1 => {
+                    m.remove(at);
+                }
+                _ => m.insert(at, fastrand::u8(..)),
+            }
+        }
+        if let Ok(message) = parse(&m) {
+            parsed += 1;
+            let encoded = message.encode();
+            assert_eq!(parse(&encoded).as_ref(), Ok(&message), "{m:?}");
+        }
+    }
+    assert!(
+        parsed > 100,
+        "the mutations reach the accepting paths: {parsed}"
+    );
 }
