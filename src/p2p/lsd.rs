@@ -47,7 +47,8 @@ pub const MAX_HASHES: usize = 20;
 pub const MAX_HEADERS: usize = 32;
 /// Longest cookie accepted.
 pub const MAX_COOKIE: usize = 64;
-/// Torrents announced on schedule; more are announced once, not repeated.
+/// Torrents announced at once; more are not announced (a big library still
+/// sends at most 50 messages per round).
 pub const MAX_TORRENTS: usize = 1000;
 /// Announces heard and not yet taken by the swarm.
 pub const INCOMING_QUEUE: usize = 256;
@@ -260,6 +261,8 @@ impl Lsd {
         })
     }
 
+    /// Announces `info_hashes` now (those not sent in the last minute) and
+    /// adds them to the 5-minute schedule, until [`Lsd::forget`].
     pub fn announce(&self, info_hashes: &[InfoHash]) {
         let now = Instant::now();
         let due: Vec<InfoHash> = {
@@ -267,9 +270,9 @@ impl Lsd {
             info_hashes
                 .iter()
                 .filter(|h| {
-                    let known = torrents.contains_key(*h);
-                    if !known && torrents.len() >= MAX_TORRENTS {
-                        return true; // announced once, not scheduled
+                    if !torrents.contains_key(*h) && torrents.len() >= MAX_TORRENTS {
+                        log::debug!("lsd: {MAX_TORRENTS} torrents announced already; not {h}");
+                        return false;
                     }
                     let last = torrents.entry(**h).or_insert(None);
                     let due = last.is_none_or(|t| now.saturating_duration_since(t) >= MIN_INTERVAL);

@@ -210,7 +210,7 @@ pub async fn run(
         }
         // The answering node's id may differ from what a seed was assumed to
         // be; its position is not worth re-sorting for.
-        for n in &response.nodes {
+        for n in response.nodes.iter().filter(|n| n.id != node.id) {
             lookup.add(n.addr, Some(n.id));
         }
         if let Some(out) = peers {

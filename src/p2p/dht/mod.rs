@@ -14,7 +14,8 @@
 //! node, and dropping the last clone saves the table and stops the tasks.
 //! The table is saved as bencode (`id`, compact `nodes`) to the state file at
 //! shutdown and every [`SAVE_EVERY`]; a start pings those nodes first, so a
-//! restart finds the DHT without bootstrap routers.
+//! restart finds the DHT without bootstrap routers. IPv4 only: BEP 32's
+//! IPv6 DHT is not implemented.
 
 pub mod krpc;
 pub mod limit;
@@ -97,6 +98,14 @@ impl Dht {
         bootstrap: Vec<String>,
         state_file: PathBuf,
     ) -> io::Result<Dht> {
+        if !bind.is_ipv4() {
+            // BEP 32 (IPv6 DHT) is not implemented: an IPv6 socket could not
+            // reach the IPv4 nodes the table holds.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("dht: bind {bind}: only IPv4 is supported"),
+            ));
+        }
         let saved = {
             let path = state_file.clone();
             smol::unblock(move || load(&path)).await

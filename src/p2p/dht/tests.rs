@@ -65,15 +65,17 @@ fn tokens_gate_announces_and_announced_peers_are_served() {
         let to = dht.local_addr();
         let client = Client::new();
         let me = NodeId::random();
-        let Body::Response(r) = client.ask(
+        let get_peers = || match client.ask(
             to,
             Query::GetPeers {
                 id: me,
                 info_hash: hash(1),
             },
-        ) else {
-            panic!("get_peers answered")
+        ) {
+            Body::Response(r) => r,
+            other => panic!("get_peers answered {other:?}"),
         };
+        let r = get_peers();
         let token = r.token.expect("a token");
         assert!(r.values.is_empty());
 
@@ -93,15 +95,7 @@ fn tokens_gate_announces_and_announced_peers_are_served() {
             client.ask(to, announce(token, 7000)),
             Body::Response(_)
         ));
-        let Body::Response(r) = client.ask(
-            to,
-            Query::GetPeers {
-                id: me,
-                info_hash: hash(1),
-            },
-        ) else {
-            panic!("get_peers answered")
-        };
+        let r = get_peers();
         assert_eq!(r.values, vec![SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7000)]);
     });
 }
