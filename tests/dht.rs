@@ -2,7 +2,8 @@
 //! one of them seeding a torrent that no tracker knows. Our node, started
 //! from loopback routers only, finds the seeder through get_peers; then,
 //! restarted with no routers at all, it finds nodes and the seeder again from
-//! its saved table alone.
+//! its saved table alone. Our announce_peer, made with libtorrent's tokens,
+//! is stored by libtorrent and found by a second node of ours.
 
 mod common;
 
@@ -73,17 +74,17 @@ fn start_swarm(work: &Path) -> Swarm {
     }
 }
 
-/// Waits for `seeder` among the peers `dht` finds, asking again every few
-/// seconds (the seeder announces only once its own DHT is up), at most `bound`.
-async fn find_seeder(dht: &Dht, swarm: &Swarm, bound: Duration) -> Duration {
+/// Waits for `peer` among the peers `dht` finds for `info_hash`, asking again
+/// every few seconds (the seeder announces only once its own DHT is up), at
+/// most `bound`.
+async fn find_peer(dht: &Dht, info_hash: InfoHash, peer: SocketAddr, bound: Duration) -> Duration {
     let start = Instant::now();
-    let peers = dht.get_peers(swarm.info_hash, None);
+    let peers = dht.get_peers(info_hash, None);
     loop {
         let left = bound.saturating_sub(start.elapsed());
         assert!(
             !left.is_zero(),
-            "seeder {} not found through the DHT within {bound:?} ({} nodes in our table)",
-            swarm.seeder,
+            "{peer} not found through the DHT within {bound:?} ({} nodes in our table)",
             dht.node_count()
         );
         let batch = future::or(async { peers.recv().await.ok() }, async {
@@ -92,9 +93,9 @@ async fn find_seeder(dht: &Dht, swarm: &Swarm, bound: Duration) -> Duration {
         })
         .await;
         match batch {
-            Some(batch) if batch.contains(&swarm.seeder) => return start.elapsed(),
+            Some(batch) if batch.contains(&peer) => return start.elapsed(),
             Some(_) => {}
-            None => dht.again(swarm.info_hash),
+            None => dht.again(info_hash),
         }
     }
 }
@@ -109,7 +110,7 @@ async fn until(what: &str, bound: Duration, check: impl Fn() -> bool) -> Duratio
 }
 
 #[test]
-fn finds_a_libtorrent_seeder_and_again_after_a_restart_without_routers() {
+fn finds_a_libtorrent_seeder_announces_to_libtorrent_and_restarts_without_routers() {
     let dir = TestDir::new("dht-libtorrent");
     let swarm = start_swarm(&dir.sub("swarm"));
     let state_file = dir.path().join("cache/dht.dat");
@@ -121,10 +122,16 @@ fn finds_a_libtorrent_seeder_and_again_after_a_restart_without_routers() {
         .collect();
 
     smol::block_on(async {
-        let dht = Dht::start(loopback, routers, state_file.clone())
+        let dht = Dht::start(loopback, routers.clone(), state_file.clone())
             .await
             .expect("start the DHT");
-        let took = find_seeder(&dht, &swarm, Duration::from_secs(120)).await;
+        let took = find_peer(
+            &dht,
+            swarm.info_hash,
+            swarm.seeder,
+            Duration::from_secs(120),
+        )
+        .await;
         eprintln!("found the seeder in {took:?}, {} nodes", dht.node_count());
         until(
             "the libtorrent nodes in our table",
@@ -132,6 +139,18 @@ fn finds_a_libtorrent_seeder_and_again_after_a_restart_without_routers() {
             || dht.node_count() >= 2,
         )
         .await;
+
+        // Our announce, with a token from libtorrent, is stored by libtorrent:
+        // a second node of ours, knowing only the libtorrent nodes, finds it.
+        let ours = InfoHash([0x42; 20]);
+        let _announcing = dht.get_peers(ours, Some(7777));
+        let probe = Dht::start(loopback, routers.clone(), dir.path().join("probe.dat"))
+            .await
+            .expect("start a second node");
+        let me = SocketAddr::from((Ipv4Addr::LOCALHOST, 7777));
+        let took = find_peer(&probe, ours, me, Duration::from_secs(120)).await;
+        eprintln!("our announce found through libtorrent in {took:?}");
+        drop(probe);
 
         dht.save().await.expect("save the table");
         drop(dht);
@@ -148,7 +167,13 @@ fn finds_a_libtorrent_seeder_and_again_after_a_restart_without_routers() {
         )
         .await;
         eprintln!("restart: {} nodes after {took:?}", dht.node_count());
-        let took = find_seeder(&dht, &swarm, Duration::from_secs(120)).await;
+        let took = find_peer(
+            &dht,
+            swarm.info_hash,
+            swarm.seeder,
+            Duration::from_secs(120),
+        )
+        .await;
         eprintln!("restart: found the seeder again in {took:?}");
     });
 }
