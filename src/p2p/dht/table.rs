@@ -136,11 +136,13 @@ impl Table {
         if node.id == self.own {
             return Insert::Ignored;
         }
-        // One entry per id and per address: a node that changes address, or
-        // an address that claims a second id, is a liar or a restart, and
-        // either way not worth a slot.
-        for bucket in &mut self.buckets {
-            for entry in bucket.nodes.iter_mut() {
+        // One entry per id and per address. An id seen at a second address
+        // is ignored (a liar, or a move we learn when the old entry fails).
+        // An address answering with a new id is a restarted node: its
+        // response proves it, so the old entry goes; a query only claims it.
+        let mut restarted = None;
+        for (b, bucket) in self.buckets.iter_mut().enumerate() {
+            for (i, entry) in bucket.nodes.iter_mut().enumerate() {
                 match (entry.node.id == node.id, entry.node.addr == node.addr) {
                     (true, true) => {
                         entry.last_seen = now;
@@ -151,9 +153,13 @@ impl Table {
                         return Insert::Updated;
                     }
                     (false, false) => {}
+                    (false, true) if contact == Contact::Responded => restarted = Some((b, i)),
                     _ => return Insert::Ignored,
                 }
             }
+        }
+        if let Some((b, i)) = restarted {
+            self.buckets[b].nodes.remove(i);
         }
         let entry = Entry {
             node,
@@ -327,15 +333,24 @@ mod tests {
             NodeState::Questionable,
             "15 minutes of silence make a good node questionable"
         );
-        // Same address, other id; same id, other address: both ignored.
-        assert_eq!(
-            t.heard_from(node(NodeId([0xfe; 20]), 1), Contact::Responded, now),
-            Insert::Ignored
-        );
+        // Same id at another address: ignored.
         assert_eq!(
             t.heard_from(node(n.id, 2), Contact::Responded, now),
             Insert::Ignored
         );
+        // Same address, another id: only claimed by a query, ignored; proven
+        // by a response, it replaces the old entry (a restarted node).
+        let restarted = node(NodeId([0xfe; 20]), 1);
+        assert_eq!(
+            t.heard_from(restarted, Contact::Queried, now),
+            Insert::Ignored
+        );
+        assert!(t.entry(&n.id).is_some());
+        assert_eq!(
+            t.heard_from(restarted, Contact::Responded, now),
+            Insert::Added
+        );
+        assert!(t.entry(&n.id).is_none());
         assert_eq!(t.len(), 1);
     }
 
