@@ -148,7 +148,8 @@ pub async fn run(
         own: node.local,
         candidates: Vec::new(),
     };
-    for n in node.state().table.closest(&target, K, Instant::now()) {
+    let known = node.state().table.closest(&target, K, Instant::now());
+    for n in known {
         lookup.add(n.addr, Some(n.id));
     }
     seeds.iter().for_each(|a| lookup.add(*a, None));
