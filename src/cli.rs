@@ -133,6 +133,10 @@ Settings (environment variables or env file keys; the environment wins):
                            router.bittorrent.com:6881,dht.transmissionbt.com:6881,dht.libtorrent.org:25401)
   ENABLE_LSD               true|false: Local Service Discovery, multicast on
                            the LAN (default true)
+  LSD_GROUP                IPv4 multicast group:port of LSD announces
+                           (default 239.192.152.143:6771)
+  LSD_INTERFACE            IPv4 address of the interface LSD joins and sends
+                           on; 127.0.0.1 keeps it on this host (default 0.0.0.0)
 ";
 
 impl Cli {

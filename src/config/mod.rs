@@ -22,7 +22,7 @@ mod value;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ pub const ENV_FILE_VAR: &str = "STREME_ENV_FILE";
 
 /// Every key streme reads, with its default as an env file would spell it, in
 /// the order `streme config` prints them.
-pub const KEYS: [(&str, &str); 25] = [
+pub const KEYS: [(&str, &str); 27] = [
     ("HOST", "0.0.0.0"),
     ("PORT", "11470"),
     ("CACHE_DIR", "$CACHE_DIRECTORY, else $HOME/.cache/streme"),
@@ -61,6 +61,8 @@ pub const KEYS: [(&str, &str); 25] = [
     ("ENABLE_DHT", "true"),
     ("DHT_BOOTSTRAP", DEFAULT_DHT_BOOTSTRAP),
     ("ENABLE_LSD", "true"),
+    ("LSD_GROUP", "239.192.152.143:6771"),
+    ("LSD_INTERFACE", "0.0.0.0"),
 ];
 
 /// The public .torrent cache the seed used.
@@ -187,6 +189,14 @@ pub struct Config {
     /// `ENABLE_LSD`: Local Service Discovery (BEP 14), multicast announces on
     /// the LAN so that boxes and desktop clients find each other. Default true.
     pub enable_lsd: bool,
+    /// `LSD_GROUP`: the IPv4 multicast group:port of LSD announces. Default
+    /// BEP 14's 239.192.152.143:6771; another group makes a private set of
+    /// boxes (and lets tests stay off the LAN's group).
+    pub lsd_group: SocketAddrV4,
+    /// `LSD_INTERFACE`: the IPv4 address of the interface LSD joins and
+    /// sends on. Default 0.0.0.0, the default route's interface; 127.0.0.1
+    /// keeps LSD on this host.
+    pub lsd_interface: Ipv4Addr,
     /// Where each key's value came from, in the order of [`KEYS`].
     sources: Vec<Source>,
 }
@@ -466,6 +476,12 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?;
         let enable_lsd =
             setting("ENABLE_LSD").map_or(Ok(true), |v| value::boolean("ENABLE_LSD", &v))?;
+        let lsd_group = setting("LSD_GROUP").map_or(Ok(crate::p2p::lsd::GROUP), |v| {
+            value::multicast_group("LSD_GROUP", &v)
+        })?;
+        let lsd_interface = setting("LSD_INTERFACE").map_or(Ok(Ipv4Addr::UNSPECIFIED), |v| {
+            value::ipv4("LSD_INTERFACE", &v)
+        })?;
 
         let config = Config {
             host,
@@ -493,6 +509,8 @@ impl Config {
             enable_dht,
             dht_bootstrap,
             enable_lsd,
+            lsd_group,
+            lsd_interface,
             sources,
         };
         Ok((config, warnings))
@@ -577,6 +595,8 @@ impl Config {
             self.enable_dht.to_string(),
             self.dht_bootstrap.join(","),
             self.enable_lsd.to_string(),
+            self.lsd_group.to_string(),
+            self.lsd_interface.to_string(),
         ]
     }
 }

@@ -185,6 +185,9 @@ fn bad_values_name_key_and_value() {
         ("STREAM_BUFFER_KB", "1", "STREAM_BUFFER_KB: expected 4 to 4096, got \"1\""),
         ("PIECE_TIMEOUT", "", "PIECE_TIMEOUT: expected milliseconds (a non-negative integer), got \"\""),
         ("CACHE_DIR", "", "CACHE_DIR: expected a directory path, got \"\""),
+        ("LSD_GROUP", "10.0.0.1:6771", "LSD_GROUP: expected an IPv4 multicast group:port such as 239.192.152.143:6771, got \"10.0.0.1:6771\""),
+        ("LSD_GROUP", "239.192.152.143:0", "LSD_GROUP: expected an IPv4 multicast group:port such as 239.192.152.143:6771, got \"239.192.152.143:0\""),
+        ("LSD_INTERFACE", "::1", "LSD_INTERFACE: expected an IPv4 address such as 0.0.0.0 or 127.0.0.1, got \"::1\""),
     ];
     for (key, value, message) in cases {
         let e = Config::load(None, &env(&[(key, value)])).unwrap_err();

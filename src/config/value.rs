@@ -5,7 +5,7 @@
 //! names the key and the text it got. Never supplies a default: a value that
 //! does not parse stops start-up rather than falling back silently.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -77,6 +77,25 @@ pub fn port(key: &'static str, value: &str) -> Result<u16, ConfigError> {
 pub fn ip(key: &'static str, value: &str) -> Result<IpAddr, ConfigError> {
     IpAddr::from_str(value)
         .map_err(|_| bad(key, value, "an IP address such as 0.0.0.0, 127.0.0.1 or ::"))
+}
+
+pub fn ipv4(key: &'static str, value: &str) -> Result<Ipv4Addr, ConfigError> {
+    Ipv4Addr::from_str(value)
+        .map_err(|_| bad(key, value, "an IPv4 address such as 0.0.0.0 or 127.0.0.1"))
+}
+
+/// An IPv4 multicast group and a non-zero port, `239.192.152.143:6771`.
+pub fn multicast_group(key: &'static str, value: &str) -> Result<SocketAddrV4, ConfigError> {
+    SocketAddrV4::from_str(value)
+        .ok()
+        .filter(|g| g.ip().is_multicast() && g.port() != 0)
+        .ok_or_else(|| {
+            bad(
+                key,
+                value,
+                "an IPv4 multicast group:port such as 239.192.152.143:6771",
+            )
+        })
 }
 
 /// A comma-separated list; blanks around entries and empty entries are dropped,

@@ -1,0 +1,122 @@
+//! Local Service Discovery between two instances on this host: loopback
+//! multicast (interface 127.0.0.1, TTL 1) on a group and port the test picks,
+//! so nothing reaches the LAN. Linux delivers loopback multicast without the
+//! MULTICAST flag on `lo`, so the test changes nothing on the machine.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use async_io::Timer;
+use futures_lite::future;
+use smol::channel::Receiver;
+use streme::format::InfoHash;
+use streme::p2p::lsd::Lsd;
+
+/// A group in the organisation-local scope, and a port no one else uses.
+fn test_group() -> SocketAddrV4 {
+    let port = 20_000 + (std::process::id() % 20_000) as u16;
+    SocketAddrV4::new(Ipv4Addr::new(239, 255, 14, 1), port)
+}
+
+async fn next(
+    rx: &Receiver<(InfoHash, SocketAddr)>,
+    within: Duration,
+) -> Option<(InfoHash, SocketAddr)> {
+    future::or(async { rx.recv().await.ok() }, async {
+        Timer::after(within).await;
+        None
+    })
+    .await
+}
+
+#[test]
+fn two_instances_find_each_other_and_ignore_themselves() {
+    smol::block_on(async {
+        let group = test_group();
+        let a = Lsd::start(group, Ipv4Addr::LOCALHOST, 7001)
+            .await
+            .expect("start A");
+        let b = Lsd::start(group, Ipv4Addr::LOCALHOST, 7002)
+            .await
+            .expect("start B");
+        let (from_a, from_b) = (b.incoming(), a.incoming());
+        let hash = InfoHash([0x5a; 20]);
+
+        a.announce(&[hash]);
+        let heard = next(&from_a, Duration::from_secs(10)).await;
+        assert_eq!(
+            heard,
+            Some((hash, SocketAddr::from((Ipv4Addr::LOCALHOST, 7001)))),
+            "B hears A's hash and A's announced port"
+        );
+
+        // Within a minute, a second announce of the same torrent is not sent.
+        a.announce(&[hash]);
+        assert_eq!(
+            next(&from_a, Duration::from_secs(2)).await,
+            None,
+            "rate limited"
+        );
+        // And A never hears itself.
+        assert_eq!(from_b.try_recv().ok(), None);
+
+        // Several torrents in one message, the other way.
+        let (h1, h2) = (InfoHash([1; 20]), InfoHash([2; 20]));
+        b.announce(&[h1, h2]);
+        let mut got = vec![
+            next(&from_b, Duration::from_secs(10)).await,
+            next(&from_b, Duration::from_secs(10)).await,
+        ];
+        got.sort_by_key(|g| g.map(|(h, _)| h));
+        let b_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 7002));
+        assert_eq!(got, vec![Some((h1, b_addr)), Some((h2, b_addr))]);
+        assert_eq!(
+            next(&from_a, Duration::from_millis(500)).await,
+            None,
+            "B ignores itself"
+        );
+    });
+}
+
+#[test]
+fn garbage_on_the_group_is_dropped_and_the_service_keeps_working() {
+    smol::block_on(async {
+        let mut group = test_group();
+        group.set_port(group.port() + 1);
+        let listener = Lsd::start(group, Ipv4Addr::LOCALHOST, 7003)
+            .await
+            .expect("start");
+        let heard = listener.incoming();
+        // Sent through lo only (IP_MULTICAST_IF 127.0.0.1, TTL 1): without
+        // the interface the kernel would pick the default route's.
+        let sender =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        sender.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+        sender.set_multicast_ttl_v4(1).unwrap();
+        sender
+            .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
+        let sender: std::net::UdpSocket = sender.into();
+        for i in 0..2_000u32 {
+            let junk: Vec<u8> = match i % 3 {
+                0 => (0..fastrand::usize(0..2000))
+                    .map(|_| fastrand::u8(..))
+                    .collect(),
+                1 => b"BT-SEARCH * HTTP/1.1\r\nHost: x\r\nPort: 99999\r\nInfohash: 00\r\n\r\n"
+                    .to_vec(),
+                _ => "BT-SEARCH * HTTP/1.1\r\n".repeat(100).into_bytes(),
+            };
+            let _ = sender.send_to(&junk, group);
+        }
+        let valid = b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\n\
+            Infohash: 0123456789abcdef0123456789abcdef01234567\r\n\r\n\r\n";
+        sender.send_to(valid, group).unwrap();
+        let got = next(&heard, Duration::from_secs(10)).await;
+        let expected = InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap();
+        assert_eq!(
+            got,
+            Some((expected, SocketAddr::from((Ipv4Addr::LOCALHOST, 6881))))
+        );
+        assert_eq!(heard.len(), 0, "nothing else came through");
+    });
+}
