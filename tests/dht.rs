@@ -177,3 +177,64 @@ fn finds_a_libtorrent_seeder_announces_to_libtorrent_and_restarts_without_router
         eprintln!("restart: found the seeder again in {took:?}");
     });
 }
+
+/// The whole path through the real binary: a bare magnet (no tracker, no HTTP source, no
+/// peer address) resolves through the DHT alone, bootstrapped from the libtorrent nodes on
+/// loopback, and streams the seeder's bytes; a SIGTERM saves the table, and a restart with
+/// no bootstrap routers starts from it.
+#[test]
+fn a_bare_magnet_streams_through_the_dht_alone_and_a_restart_uses_the_saved_table() {
+    use common::hybrid::set;
+    use common::server::{base_env, Server};
+
+    let dir = TestDir::new("dht-streme");
+    let swarm = start_swarm(&dir.sub("swarm"));
+    let source = std::fs::read(dir.sub("swarm").join("seed.bin")).unwrap();
+    let routers: Vec<String> = swarm
+        .dht_ports
+        .iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect();
+    let mut env = base_env(&dir.sub("cache"), 64);
+    set(&mut env, "ENABLE_DHT", "true");
+    set(&mut env, "DHT_BOOTSTRAP", &routers.join(","));
+    set(&mut env, "P2P_TIMEOUT", "5000");
+    set(&mut env, "TORRENT_TIMEOUT", "60000");
+    set(&mut env, "PIECE_TIMEOUT", "60000");
+    let mut srv = Server::start(&env);
+    let hash = swarm.info_hash.to_hex();
+    common::hybrid::add_magnet(srv.addr(), &hash);
+    let r = common::hybrid::get_observed(srv.addr(), &format!("/stream/proxy/{hash}"), &[], || {
+        serde_json::Value::Null
+    })
+    .response;
+    assert_eq!(r.status, 200, "{}\n{}", r.head(), srv.logs());
+    assert_eq!(r.body, source, "the stream differs from the seeder's file");
+    let logs = srv.logs();
+    assert!(logs.contains("new peer address(es) from Dht"), "{logs}");
+    assert!(!logs.contains("from Tracker"), "{logs}");
+    let status = srv
+        .signal_and_wait("TERM")
+        .expect("streme stops on SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        dir.sub("cache").join("dht.dat").is_file(),
+        "no saved DHT table"
+    );
+
+    set(&mut env, "DHT_BOOTSTRAP", "");
+    let srv = Server::start(&env);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !srv.logs().contains("saved nodes)") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logs = srv.logs();
+    let saved = logs
+        .lines()
+        .find_map(|l| l.split(" (").nth(1)?.strip_suffix(" saved nodes)"))
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(
+        saved.is_some_and(|n| n > 0),
+        "the restart did not load the table: {logs}"
+    );
+}

@@ -3,6 +3,8 @@
 //! so nothing reaches the LAN. Linux delivers loopback multicast without the
 //! MULTICAST flag on `lo`, so the test changes nothing on the machine.
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
@@ -119,4 +121,56 @@ fn garbage_on_the_group_is_dropped_and_the_service_keeps_working() {
         );
         assert_eq!(heard.len(), 0, "nothing else came through");
     });
+}
+
+/// Two streme boxes on one "LAN" (loopback multicast on the test's own group): the first has a
+/// film in its cache, the second gets a bare magnet and no tracker, DHT or HTTP source, finds
+/// the first by LSD, and streams the film from its cache byte-exact.
+#[test]
+fn a_second_streme_streams_from_the_first_ones_cache_found_by_lsd() {
+    use common::fixture;
+    use common::hybrid::{add_magnet, get_observed, set};
+    use common::server::{base_env, import, Server};
+
+    fixture::require_fixture_tools();
+    let dir = common::TestDir::new("lsd-two-boxes");
+    let film = fixture::random_file(&dir.sub("data").join("film.mkv"), 3 << 20);
+    let torrent = fixture::mktorrent(&film, &dir.path().join("film.torrent"), 16);
+    let group = SocketAddrV4::new(Ipv4Addr::new(239, 255, 14, 2), test_group().port() + 1);
+    let lan = |cache: &str| {
+        let mut env = base_env(&dir.sub(cache), 64);
+        set(&mut env, "ENABLE_LSD", "true");
+        set(&mut env, "LSD_GROUP", &group.to_string());
+        set(&mut env, "LSD_INTERFACE", "127.0.0.1");
+        set(&mut env, "P2P_TIMEOUT", "10000");
+        set(&mut env, "PIECE_TIMEOUT", "60000");
+        env
+    };
+    let first_env = lan("first");
+    import(&first_env, &torrent.file, &film);
+    let first = Server::start(&first_env);
+    let second = Server::start(&lan("second"));
+    add_magnet(second.addr(), &torrent.info_hash);
+    let r = get_observed(
+        second.addr(),
+        &format!("/stream/proxy/{}", torrent.info_hash),
+        &[],
+        || serde_json::Value::Null,
+    )
+    .response;
+    assert_eq!(r.status, 200, "{}\n{}", r.head(), second.logs());
+    assert_eq!(r.body, std::fs::read(&film).unwrap(), "not the film");
+    let logs = format!("{}{}", first.logs(), second.logs());
+    assert!(
+        logs.contains("from Lsd"),
+        "the boxes did not meet by LSD:\n{logs}"
+    );
+    // The numbers are refreshed once a second.
+    common::hybrid::wait_for_status(
+        first.addr(),
+        &torrent.info_hash,
+        Duration::from_secs(5),
+        |s| s["peers"]["uploaded"].as_u64() >= Some(3 << 20),
+    )
+    .unwrap_or_else(|s| panic!("the first box did not upload the film: {s}"));
 }

@@ -437,12 +437,24 @@ fn a_peer_known_only_through_pex_is_connected_and_used() {
     stream_whole(&srv, &f);
     let logs = srv.logs();
     let p2p_lines: Vec<&str> = logs.lines().filter(|l| l.contains("[P2P]")).collect();
-    assert!(tipster.tips_sent.load(Ordering::Relaxed) > 0, "{}", p2p_lines.join("\n"));
-    assert!(logs.contains("1 new peer address(es) from Pex"), "{}", p2p_lines.join("\n"));
+    assert!(
+        tipster.tips_sent.load(Ordering::Relaxed) > 0,
+        "{}",
+        p2p_lines.join("\n")
+    );
+    assert!(
+        logs.contains("1 new peer address(es) from Pex"),
+        "{}",
+        p2p_lines.join("\n")
+    );
     assert!(
         logs.contains(&format!("connected to 127.0.0.1:{}", seeder.port)),
         "{}",
         p2p_lines.join("\n")
     );
-    assert!(!logs.contains("from Tracker"), "streme asked a tracker: {}", p2p_lines.join("\n"));
+    assert!(
+        !logs.contains("from Tracker"),
+        "streme asked a tracker: {}",
+        p2p_lines.join("\n")
+    );
 }

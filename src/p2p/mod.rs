@@ -61,6 +61,10 @@ struct Inner {
     upload: Mutex<(f64, Instant)>,
     downloaded: AtomicU64,
     uploaded: AtomicU64,
+    /// The mainline DHT node (`ENABLE_DHT`), on the UDP port of the same number.
+    dht: Option<dht::Dht>,
+    /// Local Service Discovery (`ENABLE_LSD`).
+    lsd: Option<lsd::Lsd>,
 }
 
 /// A peer connection's place under `MAX_CONNECTIONS`, given back on drop.
@@ -79,6 +83,35 @@ impl P2p {
         let port = listener.local_addr()?.port();
         let peer_id = PeerId::generate();
         log::info!("[P2P] Listening for peers on port {port}");
+        let dht = if config.enable_dht {
+            // The DHT is IPv4 only; it listens where the peers do.
+            let ip = match config.host {
+                std::net::IpAddr::V4(ip) => ip,
+                std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+            };
+            let state = config.cache_dir.join("dht.dat");
+            match dht::Dht::start((ip, port).into(), config.dht_bootstrap.clone(), state).await {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    log::warn!("[P2P] DHT off: cannot bind UDP port {port}: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let lsd = if config.enable_lsd {
+            match lsd::Lsd::start(config.lsd_group, config.lsd_interface, port).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    log::warn!("[P2P] Local Service Discovery off: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let heard = lsd.as_ref().map(lsd::Lsd::incoming);
         let p2p = P2p {
             inner: Arc::new(Inner {
                 config,
@@ -91,8 +124,23 @@ impl P2p {
                 upload: Mutex::new((0.0, Instant::now())),
                 downloaded: AtomicU64::new(0),
                 uploaded: AtomicU64::new(0),
+                dht,
+                lsd,
             }),
         };
+        if let Some(heard) = heard {
+            // LSD announces from the LAN go to the swarm of their torrent.
+            let weak = Arc::downgrade(&p2p.inner);
+            smol::spawn(async move {
+                while let Ok((ih, addr)) = heard.recv().await {
+                    let Some(inner) = weak.upgrade() else { return };
+                    if let Some(swarm) = (P2p { inner }).swarm_of(&ih) {
+                        swarm.add_peers([addr], swarm::Origin::Lsd);
+                    }
+                }
+            })
+            .detach();
+        }
         let weak = Arc::downgrade(&p2p.inner);
         smol::spawn(async move {
             while let Ok((stream, addr)) = listener.accept().await {
@@ -175,6 +223,12 @@ impl P2p {
             Timer::after(Duration::from_secs(4)).await;
         })
         .await;
+        if let Some(d) = &self.inner.dht {
+            // The next start finds nodes at once, without the bootstrap routers.
+            if let Err(e) = d.save().await {
+                log::warn!("[P2P] cannot save the DHT table: {e}");
+            }
+        }
     }
 
     pub fn peer_id(&self) -> PeerId {
@@ -206,15 +260,59 @@ impl P2p {
 
     /// The DHT's UDP port, told to peers in a PORT message.
     fn dht_port(&self) -> Option<u16> {
-        None
+        self.inner.dht.as_ref().map(|d| d.local_addr().port())
     }
 
-    /// A DHT node a peer told us of.
-    fn dht_node(&self, _addr: SocketAddr) {}
+    /// A DHT node a peer told us of (its PORT message).
+    fn dht_node(&self, addr: SocketAddr) {
+        if let Some(d) = &self.inner.dht {
+            d.add_node(addr);
+        }
+    }
 
-    /// Peer discovery beyond trackers (DHT, LSD) for one swarm, until dropped.
-    fn discover(&self, _swarm: &Arc<Swarm>) -> impl Future<Output = ()> {
-        future::pending()
+    /// Peer discovery beyond trackers for one swarm, until dropped: a DHT
+    /// lookup (repeated, and announcing us) and LSD announces. Private
+    /// torrents (BEP 27) use their trackers only.
+    fn discover(&self, swarm: &Arc<Swarm>) -> impl Future<Output = ()> + 'static {
+        let ih = swarm.info_hash;
+        let private = swarm.meta().is_some_and(|m| m.private);
+        let lookups = (!private)
+            .then(|| {
+                self.inner
+                    .dht
+                    .as_ref()
+                    .map(|d| d.get_peers(ih, Some(self.port())))
+            })
+            .flatten();
+        let lsd = (!private).then(|| self.inner.clone());
+        if let Some(inner) = &lsd {
+            if let Some(l) = &inner.lsd {
+                l.announce(&[ih]);
+            }
+        }
+        let swarm = Arc::downgrade(swarm);
+        async move {
+            // Forgotten by LSD when the swarm's run ends (this future is dropped).
+            struct Forget(Option<Arc<Inner>>, InfoHash);
+            impl Drop for Forget {
+                fn drop(&mut self) {
+                    if let Some(l) = self.0.as_ref().and_then(|i| i.lsd.as_ref()) {
+                        l.forget(self.1);
+                    }
+                }
+            }
+            let _forget = Forget(lsd, ih);
+            match lookups {
+                Some(rx) => {
+                    while let Ok(peers) = rx.recv().await {
+                        let Some(s) = swarm.upgrade() else { return };
+                        s.add_peers(peers, swarm::Origin::Dht);
+                    }
+                    future::pending().await
+                }
+                None => future::pending().await,
+            }
+        }
     }
 
     /// Waits until `bytes` more may be uploaded under `MAX_UPLOAD_KBPS`.

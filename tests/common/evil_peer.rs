@@ -150,7 +150,10 @@ fn tell(mut s: TcpStream, hash: &[u8], tip: SocketAddr, sent: &AtomicU64) -> std
         let Some(at) = text.find("6:ut_pexi") else {
             continue;
         };
-        let digits: String = text[at + 9..].chars().take_while(|c| c.is_ascii_digit()).collect();
+        let digits: String = text[at + 9..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
         let id: u8 = digits.parse().unwrap_or(0);
         let std::net::IpAddr::V4(ip) = tip.ip() else {
             panic!("an IPv4 tip")

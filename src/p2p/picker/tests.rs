@@ -246,7 +246,13 @@ fn pieces_waiting_for_the_store_count_against_the_budget() {
         p.receive(ip(1), b.piece, b.offset, &data);
     }
     // Both complete and handed to the store: no new piece until it judged one.
-    assert!(p.pick(&[2, 3], &|_| false, &asker(1, &all, &none, true), 8, now).is_empty());
+    assert!(p
+        .pick(&[2, 3], &|_| false, &asker(1, &all, &none, true), 8, now)
+        .is_empty());
     p.verified(0);
-    assert_eq!(p.pick(&[2, 3], &|_| false, &asker(1, &all, &none, true), 8, now).len(), 4);
+    assert_eq!(
+        p.pick(&[2, 3], &|_| false, &asker(1, &all, &none, true), 8, now)
+            .len(),
+        4
+    );
 }
