@@ -2,7 +2,9 @@
 //! the result. It checks what lands where (binary, unit and its /usr/bin drop-in, the env file
 //! as a conffile, the board profiles, the docs), that the maintainer scripts only touch
 //! systemd when it runs and create no user, and, extracted into a scratch root, that the
-//! packaged binary runs and accepts the packaged env file without a warning.
+//! packaged binary runs and accepts the packaged env file without a warning. Then the real
+//! `dpkg` installs the package into a scratch root, removes it (the service's cache stays) and
+//! purges it (the cache and state that systemd made for the unit go too).
 //!
 //! It never rebuilds streme: the binary cargo built for this test run is copied into a scratch
 //! target directory and packaged with `cargo deb --no-build`, so the test costs one packaging,
@@ -300,6 +302,16 @@ fn the_deb_carries_the_binary_unit_conffile_and_profiles_and_runs_from_a_scratch
         "[ -x \"/usr/bin/deb-systemd-helper\" ]",
     );
     assert!(postrm.contains("deb-systemd-helper purge streme.service"));
+    // systemd/postrm is the template: cargo-deb put its snippets where the token was.
+    assert!(
+        !postrm.contains("#DEBHELPER#"),
+        "postrm still holds the DEBHELPER token:\n{postrm}"
+    );
+    assert_guarded("postrm", &postrm, "rm", "[ \"$1\" = \"purge\" ]");
+    assert!(
+        postrm.contains("${DPKG_ROOT:-}/var/$dir/private/streme"),
+        "postrm's purge removes DynamicUser's directories under $DPKG_ROOT:\n{postrm}"
+    );
 
     // Extracted into a scratch root: the files are the repository's.
     let root = dir.sub("root");
@@ -364,6 +376,124 @@ fn the_deb_carries_the_binary_unit_conffile_and_profiles_and_runs_from_a_scratch
             "{key} does not come from the packaged env file:\n{shown}"
         );
     }
+
+    install_remove_and_purge_with_dpkg(&dir, &deb);
+}
+
+/// Runs `dpkg ARGS` on the scratch root `root`, as dpkg runs for a chrootless bootstrap:
+/// `--root` puts the files there, and `--force-script-chrootless` runs the maintainer scripts
+/// on this machine with `DPKG_ROOT=<root>`, which the scripts (ours and deb-systemd-helper)
+/// prefix to every path. `--force-depends`: the scratch root has no libc6 package.
+///
+/// It runs in a new mount namespace with an empty /run, and as root of a new user namespace
+/// (so it needs no real root). The generated snippets start, stop and daemon-reload systemd
+/// whenever `/run/systemd/system` exists, without looking at DPKG_ROOT; the empty /run makes
+/// them skip that on a machine that runs systemd, as they do in a chroot.
+fn dpkg_in(root: &Path, args: &[&str]) -> Output {
+    require_tool("dpkg");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--map-root-user", "--", "sh", "-c"])
+        .arg("mount -t tmpfs tmpfs /run && exec \"$@\"")
+        .args(["sh", "dpkg", "--root"])
+        .arg(root)
+        .args(["--force-script-chrootless", "--force-depends"])
+        .args(args);
+    run_within(cmd, Duration::from_secs(120))
+}
+
+/// Whether `path` exists, symlinks included (a dangling one counts).
+fn exists(path: &Path) -> bool {
+    path.symlink_metadata().is_ok()
+}
+
+/// `dpkg -i`, then what systemd creates at the first start, then `dpkg -r` (keeps it) and
+/// `dpkg -P` (removes it, and nothing of other services).
+fn install_remove_and_purge_with_dpkg(dir: &TestDir, deb: &Path) {
+    let root = dir.sub("dpkg-root");
+    std::fs::create_dir_all(root.join("var/lib/dpkg/updates")).unwrap();
+    std::fs::create_dir_all(root.join("var/lib/dpkg/info")).unwrap();
+    std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+
+    dpkg_in(&root, &["--install", &deb.display().to_string()]);
+    assert!(
+        root.join("usr/bin/streme").is_file(),
+        "dpkg -i unpacked the binary"
+    );
+    assert!(root.join("etc/streme/streme.env").is_file());
+    // postinst ran, under DPKG_ROOT: the unit is enabled in the scratch root.
+    let wants = root.join("etc/systemd/system/multi-user.target.wants/streme.service");
+    assert!(
+        exists(&wants),
+        "postinst enabled the unit in the scratch root: {}",
+        wants.display()
+    );
+
+    // The first start under DynamicUser=yes: systemd makes /var/{cache,lib}/private/streme and
+    // points /var/{cache,lib}/streme at them. Neighbours of other services must survive.
+    let written = [
+        "var/cache/private/streme/index",
+        "var/cache/private/streme/segments/0000",
+        "var/lib/private/streme/peer-id",
+    ];
+    for file in written {
+        let path = root.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"written by the service").unwrap();
+    }
+    for kind in ["cache", "lib"] {
+        std::os::unix::fs::symlink("private/streme", root.join(format!("var/{kind}/streme")))
+            .unwrap();
+    }
+    let others = ["var/cache/private/other/keep", "var/lib/other/keep"];
+    for file in others {
+        let path = root.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"another service's").unwrap();
+    }
+
+    dpkg_in(&root, &["--remove", "streme"]);
+    assert!(
+        !exists(&root.join("usr/bin/streme")),
+        "dpkg -r removes the binary"
+    );
+    assert!(
+        root.join("etc/streme/streme.env").is_file(),
+        "dpkg -r keeps the conffile"
+    );
+    for file in written {
+        assert!(
+            root.join(file).is_file(),
+            "dpkg -r keeps what the service wrote: {file}"
+        );
+    }
+    assert!(
+        root.join("var/cache/streme/index").is_file(),
+        "and the link to it"
+    );
+
+    dpkg_in(&root, &["--purge", "streme"]);
+    for gone in [
+        "var/cache/streme",
+        "var/cache/private/streme",
+        "var/lib/streme",
+        "var/lib/private/streme",
+        "etc/streme/streme.env",
+        "etc/systemd/system/multi-user.target.wants/streme.service",
+    ] {
+        assert!(!exists(&root.join(gone)), "dpkg -P leaves {gone}");
+    }
+    for file in others {
+        assert!(root.join(file).is_file(), "dpkg -P removed {file}");
+    }
+    assert!(
+        root.join("var/cache/private").is_dir(),
+        "the directory shared by every DynamicUser service stays"
+    );
+    let status = read(&root.join("var/lib/dpkg/status"));
+    assert!(
+        !status.contains("Package: streme"),
+        "dpkg forgot the package:\n{status}"
+    );
 }
 
 #[test]
