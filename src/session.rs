@@ -223,6 +223,8 @@ impl Session {
         match torrents.get(&ih) {
             Some(t) => {
                 *t.meta.lock().unwrap() = Some(meta);
+                // Streams wait for the metadata on the demand's event.
+                t.demand.notify();
                 Ok((t.clone(), false))
             }
             None => {

@@ -294,6 +294,11 @@ impl Demand {
             .any(|w| now.saturating_duration_since(w.first) >= limit)
     }
 
+    /// Wakes everyone waiting on this torrent (its metadata arrived).
+    pub fn notify(&self) {
+        self.changed.notify(usize::MAX);
+    }
+
     /// Resolves on the next change of demand, claims or phase.
     pub fn listen(&self) -> event_listener::EventListener {
         self.changed.listen()
