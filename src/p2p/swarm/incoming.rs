@@ -1,0 +1,419 @@
+//! What peers send a swarm: every message of a connection, the metadata
+//! exchange (BEP 9), and the complete pieces, verified and written by the
+//! store, with the blame for a piece that fails its hash.
+//!
+//! Must never block: the store's work runs in tasks of its own, and the
+//! swarm's lock is never held across an `.await`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{
+    block_fits, set_bit, Hangup, Known, Origin, State, Swarm, MAX_KNOWN, MAX_QUEUED_UPLOADS,
+    MAX_STRIKES,
+};
+use crate::format::metainfo::Metainfo;
+use crate::p2p::metadata::{self, Assembly};
+use crate::p2p::picker::{PeerKey, Received};
+use crate::p2p::wire::{self, BlockRef, ExtHandshake, Message, MetadataMessage, Pex};
+use crate::store::StoreError;
+
+impl Swarm {
+    /// One message from a peer. An error ends the connection.
+    pub(in crate::p2p) fn on_message(
+        self: &Arc<Swarm>,
+        key: PeerKey,
+        msg: Message<'_>,
+    ) -> Result<(), Hangup> {
+        let mut st = self.state();
+        let st = &mut *st;
+        let count = st.meta.as_ref().map(|m| m.piece_count());
+        let peer = st.peers.get_mut(&key).ok_or(Hangup::Unwanted("gone"))?;
+        let check_piece = |p: u32| -> Result<(), Hangup> {
+            match count {
+                Some(n) if p >= n => Err(Hangup::Protocol(format!("piece {p} of {n}"))),
+                _ => Ok(()),
+            }
+        };
+        match msg {
+            Message::KeepAlive | Message::Unknown { .. } | Message::Suggest(_) => {}
+            Message::Choke => {
+                peer.peer_choking = true;
+                let asked: Vec<_> = peer
+                    .asked
+                    .iter()
+                    .filter(|(b, _)| !peer.allowed_fast.contains(&b.piece))
+                    .map(|(b, _)| *b)
+                    .collect();
+                peer.asked
+                    .retain(|(b, _)| peer.allowed_fast.contains(&b.piece));
+                if let Some(picker) = st.picker.as_mut() {
+                    asked.iter().for_each(|b| picker.give_back(b));
+                }
+            }
+            Message::Unchoke => {
+                peer.peer_choking = false;
+                peer.last_block = Instant::now();
+                peer.link.wake();
+            }
+            Message::Interested => {
+                peer.peer_interested = true;
+                st.last_choke = None;
+                self.changed.notify(1);
+            }
+            Message::NotInterested => peer.peer_interested = false,
+            Message::Have(p) => {
+                check_piece(p)?;
+                set_bit(&mut peer.bits, p);
+                peer.link.wake();
+            }
+            Message::Bitfield(bits) => {
+                if let Some(n) = count {
+                    if !wire::bitfield_fits(bits, n) {
+                        return Err(Hangup::Protocol(format!(
+                            "a bitfield of {} bytes for {n} pieces",
+                            bits.len()
+                        )));
+                    }
+                }
+                peer.bits = bits.to_vec();
+                peer.link.wake();
+            }
+            Message::HaveAll | Message::HaveNone if !peer.fast => {
+                return Err(Hangup::Protocol(
+                    "a fast-extension message without the fast bit".into(),
+                ))
+            }
+            Message::HaveAll => {
+                peer.have_all = true;
+                peer.link.wake();
+            }
+            Message::HaveNone => peer.bits.clear(),
+            Message::Request(block) => {
+                let meta = st
+                    .meta
+                    .as_ref()
+                    .ok_or(Hangup::Protocol("a request before we have metadata".into()))?;
+                if !block_fits(meta, &block) {
+                    return Err(Hangup::Protocol(format!(
+                        "a request outside the torrent: {block:?}"
+                    )));
+                }
+                let servable = !peer.am_choking
+                    && peer.uploads.len() < MAX_QUEUED_UPLOADS
+                    && self.session.store.has_piece(&meta.info_hash, block.piece);
+                if servable {
+                    peer.uploads.push_back(block);
+                    peer.link.wake();
+                } else if peer.fast {
+                    peer.link.send(&Message::Reject(block));
+                }
+            }
+            Message::Cancel(block) => peer.uploads.retain(|b| *b != block),
+            Message::Piece {
+                piece,
+                offset,
+                data,
+            } => {
+                let block = BlockRef {
+                    piece,
+                    offset,
+                    length: data.len() as u32,
+                };
+                let Some(i) = peer.asked.iter().position(|(b, _)| *b == block) else {
+                    // Not asked of this peer (cancelled, or a late copy): dropped.
+                    return Ok(());
+                };
+                peer.asked.remove(i);
+                peer.got += data.len() as u64;
+                peer.last_block = Instant::now();
+                peer.snubbed = false;
+                peer.link.wake();
+                st.downloaded += data.len() as u64;
+                self.p2p.count_download(data.len() as u64);
+                let Some(picker) = st.picker.as_mut() else {
+                    return Ok(());
+                };
+                let received = picker.receive(peer.addr.ip(), piece, offset, data);
+                // Whoever else was asked for this block need not send it.
+                for (k, other) in st.peers.iter_mut() {
+                    if *k != key {
+                        if let Some(i) = other.asked.iter().position(|(b, _)| *b == block) {
+                            other.asked.remove(i);
+                            other.link.send(&Message::Cancel(block));
+                        }
+                    }
+                }
+                if let Received::Complete { data, contributors } = received {
+                    let swarm = self.clone();
+                    smol::spawn(async move { swarm.store_piece(piece, data, contributors).await })
+                        .detach();
+                }
+            }
+            Message::Port(port) => {
+                let addr = SocketAddr::new(peer.addr.ip(), port);
+                self.p2p.dht_node(addr);
+            }
+            Message::Reject(block) => {
+                if !peer.fast {
+                    return Err(Hangup::Protocol("reject without the fast extension".into()));
+                }
+                if let Some(i) = peer.asked.iter().position(|(b, _)| *b == block) {
+                    peer.asked.remove(i);
+                    if let Some(picker) = st.picker.as_mut() {
+                        picker.give_back(&block);
+                    }
+                }
+            }
+            Message::AllowedFast(p) => {
+                check_piece(p)?;
+                if peer.allowed_fast.len() < 64 {
+                    peer.allowed_fast.insert(p);
+                }
+            }
+            Message::Extended { id: 0, payload } => {
+                let ext = ExtHandshake::parse(payload)?;
+                if let (Some(port), IpAddr::V4(_) | IpAddr::V6(_)) =
+                    (ext.listen_port, peer.addr.ip())
+                {
+                    let listen = SocketAddr::new(peer.addr.ip(), port);
+                    if listen != peer.addr
+                        && !st.known.contains_key(&listen)
+                        && st.known.len() < MAX_KNOWN
+                    {
+                        // The port it accepts connections on: worth telling others over PEX.
+                        st.known.insert(
+                            listen,
+                            Known {
+                                failures: 0,
+                                drops: 0,
+                                retry_at: None,
+                                connected: true,
+                            },
+                        );
+                    }
+                }
+                if st.meta.is_none() && st.metadata.is_none() {
+                    if let Some(size) = ext.metadata_size {
+                        match Assembly::new(size) {
+                            Ok(a) => st.metadata = Some(a),
+                            Err(e) => log::debug!("[P2P] {}: {e}", peer.addr),
+                        }
+                    }
+                }
+                peer.ext = ext;
+                peer.link.wake();
+            }
+            Message::Extended {
+                id: wire::UT_METADATA_ID,
+                payload,
+            } => {
+                self.on_metadata(st, key, MetadataMessage::parse(payload)?)?;
+            }
+            Message::Extended {
+                id: wire::UT_PEX_ID,
+                payload,
+            } => {
+                let pex = Pex::parse(payload)?;
+                let added = pex.added;
+                let swarm = self.clone();
+                // add_peers takes the lock: after this one is released.
+                smol::spawn(async move { swarm.add_peers(added, Origin::Pex) }).detach();
+            }
+            Message::Extended { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn on_metadata(
+        self: &Arc<Swarm>,
+        st: &mut State,
+        key: PeerKey,
+        msg: MetadataMessage<'_>,
+    ) -> Result<(), Hangup> {
+        let peer = st.peers.get_mut(&key).ok_or(Hangup::Unwanted("gone"))?;
+        let Some(their_id) = peer.ext.ut_metadata else {
+            return Err(Hangup::Protocol(
+                "ut_metadata before an extended handshake".into(),
+            ));
+        };
+        match msg {
+            MetadataMessage::Request { piece } => {
+                let reply = match &st.meta {
+                    Some(meta) => {
+                        let start = piece as usize * metadata::PIECE as usize;
+                        match meta.info_bytes.get(start..) {
+                            Some(rest) if !rest.is_empty() => MetadataMessage::Data {
+                                piece,
+                                total_size: meta.info_bytes.len() as u32,
+                                data: &rest[..rest.len().min(metadata::PIECE as usize)],
+                            },
+                            _ => MetadataMessage::Reject { piece },
+                        }
+                    }
+                    None => MetadataMessage::Reject { piece },
+                };
+                let payload = reply.encode();
+                peer.link.send(&Message::Extended {
+                    id: their_id,
+                    payload: &payload,
+                });
+            }
+            MetadataMessage::Reject { .. } => {
+                if let Some(a) = st.metadata.as_mut() {
+                    a.give_back(key);
+                }
+                // Ask this peer no more.
+                peer.ext.ut_metadata = None;
+            }
+            MetadataMessage::Data {
+                piece,
+                total_size,
+                data,
+            } => {
+                let Some(a) = st.metadata.as_mut() else {
+                    return Ok(());
+                };
+                if total_size != a.size() {
+                    return Err(Hangup::Protocol(format!(
+                        "metadata total_size {total_size}, announced {}",
+                        a.size()
+                    )));
+                }
+                let complete = a
+                    .receive(key, piece, data)
+                    .map_err(|e| Hangup::Protocol(e.to_string()))?;
+                peer.link.wake();
+                if complete {
+                    let a = st.metadata.take().expect("present");
+                    let contributors = a.contributors.clone();
+                    match a.finish(&self.info_hash) {
+                        Ok(info) => {
+                            let swarm = self.clone();
+                            smol::spawn(async move { swarm.adopt_metadata(info).await }).detach();
+                        }
+                        Err(e) => {
+                            log::warn!("[P2P] {}: {e}; asking other peers", self.info_hash);
+                            for k in contributors {
+                                if let Some(p) = st.peers.get(&k) {
+                                    let ip = p.addr.ip();
+                                    st.banned.insert(ip);
+                                    p.link.close();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Verified metadata from peers becomes the torrent's.
+    async fn adopt_metadata(self: Arc<Swarm>, info: Vec<u8>) {
+        let (trackers, web_seeds) = match &self.torrent.magnet {
+            Some(m) => (vec![m.trackers.clone()], m.web_seeds.clone()),
+            None => (Vec::new(), Vec::new()),
+        };
+        let meta = match Metainfo::from_info_bytes(&info, trackers, web_seeds) {
+            Ok(meta) => meta,
+            Err(e) => {
+                log::warn!(
+                    "[P2P] {}: the peers' metadata hashes right but is not a valid torrent: {e}",
+                    self.info_hash
+                );
+                return;
+            }
+        };
+        let session = self.session.clone();
+        match smol::unblock(move || session.add_metainfo(meta)).await {
+            Ok((t, _)) => {
+                let meta = t.meta().expect("just added");
+                log::info!(
+                    "[P2P] Metadata from peers: {} ({} pieces of {} KiB)",
+                    meta.name,
+                    meta.piece_count(),
+                    meta.piece_length / 1024
+                );
+                self.set_meta(meta);
+                // Peers' bitfields were taken on trust before the size was known.
+                let mut st = self.state();
+                let n = st.meta.as_ref().map_or(0, |m| m.piece_count());
+                for p in st.peers.values() {
+                    if !p.bits.is_empty() && !wire::bitfield_fits(&p.bits, n) {
+                        p.link.close();
+                    }
+                }
+                st.dirty = true;
+            }
+            Err(e) => log::warn!("[P2P] {}: cannot keep the metadata: {e}", self.info_hash),
+        }
+    }
+
+    /// A complete piece: verified and written by the store, off the loop.
+    /// A hash failure is traced to the addresses that sent its blocks: one
+    /// that sent the whole piece alone is banned at once; one behind
+    /// [`MAX_STRIKES`] failures with no good piece in between is banned too.
+    async fn store_piece(self: Arc<Swarm>, piece: u32, data: Vec<u8>, contributors: Vec<IpAddr>) {
+        let len = data.len() as u64;
+        let wait = self.p2p.config().piece_wait;
+        let result = self
+            .session
+            .store
+            .write_piece(&self.info_hash, piece, data, wait)
+            .await;
+        if let Some(picker) = self.state().picker.as_mut() {
+            picker.verified(piece);
+        }
+        self.torrent.demand.release_p2p(piece);
+        match result {
+            Ok(()) => {
+                self.torrent.demand.mark_p2p(piece, len);
+                let mut st = self.state();
+                st.delivered += 1;
+                st.dirty = true;
+                for ip in &contributors {
+                    st.strikes.remove(ip);
+                }
+                for p in st.peers.values() {
+                    p.link.send(&Message::Have(piece));
+                }
+            }
+            Err(StoreError::HashMismatch { .. }) => {
+                log::warn!(
+                    "[P2P] {}: piece {piece} failed its SHA-1 check",
+                    self.info_hash
+                );
+                let mut st = self.state();
+                let mut unique = contributors.clone();
+                unique.dedup();
+                let alone = unique.len() == 1;
+                for ip in unique {
+                    let strikes = st.strikes.entry(ip).or_insert(0);
+                    *strikes += if alone { MAX_STRIKES } else { 1 };
+                    if *strikes >= MAX_STRIKES {
+                        log::warn!(
+                            "[P2P] {}: banning {ip}: it sent corrupt data",
+                            self.info_hash
+                        );
+                        st.banned.insert(ip);
+                        if let Some(picker) = st.picker.as_mut() {
+                            picker.drop_from(ip);
+                        }
+                        for p in st.peers.values().filter(|p| p.addr.ip() == ip) {
+                            p.link.close();
+                        }
+                    }
+                }
+                st.dirty = true;
+            }
+            Err(StoreError::QuotaExceeded { needed, free }) => {
+                log::info!("[P2P] {}: cache full ({needed} bytes needed, {free} free); piece {piece} dropped", self.info_hash);
+                self.torrent.demand.stop_background();
+            }
+            Err(e) => log::warn!("[P2P] {}: cannot store piece {piece}: {e}", self.info_hash),
+        }
+        self.wake_all();
+    }
+}
