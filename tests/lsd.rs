@@ -112,14 +112,28 @@ fn garbage_on_the_group_is_dropped_and_the_service_keeps_working() {
         }
         let valid = b"BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\n\
             Infohash: 0123456789abcdef0123456789abcdef01234567\r\n\r\n\r\n";
-        sender.send_to(valid, group).unwrap();
-        let got = next(&heard, Duration::from_secs(10)).await;
+        // UDP may drop a datagram when the flood filled the socket's buffer (a loaded CI
+        // machine does): the valid announce is repeated until heard, as LSD itself repeats.
         let expected = InfoHash::from_hex("0123456789abcdef0123456789abcdef01234567").unwrap();
+        let mut got = None;
+        for _ in 0..20 {
+            sender.send_to(valid, group).unwrap();
+            got = next(&heard, Duration::from_millis(500)).await;
+            if got.is_some() {
+                break;
+            }
+        }
         assert_eq!(
             got,
             Some((expected, SocketAddr::from((Ipv4Addr::LOCALHOST, 6881))))
         );
-        assert_eq!(heard.len(), 0, "nothing else came through");
+        // Whatever else came through is that same announce, repeated: no garbage.
+        while let Ok(other) = heard.try_recv() {
+            assert_eq!(
+                other,
+                (expected, SocketAddr::from((Ipv4Addr::LOCALHOST, 6881)))
+            );
+        }
     });
 }
 
