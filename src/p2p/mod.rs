@@ -169,7 +169,7 @@ impl P2p {
             Err(e) => return log::debug!("[P2P] incoming {addr}: {e}"),
         };
         match self.swarm_of(&theirs.info_hash) {
-            Some(swarm) => swarm.accept(stream, theirs),
+            Some(swarm) => swarm.accept(peer::Conn::tcp(stream, addr), theirs),
             None => log::debug!(
                 "[P2P] incoming {addr} asks for {}, which we do not have",
                 theirs.info_hash

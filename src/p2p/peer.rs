@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_io::Timer;
 use event_listener::Event;
 use futures_lite::io::BufReader;
-use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
+use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
 
 use super::picker::PeerKey;
@@ -41,6 +41,28 @@ const MAX_OUTBOX: usize = 256 * 1024;
 /// The read buffer per connection: a few blocks, so a 16 KiB block arrives
 /// in one or two reads. 40 peers cost 1.3 MB.
 const READ_BUFFER: usize = 32 * 1024;
+
+/// A byte stream to one peer, whatever carries it (TCP today; uTP and MSE
+/// wrap the same two halves), so the wire protocol above it is one code path.
+/// The halves are apart because a reader and a writer run at once, and an
+/// encrypted stream keeps one cipher state per direction.
+pub struct Conn {
+    pub reader: Box<dyn AsyncRead + Send + Unpin>,
+    pub writer: Box<dyn AsyncWrite + Send + Unpin>,
+    pub addr: SocketAddr,
+}
+
+impl Conn {
+    pub fn tcp(stream: TcpStream, addr: SocketAddr) -> Conn {
+        // Requests are small and latency-bound: send them at once.
+        let _ = stream.set_nodelay(true);
+        Conn {
+            reader: Box::new(stream.clone()),
+            writer: Box::new(stream),
+            addr,
+        }
+    }
+}
 
 /// What the swarm tells a connection's writer: bytes to send, and a nudge.
 pub struct Link {
@@ -99,26 +121,28 @@ async fn within<T>(
 /// Connects to `addr` for the swarm's torrent and runs the connection.
 pub(super) async fn dial(swarm: &Arc<Swarm>, addr: SocketAddr, key: PeerKey) -> Result<(), Hangup> {
     let _slot = swarm.p2p().slot();
-    let mut stream = within(CONNECT_TIMEOUT, "connecting", TcpStream::connect(addr)).await?;
+    let stream = within(CONNECT_TIMEOUT, "connecting", TcpStream::connect(addr)).await?;
+    let mut conn = Conn::tcp(stream, addr);
     let ours = Handshake::new(swarm.info_hash, swarm.p2p().peer_id());
-    within(
-        HANDSHAKE_TIMEOUT,
-        "sending the handshake",
-        stream.write_all(&ours.encode()),
-    )
+    within(HANDSHAKE_TIMEOUT, "sending the handshake", async {
+        conn.writer.write_all(&ours.encode()).await?;
+        conn.writer.flush().await
+    })
     .await?;
-    let theirs = read_handshake(&mut stream).await?;
+    let theirs = read_handshake(&mut conn.reader).await?;
     if theirs.info_hash != swarm.info_hash {
         return Err(Hangup::Protocol(
             "the handshake names another torrent".into(),
         ));
     }
-    run(swarm, stream, addr, &theirs, key, false).await;
+    run(swarm, conn, &theirs, key, false).await;
     Ok(())
 }
 
 /// Reads the 68-byte handshake.
-pub(super) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, Hangup> {
+pub(super) async fn read_handshake(
+    stream: &mut (impl AsyncRead + Unpin),
+) -> Result<Handshake, Hangup> {
     let mut buf = [0u8; HANDSHAKE_LEN];
     within(
         HANDSHAKE_TIMEOUT,
@@ -132,37 +156,32 @@ pub(super) async fn read_handshake(stream: &mut TcpStream) -> Result<Handshake, 
 /// An incoming connection whose handshake we read: answer, then run it.
 pub(super) async fn accepted(
     swarm: &Arc<Swarm>,
-    mut stream: TcpStream,
-    addr: SocketAddr,
+    mut conn: Conn,
     theirs: Handshake,
     key: PeerKey,
 ) -> Result<(), Hangup> {
     let _slot = swarm.p2p().slot();
     let ours = Handshake::new(swarm.info_hash, swarm.p2p().peer_id());
-    within(
-        HANDSHAKE_TIMEOUT,
-        "sending the handshake",
-        stream.write_all(&ours.encode()),
-    )
+    within(HANDSHAKE_TIMEOUT, "sending the handshake", async {
+        conn.writer.write_all(&ours.encode()).await?;
+        conn.writer.flush().await
+    })
     .await?;
-    run(swarm, stream, addr, &theirs, key, true).await;
+    run(swarm, conn, &theirs, key, true).await;
     Ok(())
 }
 
-async fn run(
-    swarm: &Arc<Swarm>,
-    stream: TcpStream,
-    addr: SocketAddr,
-    theirs: &Handshake,
-    key: PeerKey,
-    incoming: bool,
-) {
-    let _ = stream.set_nodelay(true);
+async fn run(swarm: &Arc<Swarm>, conn: Conn, theirs: &Handshake, key: PeerKey, incoming: bool) {
     let link = Link::new();
+    let Conn {
+        reader,
+        writer,
+        addr,
+    } = conn;
     let why = match swarm.join(key, addr, theirs, link.clone(), incoming) {
         Ok(first) => {
-            let reader = read_loop(swarm, key, stream.clone());
-            let writer = write_loop(swarm, key, &link, stream, first);
+            let reader = read_loop(swarm, key, reader);
+            let writer = write_loop(swarm, key, &link, writer, first);
             future::or(reader, writer).await
         }
         Err(why) => why,
@@ -170,7 +189,11 @@ async fn run(
     swarm.leave(key, &why);
 }
 
-async fn read_loop(swarm: &Arc<Swarm>, key: PeerKey, stream: TcpStream) -> Hangup {
+async fn read_loop(
+    swarm: &Arc<Swarm>,
+    key: PeerKey,
+    stream: Box<dyn AsyncRead + Send + Unpin>,
+) -> Hangup {
     let mut reader = BufReader::with_capacity(READ_BUFFER, stream);
     let mut body = Vec::new();
     loop {
@@ -223,7 +246,7 @@ async fn write_loop(
     swarm: &Arc<Swarm>,
     key: PeerKey,
     link: &Link,
-    mut stream: TcpStream,
+    mut stream: Box<dyn AsyncWrite + Send + Unpin>,
     first: Vec<u8>,
 ) -> Hangup {
     let mut last_sent = std::time::Instant::now();
@@ -255,7 +278,12 @@ async fn write_loop(
             wire::encode(&Message::KeepAlive, &mut pending);
         }
         if !pending.is_empty() {
-            if let Err(e) = within(WRITE_TIMEOUT, "sending", stream.write_all(&pending)).await {
+            // Flushed too: a transport may buffer (uTP packs packets, MSE may batch).
+            let sent = async {
+                stream.write_all(&pending).await?;
+                stream.flush().await
+            };
+            if let Err(e) = within(WRITE_TIMEOUT, "sending", sent).await {
                 return e;
             }
             pending.clear();

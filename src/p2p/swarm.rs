@@ -531,8 +531,8 @@ impl Swarm {
     }
 
     /// An incoming connection whose handshake named this torrent.
-    pub(super) fn accept(self: &Arc<Swarm>, stream: smol::net::TcpStream, theirs: wire::Handshake) {
-        let Ok(addr) = stream.peer_addr() else { return };
+    pub(super) fn accept(self: &Arc<Swarm>, conn: peer::Conn, theirs: wire::Handshake) {
+        let addr = conn.addr;
         {
             let st = self.state();
             if st.banned.contains(&addr.ip())
@@ -544,7 +544,7 @@ impl Swarm {
         let swarm = self.clone();
         let key = self.reserve_key();
         let task = smol::spawn(async move {
-            if let Err(e) = peer::accepted(&swarm, stream, addr, theirs, key).await {
+            if let Err(e) = peer::accepted(&swarm, conn, theirs, key).await {
                 log::debug!("[P2P] incoming {addr}: {e}");
             }
             swarm.tasks.lock().unwrap().remove(&key);
