@@ -124,7 +124,8 @@ pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
 events { worker_connections 64; }
 http {
-    access_log $work/nginx/access.log;
+    log_format tls '\$status "\$request" \$ssl_protocol \$ssl_cipher';
+    access_log $work/nginx/access.log tls;
     client_body_temp_path $work/nginx;
     proxy_temp_path $work/nginx;
     fastcgi_temp_path $work/nginx;
@@ -134,6 +135,8 @@ http {
         listen 127.0.0.1:$port ssl;
         ssl_certificate $tls/server.pem;
         ssl_certificate_key $tls/server.key;
+        # nginx 1.22's default leaves TLS 1.3 out.
+        ssl_protocols TLSv1.2 TLSv1.3;
         root $work/www;
     }
 }
@@ -152,7 +155,8 @@ CONF
     exit 1
   fi
   cmp "$part" <(tail -c +1000001 "$work/movie.mkv" | head -c 1000000)
-  echo "${0##*/}: a bare magnet streamed byte-exact over HTTPS (rustls, CA from SSL_CERT_FILE)"
+  echo "${0##*/}: a bare magnet streamed byte-exact over HTTPS (rustls, CA from SSL_CERT_FILE); nginx saw:"
+  sort "$work/nginx/access.log" | uniq -c
   # Untrusted: the system's bundle has no scratch CA, so nothing may be fetched.
   if https_stream "" "$part" "$hash" "$port" "$@"; then
     echo "${0##*/}: streamed over HTTPS from a server whose CA is not trusted: TLS does not verify" >&2
