@@ -3,8 +3,10 @@
 //! # Design
 //! A [`Body`] is what the HTTP server sends. Behind it, one small task walks
 //! the requested parts: for each chunk it makes sure the pieces are in the
-//! store (raising demand and waiting with a deadline), pins them, reads them
-//! from the store, and hands the chunk over a channel of capacity one. The
+//! store (raising demand and waiting with a deadline) under a pin, reads them
+//! from the store, drops the pin, and hands the chunk over a channel of
+//! capacity one. A reader pins only while it reads, so a paused client holds
+//! its channel's buffers and no cache segment. The
 //! channel is the backpressure: a slow client leaves the task parked, so a
 //! stream holds at most three buffers (one being sent, one queued, one being
 //! read) whatever the file size. Dropping the body cancels the task.
@@ -202,16 +204,20 @@ async fn produce(
         while offset < end {
             let n = (end - offset).min(opts.buffer as u64);
             let mut tier = Tier::Cache;
+            // Pinned before the pieces are awaited, so that an earlier piece of
+            // this chunk is not evicted while a later one is fetched; released
+            // before the send, so that a paused client pins nothing.
+            let pin = session.store.pin(&ih, offset..offset + n);
             for piece in piece_at(meta, offset)..=piece_at(meta, offset + n - 1) {
                 tier =
                     ensure_piece(session, torrent, meta, piece, offset, file.clone(), opts).await?;
             }
-            let _pin = session.store.pin(&ih, offset..offset + n);
             let chunk = session
                 .store
                 .read(&ih, offset, vec![0; n as usize])
                 .await
                 .map_err(FetchError::Store)?;
+            drop(pin);
             torrent.record_served(tier, n);
             if tx.send(Ok(chunk)).await.is_err() {
                 log::debug!("[Stream] {ih}: client went away at byte {offset}");
