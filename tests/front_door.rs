@@ -643,3 +643,65 @@ fn api_token_guards_mutating_routes() {
         r.head()
     );
 }
+
+/// Paused readers pin nothing: with a small cache (32 MiB, 2 MiB segments) full of torrent A
+/// and paused players sitting on every segment of A, torrent B (fetched from a web seed) still
+/// streams byte-exact, because B's pieces may evict A's segments. When a paused reader kept
+/// its pin across the send, A stayed pinned and B could not fit.
+#[test]
+fn paused_readers_do_not_keep_a_small_cache_from_serving_another_torrent() {
+    use common::hybrid::{self, add_torrent, hybrid_env};
+    use common::nginx::Nginx;
+    fixture::require_fixture_tools();
+    let dir = TestDir::new("front_door_pins");
+    let nginx = Nginx::start(&dir.sub("nginx"));
+    let a_file = fixture::random_file(&dir.sub("a").join("a.mkv"), 16 << 20);
+    let a = fixture::mktorrent(&a_file, &dir.path().join("a.torrent"), PIECE_LOG2);
+    let b_file = fixture::random_file(&dir.sub("b").join("b.mkv"), 20 << 20);
+    let b = fixture::mktorrent_web_seed(
+        &b_file,
+        &dir.path().join("b.torrent"),
+        PIECE_LOG2,
+        &nginx.url("/seed/"),
+    );
+    nginx.publish("seed", &b_file);
+    let mut env = hybrid_env(&dir.sub("cache"), 32, "", "");
+    hybrid::set(&mut env, "LOG_LEVEL", "info");
+    hybrid::set(&mut env, "PIECE_TIMEOUT", "20000");
+    hybrid::set(&mut env, "STREAM_READAHEAD_MB", "2");
+    import(&env, &a.file, &dir.sub("a"));
+    let server = Server::start(&env);
+    let addr = server.addr();
+
+    // A paused reader at every MiB of A: each stalls on a chunk of a different segment.
+    let mut paused = Vec::new();
+    for mib in 0..16u64 {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let mut s: TcpStream = socket.into();
+        let raw = format!(
+            "GET /stream/proxy/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes={}-\r\n\r\n",
+            a.info_hash,
+            mib << 20
+        );
+        s.write_all(raw.as_bytes()).unwrap();
+        paused.push(s);
+    }
+    thread::sleep(Duration::from_secs(2));
+
+    add_torrent(addr, &b.bytes());
+    let r = http::get(addr, &format!("/stream/proxy/{}", b.info_hash), &[]);
+    let source = std::fs::read(&b_file).unwrap();
+    assert_eq!(r.status, 200, "{}\n{}", r.head(), r.text());
+    assert!(
+        r.complete && r.body == source,
+        "torrent B did not stream byte-exact past the paused readers ({} of {} bytes)\n{}",
+        r.body.len(),
+        source.len(),
+        server.logs()
+    );
+    drop(paused);
+    http::assert_healthy(addr, "the paused readers");
+}
