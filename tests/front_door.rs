@@ -155,7 +155,7 @@ fn new_client_is_served(rig: &Rig, from: IpAddr) -> (Duration, Duration) {
     let mut s = connect_from(from, addr);
     let health = ask(
         &mut s,
-        &format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+        "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     );
     let health_took = started.elapsed();
     assert_eq!(health.status, 200, "{}", health.head());
@@ -308,9 +308,9 @@ fn every_client_socket_has_a_deadline() {
         ],
     );
     let addr = rig.server.addr();
-    let mut idle = idle_client(ip(1), addr);
+    let idle = idle_client(ip(1), addr);
     let mut slow = slowloris(ip(1), addr);
-    let mut paused = paused_player(ip(1), addr, &rig.info_hash, 0);
+    let paused = paused_player(ip(1), addr, &rig.info_hash, 0);
     let mut lying = connect_from(ip(1), addr);
     lying
         .write_all(b"POST /api/torrents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"magnetUri\":")
@@ -644,10 +644,11 @@ fn api_token_guards_mutating_routes() {
     );
 }
 
-/// Paused readers pin nothing: with a small cache (32 MiB, 2 MiB segments) full of torrent A
-/// and paused players sitting on every segment of A, torrent B (fetched from a web seed) still
-/// streams byte-exact, because B's pieces may evict A's segments. When a paused reader kept
-/// its pin across the send, A stayed pinned and B could not fit.
+/// Paused readers pin nothing: with a small cache (64 MiB, so 4 MiB segments, more than the
+/// loopback socket buffers swallow) nearly full of torrent A (62 MiB and a byte) and paused
+/// players sitting on every segment of A, torrent B (8 MiB, from a web seed) still streams
+/// byte-exact, because B's pieces may evict A's segments. With the pin kept while a reader is
+/// paused (the bug), A stayed pinned, less than a segment was free, and B stalled at 1.8 MB.
 #[test]
 fn paused_readers_do_not_keep_a_small_cache_from_serving_another_torrent() {
     use common::hybrid::{self, add_torrent, hybrid_env};
@@ -655,9 +656,9 @@ fn paused_readers_do_not_keep_a_small_cache_from_serving_another_torrent() {
     fixture::require_fixture_tools();
     let dir = TestDir::new("front_door_pins");
     let nginx = Nginx::start(&dir.sub("nginx"));
-    let a_file = fixture::random_file(&dir.sub("a").join("a.mkv"), 16 << 20);
+    let a_file = fixture::random_file(&dir.sub("a").join("a.mkv"), (62 << 20) + 1);
     let a = fixture::mktorrent(&a_file, &dir.path().join("a.torrent"), PIECE_LOG2);
-    let b_file = fixture::random_file(&dir.sub("b").join("b.mkv"), 20 << 20);
+    let b_file = fixture::random_file(&dir.sub("b").join("b.mkv"), 8 << 20);
     let b = fixture::mktorrent_web_seed(
         &b_file,
         &dir.path().join("b.torrent"),
@@ -665,17 +666,21 @@ fn paused_readers_do_not_keep_a_small_cache_from_serving_another_torrent() {
         &nginx.url("/seed/"),
     );
     nginx.publish("seed", &b_file);
-    let mut env = hybrid_env(&dir.sub("cache"), 32, "", "");
+    let mut env = hybrid_env(&dir.sub("cache"), 64, "", "");
     hybrid::set(&mut env, "LOG_LEVEL", "info");
     hybrid::set(&mut env, "PIECE_TIMEOUT", "20000");
     hybrid::set(&mut env, "STREAM_READAHEAD_MB", "2");
+    // Every paused reader stays connected: no cap closes one to admit another.
+    hybrid::set(&mut env, "CLIENT_MAX", "400");
+    hybrid::set(&mut env, "CLIENT_MAX_PER_ADDR", "400");
     import(&env, &a.file, &dir.sub("a"));
     let server = Server::start(&env);
     let addr = server.addr();
 
-    // A paused reader at every MiB of A: each stalls on a chunk of a different segment.
+    // A paused reader at every 256 KiB of A: whatever the socket buffers swallow, some reader
+    // stalls on a chunk of each segment.
     let mut paused = Vec::new();
-    for mib in 0..16u64 {
+    for quarter in 0..248u64 {
         let socket =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
@@ -684,7 +689,7 @@ fn paused_readers_do_not_keep_a_small_cache_from_serving_another_torrent() {
         let raw = format!(
             "GET /stream/proxy/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes={}-\r\n\r\n",
             a.info_hash,
-            mib << 20
+            quarter << 18
         );
         s.write_all(raw.as_bytes()).unwrap();
         paused.push(s);
@@ -701,6 +706,10 @@ fn paused_readers_do_not_keep_a_small_cache_from_serving_another_torrent() {
         r.body.len(),
         source.len(),
         server.logs()
+    );
+    eprintln!(
+        "the cache after B: {}",
+        http::get(addr, "/api/cache", &[]).text()
     );
     drop(paused);
     http::assert_healthy(addr, "the paused readers");

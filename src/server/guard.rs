@@ -176,7 +176,7 @@ impl Guard {
             .iter()
             .filter_map(|scheme| origin.strip_prefix(scheme))
             .any(|authority| !host.is_empty() && authority.eq_ignore_ascii_case(host.trim()));
-        own || self.allowed_origins.iter().any(|o| *o == origin)
+        own || self.allowed_origins.contains(&origin)
     }
 
     /// Whether `host` (a `Host` header, port included) names this box.
