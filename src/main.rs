@@ -25,10 +25,6 @@ use streme::stream::StreamOptions;
 /// Pi 3/4/5; more would only queue on the SD card.
 const BLOCKING_THREADS: &str = "4";
 
-/// Clients served at once. With a 256 KiB stream buffer a client holds at most
-/// three buffers, so 32 clients stay under 25 MB even on a Pi Zero 2 W.
-const MAX_CLIENTS: usize = 32;
-
 /// How often verified pieces are made durable in the index; what a power
 /// cut can cost in re-downloads.
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
@@ -173,7 +169,20 @@ fn serve(config: &Config, session: Session) -> Result<(), String> {
             buffer: config.stream_buffer_kb as usize * 1024,
             piece_timeout: config.piece_wait,
         },
-        max_clients: MAX_CLIENTS,
+        limits: server::conn::Limits {
+            max: config.client_max as usize,
+            per_addr: config.client_max_per_addr as usize,
+            head: config.client_head_timeout,
+            idle: config.client_idle_timeout,
+            body: config.client_body_timeout,
+            stall: config.client_stall_timeout,
+        },
+        guard: Arc::new(server::guard::Guard {
+            allowed_origins: config.allowed_origins.clone(),
+            allowed_hosts: config.allowed_hosts.clone(),
+            hostname: server::guard::kernel_hostname(),
+            token: config.api_token.clone(),
+        }),
     };
     // Every torrent in the cache is seeded: its swarm announces and accepts peers.
     session.engage_all();

@@ -3,11 +3,14 @@
 //! # Design
 //! A [`Body`] is what the HTTP server sends. Behind it, one small task walks
 //! the requested parts: for each chunk it makes sure the pieces are in the
-//! store (raising demand and waiting with a deadline), pins them, reads them
-//! from the store, and hands the chunk over a channel of capacity one. The
-//! channel is the backpressure: a slow client leaves the task parked, so a
-//! stream holds at most three buffers (one being sent, one queued, one being
-//! read) whatever the file size. Dropping the body cancels the task.
+//! store (raising demand and waiting with a deadline) under a pin, reads them
+//! from the store, drops the pin, and hands the chunk over a channel of
+//! capacity one, when the body asks for it. A reader pins only while it
+//! reads, and reads only when asked, so a paused client holds the one chunk
+//! it is being sent, and no cache segment. The
+//! asking is the backpressure: a slow client leaves the task parked before
+//! its next read, so a stream holds at most two buffers (one being sent, one
+//! being read) whatever the file size. Dropping the body cancels the task.
 //!
 //! A reader never talks to a peer or a source: it only reads the store, which
 //! holds nothing but verified pieces.
@@ -148,6 +151,12 @@ pub fn piece_at(meta: &Metainfo, offset: u64) -> u32 {
 pub struct Body {
     /// Boxed because the receiver is `!Unpin`, and the body must be `Unpin`.
     rx: Pin<Box<smol::channel::Receiver<io::Result<Vec<u8>>>>>,
+    /// Asks the producer for the next chunk. The producer reads a chunk only
+    /// when asked, so a paused client holds the one chunk it is being sent
+    /// and nothing more, and none of the cache.
+    ask: smol::channel::Sender<()>,
+    /// Whether the next chunk was asked for and not yet received.
+    asked: bool,
     chunk: Vec<u8>,
     pos: usize,
     _producer: smol::Task<()>,
@@ -164,18 +173,41 @@ impl Body {
         opts: StreamOptions,
     ) -> Body {
         let (tx, rx) = smol::channel::bounded(1);
+        let (ask, asks) = smol::channel::bounded(1);
         let producer = smol::spawn(async move {
-            if let Err(e) = produce(&session, &torrent, &meta, file, parts, opts, &tx).await {
+            let out = Out { tx, asks };
+            if let Err(e) = produce(&session, &torrent, &meta, file, parts, opts, &out).await {
                 log::warn!("[Stream] {}: stream ended early: {e}", meta.info_hash);
-                let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                let _ = out.tx.send(Err(io::Error::other(e.to_string()))).await;
             }
         });
         Body {
             rx: Box::pin(rx),
+            ask,
+            asked: false,
             chunk: Vec::new(),
             pos: 0,
             _producer: producer,
         }
+    }
+}
+
+/// The producer's side of a [`Body`]: chunks out, requests for them in.
+struct Out {
+    tx: smol::channel::Sender<io::Result<Vec<u8>>>,
+    asks: smol::channel::Receiver<()>,
+}
+
+impl Out {
+    /// Waits until the body asks for the next chunk; false once it is gone.
+    async fn asked(&self) -> bool {
+        self.asks.recv().await.is_ok()
+    }
+
+    /// Hands a chunk over; false once the body is gone. Never waits long: the
+    /// body asked, so the channel is empty.
+    async fn send(&self, chunk: Vec<u8>) -> bool {
+        self.tx.send(Ok(chunk)).await.is_ok()
     }
 }
 
@@ -186,13 +218,13 @@ async fn produce(
     file: Range<u32>,
     parts: Vec<Part>,
     opts: StreamOptions,
-    tx: &smol::channel::Sender<io::Result<Vec<u8>>>,
+    out: &Out,
 ) -> Result<(), FetchError> {
     let ih = meta.info_hash;
     for part in parts {
         let (mut offset, end) = match part {
             Part::Bytes(bytes) => {
-                if tx.send(Ok(bytes)).await.is_err() {
+                if !out.asked().await || !out.send(bytes).await {
                     return Ok(());
                 }
                 continue;
@@ -201,19 +233,27 @@ async fn produce(
         };
         while offset < end {
             let n = (end - offset).min(opts.buffer as u64);
+            if !out.asked().await {
+                log::debug!("[Stream] {ih}: client went away at byte {offset}");
+                return Ok(());
+            }
             let mut tier = Tier::Cache;
+            // Pinned before the pieces are awaited, so that an earlier piece of
+            // this chunk is not evicted while a later one is fetched; released
+            // before the send, so that a paused client pins nothing.
+            let pin = session.store.pin(&ih, offset..offset + n);
             for piece in piece_at(meta, offset)..=piece_at(meta, offset + n - 1) {
                 tier =
                     ensure_piece(session, torrent, meta, piece, offset, file.clone(), opts).await?;
             }
-            let _pin = session.store.pin(&ih, offset..offset + n);
             let chunk = session
                 .store
                 .read(&ih, offset, vec![0; n as usize])
                 .await
                 .map_err(FetchError::Store)?;
+            drop(pin);
             torrent.record_served(tier, n);
-            if tx.send(Ok(chunk)).await.is_err() {
+            if !out.send(chunk).await {
                 log::debug!("[Stream] {ih}: client went away at byte {offset}");
                 return Ok(());
             }
@@ -245,10 +285,19 @@ impl AsyncBufRead for Body {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
         while this.pos >= this.chunk.len() {
+            if !this.asked {
+                // The chunk is sent: free it before waiting, and ask for the next.
+                this.chunk = Vec::new();
+                this.pos = 0;
+                // Fails only when the producer is done, and then rx ends too.
+                let _ = this.ask.try_send(());
+                this.asked = true;
+            }
             match this.rx.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     this.chunk = chunk;
                     this.pos = 0;
+                    this.asked = false;
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
                 // The producer finished: end of body.

@@ -41,6 +41,14 @@ fn defaults_without_any_source() {
     assert_eq!(c.torrent_max_retries, 3);
     assert_eq!(c.piece_wait, Duration::from_millis(30_000));
     assert_eq!(c.stream_buffer_kb, 256);
+    assert_eq!(c.client_max, 256);
+    assert_eq!(c.client_max_per_addr, 64);
+    assert_eq!(c.client_stall_timeout, Duration::from_secs(7200));
+    assert!(c
+        .allowed_origins
+        .contains(&"https://web.stremio.com".to_string()));
+    assert!(c.allowed_hosts.is_empty());
+    assert_eq!(c.api_token, None);
     for (key, _) in KEYS {
         assert_eq!(c.source(key), Some(&Source::Default), "{key}");
     }
@@ -188,6 +196,10 @@ fn bad_values_name_key_and_value() {
         ("LSD_GROUP", "10.0.0.1:6771", "LSD_GROUP: expected an IPv4 multicast group:port such as 239.192.152.143:6771, got \"10.0.0.1:6771\""),
         ("LSD_GROUP", "239.192.152.143:0", "LSD_GROUP: expected an IPv4 multicast group:port such as 239.192.152.143:6771, got \"239.192.152.143:0\""),
         ("LSD_INTERFACE", "::1", "LSD_INTERFACE: expected an IPv4 address such as 0.0.0.0 or 127.0.0.1, got \"::1\""),
+        ("CLIENT_MAX", "1", "CLIENT_MAX: expected 2 to 4096, got \"1\""),
+        ("CLIENT_IDLE_TIMEOUT", "0", "CLIENT_IDLE_TIMEOUT: expected at least 1, got \"0\""),
+        ("ALLOWED_ORIGINS", "https://a.example/path", "ALLOWED_ORIGINS: expected origins such as https://web.stremio.com or http://192.168.1.5:8080 (no path), got \"https://a.example/path\""),
+        ("ALLOWED_HOSTS", "a b", "ALLOWED_HOSTS: expected host names such as streme.example.com or .example.com, got \"a b\""),
     ];
     for (key, value, message) in cases {
         let e = Config::load(None, &env(&[(key, value)])).unwrap_err();
@@ -347,4 +359,32 @@ fn bad_templates_name_the_key_and_the_template() {
         error(&[("HTTP_MAX_TORRENT_KB", "16385")]),
         "HTTP_MAX_TORRENT_KB: expected 1 to 16384, got \"16385\""
     );
+}
+
+#[test]
+fn client_caps_and_security_settings_parse() {
+    let (c, _) = Config::load(
+        None,
+        &env(&[
+            ("CLIENT_MAX", "10"),
+            ("CLIENT_MAX_PER_ADDR", "50"),
+            (
+                "ALLOWED_ORIGINS",
+                "HTTP://192.168.1.5:8080, https://x.example",
+            ),
+            ("ALLOWED_HOSTS", "box.example.com,.home.example"),
+            ("API_TOKEN", "s3cret"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.client_max, 10);
+    // The per-address cap never exceeds the total.
+    assert_eq!(c.client_max_per_addr, 10);
+    assert_eq!(
+        c.allowed_origins,
+        ["http://192.168.1.5:8080", "https://x.example"]
+    );
+    assert_eq!(c.allowed_hosts, ["box.example.com", ".home.example"]);
+    assert_eq!(c.api_token.as_deref(), Some("s3cret"));
+    assert!(!c.describe().contains("s3cret"));
 }

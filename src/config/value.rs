@@ -144,6 +144,40 @@ pub fn log_level(key: &'static str, value: &str) -> Result<log::LevelFilter, Con
         .map_err(|_| bad(key, value, "one of error, warn, info, debug, trace, off"))
 }
 
+/// A web origin as browsers send it: `http://` or `https://`, a host, an
+/// optional port, no path. Kept lower-case, as browsers serialize it.
+pub fn origin(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let expected = "origins such as https://web.stremio.com or http://192.168.1.5:8080 (no path)";
+    let lower = value.to_ascii_lowercase();
+    let rest = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme))
+        .ok_or_else(|| bad(key, value, expected))?;
+    let host_ok = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    if !host_ok {
+        return Err(bad(key, value, expected));
+    }
+    Ok(lower)
+}
+
+/// A DNS name (letters, digits, `-`, `.`), optionally with a leading `.`
+/// meaning "and every subdomain". Kept lower-case.
+pub fn host_name(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let expected = "host names such as streme.example.com or .example.com";
+    let name = value.strip_prefix('.').unwrap_or(value);
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !ok {
+        return Err(bad(key, value, expected));
+    }
+    Ok(value.to_ascii_lowercase())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,6 @@
 //! Request bodies are read up to [`MAX_BODY`] and never further, so a client
 //! cannot make the box buffer more than that.
 
-use futures_lite::AsyncReadExt;
 use http_types::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -66,25 +65,10 @@ impl App {
         let is_torrent = req
             .content_type()
             .is_some_and(|m| m.essence() == "application/x-bittorrent");
-        let mut body = Vec::new();
-        if let Err(e) = req
-            .take_body()
-            .into_reader()
-            .take(MAX_BODY + 1)
-            .read_to_end(&mut body)
-            .await
-        {
-            return error(
-                StatusCode::BadRequest,
-                format!("could not read the request body: {e}"),
-            );
-        }
-        if body.len() as u64 > MAX_BODY {
-            return error(
-                StatusCode::PayloadTooLarge,
-                format!("request body is over {MAX_BODY} bytes"),
-            );
-        }
+        let body = match self.read_body(&mut req, MAX_BODY).await {
+            Ok(body) => body,
+            Err(res) => return *res,
+        };
         let added = if is_torrent {
             // Persisting the .torrent is file I/O: keep it off the event loop.
             let session = self.session.clone();

@@ -5,12 +5,15 @@
 const $ = (id) => document.getElementById(id);
 
 // The API answers errors as {"error": "..."}; show that text, never raw JSON.
-async function api(method, path, body, contentType) {
+// With API_TOKEN set, the box refuses changes without it: ask once, keep it in this browser.
+async function api(method, path, body, contentType, retried) {
   const init = { method, headers: {} };
   if (body !== undefined) {
     init.body = body;
     init.headers["Content-Type"] = contentType || "application/json";
   }
+  const token = localStorage.getItem("streme-token");
+  if (token) init.headers["Authorization"] = "Bearer " + token;
   let res;
   try {
     res = await fetch(path, init);
@@ -20,6 +23,13 @@ async function api(method, path, body, contentType) {
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (res.status === 403 && data && data.rule === "api-token" && !retried) {
+    const given = window.prompt("This streme box needs its API token:");
+    if (given) {
+      localStorage.setItem("streme-token", given.trim());
+      return api(method, path, body, contentType, true);
+    }
+  }
   if (!res.ok) {
     const reason = data && typeof data.error === "string" ? data.error : res.statusText || "unknown error";
     throw new Error(reason + " (HTTP " + res.status + ")");
