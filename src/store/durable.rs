@@ -82,6 +82,7 @@ impl Store {
         if persisted.as_ref().is_err_and(is_not_found) {
             self.forget_lost();
         }
+        self.sample_disk();
         persisted
     }
 

@@ -20,6 +20,7 @@
 //! Lock order: `persist` (index changes and deletions) → a torrent's `gate`
 //! (its directory's existence) → `state` (never held across I/O or await).
 
+mod disk;
 mod durable;
 mod error;
 mod index;
@@ -46,6 +47,7 @@ use crate::format::InfoHash;
 use quota::{State, Torrent};
 use segment::{Geometry, Layout};
 
+pub use disk::Limit;
 pub use error::StoreError;
 pub use segment::SEGMENT_TARGET_BYTES;
 
@@ -64,6 +66,14 @@ const FLUSH_EVERY_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
     pub quota: u64,
+    /// The effective ceiling: the quota, or less when the disk cannot hold it.
+    pub ceiling: u64,
+    /// Which of the two sets `ceiling`.
+    pub limit: Limit,
+    /// Free bytes on the cache's file system at the last reading.
+    pub disk_free: Option<u64>,
+    /// Size of the cache's file system.
+    pub disk_total: Option<u64>,
     /// Bytes charged: what `du` would count, rounded up conservatively.
     pub used: u64,
     pub torrents: Vec<TorrentUsage>,
@@ -178,12 +188,12 @@ impl Store {
     /// Opens or creates the cache at `dir`, loads the index, removes orphans, computes usage.
     /// Blocking: call it before the executor starts, or through `smol::unblock`.
     ///
-    /// Segments are at most a sixteenth of the quota: a small quota must still
-    /// hold the segment a reader is in, the ones workers are writing, and room
-    /// to evict, or a stream larger than the quota would stall.
+    /// Segments are at most a sixteenth of the ceiling (the quota, or what the
+    /// disk can hold when that is less): a small ceiling must still hold the
+    /// segment a reader is in, the ones workers are writing, and room to
+    /// evict, or a stream larger than the ceiling would stall.
     pub fn open(dir: &Path, quota_bytes: u64) -> Result<Store, StoreError> {
-        let target = SEGMENT_TARGET_BYTES.min(quota_bytes / 16).max(64 * 1024);
-        Store::open_with_segment_target(dir, quota_bytes, target)
+        Store::open_inner(dir, quota_bytes, None)
     }
 
     /// Takes the cache's lock file, or says who has it.
@@ -217,13 +227,35 @@ impl Store {
         quota_bytes: u64,
         segment_target: u64,
     ) -> Result<Store, StoreError> {
+        Store::open_inner(dir, quota_bytes, Some(segment_target))
+    }
+
+    fn open_inner(
+        dir: &Path,
+        quota_bytes: u64,
+        segment_target: Option<u64>,
+    ) -> Result<Store, StoreError> {
         let layout = Layout {
             root: dir.to_path_buf(),
         };
         let lock_file = Self::take_lock(dir)?;
         let found = recover::scan(&layout)?;
         let rewrite = found.index_changed;
-        let state = found.into_state(quota_bytes);
+        let mut state = found.into_state(quota_bytes);
+        match disk::measure(dir) {
+            Ok(sample) => state.note_disk(sample),
+            Err(e) => log::warn!("cannot measure the disk under {}: {e}; the quota alone is the ceiling", dir.display()),
+        }
+        let (ceiling, limit) = state.ceiling();
+        if limit == Limit::Disk {
+            log::info!(
+                "the disk under {} holds less than the quota of {} bytes: the cache's ceiling is {ceiling} bytes",
+                dir.display(),
+                quota_bytes
+            );
+        }
+        let segment_target =
+            segment_target.unwrap_or_else(|| SEGMENT_TARGET_BYTES.min(ceiling / 16).max(64 * 1024));
         let store = Store {
             inner: Arc::new(Inner {
                 layout,
@@ -243,13 +275,14 @@ impl Store {
         loop {
             let victim = {
                 let mut st = lock(&store.inner.state);
-                if st.used() <= st.quota {
+                let (ceiling, limit) = st.ceiling();
+                if st.used() <= ceiling {
                     break;
                 }
                 match st.pick_victim() {
                     Some(v) => claim(&mut st, v),
                     None => {
-                        log::warn!("cache at {} holds {} bytes, over its quota of {} bytes, and nothing more can be evicted", dir.display(), st.used(), st.quota);
+                        log::warn!("cache at {} holds {} bytes, over its ceiling of {ceiling} bytes (set by the {}), and nothing more can be evicted", dir.display(), st.used(), limit.name());
                         break;
                     }
                 }
@@ -262,6 +295,14 @@ impl Store {
 
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.inner.state)
+    }
+
+    /// Takes a new reading of the disk under the cache. Blocking (a `statvfs`).
+    pub(super) fn sample_disk(&self) {
+        match disk::measure(&self.inner.layout.root) {
+            Ok(sample) => self.state().note_disk(sample),
+            Err(e) => log::debug!("cannot measure the disk under the cache: {e}"),
+        }
     }
 
     /// Registers a torrent and persists its .torrent bytes (counted against the quota). Idempotent.
@@ -340,7 +381,9 @@ impl Store {
             t.needs_dir = false;
             t.hashes = Some(meta.pieces.clone());
         }
-        self.persist_index(None)
+        let persisted = self.persist_index(None);
+        self.sample_disk();
+        persisted
     }
 
     /// Charges the .torrent file (and, for a fresh torrent, its directory and
@@ -358,7 +401,8 @@ impl Store {
                 let charge = st.charges.file(len);
                 st.torrents.get_mut(ih).expect("checked above").meta_charge = charge;
                 let after = st.used();
-                if after <= st.quota {
+                let ceiling = st.ceiling().0;
+                if after <= ceiling {
                     return Ok(());
                 }
                 st.torrents.get_mut(ih).expect("checked above").meta_charge = 0;
@@ -368,7 +412,7 @@ impl Store {
                     None => {
                         return Err(StoreError::QuotaExceeded {
                             needed: after - before,
-                            free: st.quota.saturating_sub(before),
+                            free: ceiling.saturating_sub(before),
                         })
                     }
                 }
@@ -576,8 +620,13 @@ impl Store {
             })
             .collect();
         torrents.sort_by_key(|t| t.info_hash);
+        let (ceiling, limit) = st.ceiling();
         Usage {
             quota: st.quota,
+            ceiling,
+            limit,
+            disk_free: st.disk.map(|d| d.sample.free),
+            disk_total: st.disk.map(|d| d.sample.total),
             used: st.used(),
             torrents,
         }

@@ -47,6 +47,7 @@ impl Found {
         let next_id = self.torrents.len() as u64;
         let mut state = State {
             quota,
+            disk: None,
             charges: self.charges,
             torrents: self.torrents,
             clock,
