@@ -68,15 +68,6 @@ fn a_stream_several_times_a_small_disk_completes_and_the_server_stays_up() {
     let srv = Server::start(&env);
     add_torrent(srv.addr(), &torrent.bytes());
 
-    let before = http::get(srv.addr(), "/api/cache", &[]).json();
-    assert_eq!(before["ceilingSetBy"], "disk", "{before}");
-    let ceiling = before["ceilingBytes"].as_u64().expect("ceilingBytes");
-    assert!(
-        ceiling < DISK_MB * 1024 * 1024 && ceiling > DISK_MB * 1024 * 1024 / 2,
-        "ceiling {ceiling} for a {DISK_MB} MB disk"
-    );
-    assert_eq!(before["quotaBytes"].as_u64(), Some(QUOTA_MB * 1024 * 1024));
-
     let r = http::get(srv.addr(), &format!("/stream/proxy/{hash}"), &[]);
     assert_eq!(r.status, 200, "{}\n{}", r.head(), r.text());
     assert!(
@@ -91,15 +82,32 @@ fn a_stream_several_times_a_small_disk_completes_and_the_server_stays_up() {
         "streamed bytes differ from the source"
     );
 
+    // The stream comes first: a check of the API before it would hide a stream that breaks.
+    let shown = http::get(srv.addr(), "/api/cache", &[]).json();
+    assert_eq!(shown["ceilingSetBy"], "disk", "{shown}");
+    let ceiling = shown["ceilingBytes"].as_u64().expect("ceilingBytes");
+    assert!(
+        ceiling < DISK_MB * 1024 * 1024 && ceiling > DISK_MB * 1024 * 1024 / 2,
+        "ceiling {ceiling} for a {DISK_MB} MB disk"
+    );
+    assert_eq!(shown["quotaBytes"].as_u64(), Some(QUOTA_MB * 1024 * 1024));
+
     // The server stays up and the cache stays under what the disk can hold.
     http::assert_healthy(srv.addr(), "a stream three times the disk");
     let after = http::get(srv.addr(), "/api/cache", &[]).json();
     let used = after["usedBytes"].as_u64().unwrap();
     let ceiling = after["ceilingBytes"].as_u64().unwrap();
-    assert!(used <= ceiling, "used {used} over the ceiling {ceiling}: {after}");
+    assert!(
+        used <= ceiling,
+        "used {used} over the ceiling {ceiling}: {after}"
+    );
     assert_eq!(after["ceilingSetBy"], "disk", "{after}");
     // A second pass (a seek back to the start) still works after the disk filled up.
-    let r = http::get(srv.addr(), &format!("/stream/proxy/{hash}"), &["Range: bytes=0-999999"]);
+    let r = http::get(
+        srv.addr(),
+        &format!("/stream/proxy/{hash}"),
+        &["Range: bytes=0-999999"],
+    );
     assert_eq!(r.status, 206, "{}\n{}", r.head(), r.text());
     assert_eq!(r.body, source[..1_000_000]);
     drop(srv);

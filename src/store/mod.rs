@@ -244,7 +244,10 @@ impl Store {
         let mut state = found.into_state(quota_bytes);
         match disk::measure(dir) {
             Ok(sample) => state.note_disk(sample),
-            Err(e) => log::warn!("cannot measure the disk under {}: {e}; the quota alone is the ceiling", dir.display()),
+            Err(e) => log::warn!(
+                "cannot measure the disk under {}: {e}; the quota alone is the ceiling",
+                dir.display()
+            ),
         }
         let (ceiling, limit) = state.ceiling();
         if limit == Limit::Disk {

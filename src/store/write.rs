@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use sha1::{Digest, Sha1};
 
 use super::disk::Limit;
+use super::error::is_no_space;
 use super::quota::{State, Victim};
 use super::segment::{self, Geometry};
-use super::error::is_no_space;
 use super::{io_err, lock, wait_until, Busy, Store, StoreError, FLUSH_EVERY_BYTES};
 use crate::format::InfoHash;
 
@@ -84,7 +84,8 @@ impl Store {
         let offset = geometry.piece_offset(piece) - u64::from(segment) * geometry.span();
         let mut data = data;
         loop {
-            let (store, path, tdir, gate) = (self.clone(), path.clone(), tdir.clone(), gate.clone());
+            let (store, path, tdir, gate) =
+                (self.clone(), path.clone(), tdir.clone(), gate.clone());
             let unknown = StoreError::UnknownTorrent(*ih);
             let (back, written) = smol::unblock(move || {
                 let removed = gate.read().unwrap_or_else(|e| e.into_inner());
