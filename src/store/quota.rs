@@ -198,13 +198,24 @@ impl State {
     /// The least recently used segment that holds bytes and is neither pinned,
     /// busy nor already being evicted, over all torrents.
     pub fn pick_victim(&self) -> Option<Victim> {
+        self.pick_victim_where(|_| true)
+    }
+
+    /// Like `pick_victim`, but among segments the index on disk does not list
+    /// first: deleting one needs no index rewrite, which a full disk refuses.
+    pub fn pick_victim_on_full_disk(&self) -> Option<Victim> {
+        self.pick_victim_where(|s| !s.listed)
+            .or_else(|| self.pick_victim())
+    }
+
+    fn pick_victim_where(&self, keep: impl Fn(&Segment) -> bool + Copy) -> Option<Victim> {
         self.torrents
             .iter()
             .flat_map(|(ih, t)| {
                 t.segments
                     .iter()
                     .enumerate()
-                    .filter(|(_, s)| s.evictable())
+                    .filter(move |(_, s)| s.evictable() && keep(s))
                     .map(move |(i, s)| {
                         (
                             s.last_use,

@@ -207,11 +207,17 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
 
 /// Replaces `path` by `bytes` atomically: write `tmp`, fsync it, rename, fsync the directory.
 /// After a crash either the old or the new content is there, never a mix.
+/// A failed attempt removes its temp file: on a full disk a half-written one
+/// would hold the very space the next attempt needs.
 pub fn replace_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = File::create(tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
+    let written = File::create(tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = fs::remove_file(tmp);
+        return Err(e);
+    }
     fs::rename(tmp, path)?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }

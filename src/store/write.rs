@@ -244,12 +244,13 @@ impl Store {
         }
     }
 
-    /// Evicts the least recently used evictable segment, off the loop.
-    /// Returns false when nothing can be evicted.
+    /// After ENOSPC: evicts the least recently used evictable segment, one
+    /// the index does not list if there is one, off the loop. Returns false
+    /// when nothing can be evicted.
     pub(super) async fn evict_one(&self) -> Result<bool, StoreError> {
         let victim = {
             let mut st = self.state();
-            st.pick_victim().map(|v| claim(&mut st, v))
+            st.pick_victim_on_full_disk().map(|v| claim(&mut st, v))
         };
         let Some(v) = victim else {
             return Ok(false);
