@@ -5,8 +5,9 @@
 //! fdatasync'ed. Must never list a torrent whose `.torrent` file is not on
 //! disk, and never write the index when nothing changed (SD cards wear out).
 
+use super::files;
 use super::index;
-use super::segment::{self, Geometry};
+use super::segment::Geometry;
 use super::{io_err, is_not_found, lock, Busy, Store, StoreError};
 use crate::format::InfoHash;
 
@@ -58,6 +59,7 @@ impl Store {
             (work, busy)
         };
         let layout = &self.inner.layout;
+        let files = &*self.inner.files;
         let synced = work.iter().try_for_each(|(ih, _, s, _, gate)| {
             // A removal in progress waits for the sync; a finished one leaves nothing to sync.
             let removed = gate.read().unwrap_or_else(|e| e.into_inner());
@@ -65,18 +67,18 @@ impl Store {
                 return Ok(());
             }
             let path = layout.segment(ih, *s);
-            segment::sync_data(&path).map_err(io_err(&path, "sync"))
+            files.sync_data(&path).map_err(io_err(&path, "sync"))
         });
         let synced = synced.and_then(|()| {
             let mut dirs: Vec<&InfoHash> = work.iter().map(|w| &w.0).collect();
             dirs.dedup();
             dirs.into_iter().try_for_each(|ih| {
                 let d = layout.torrent_dir(ih);
-                if !d.exists() {
+                if files.metadata(&d).is_err() {
                     // Removed meanwhile: nothing of it will be listed.
                     return Ok(());
                 }
-                segment::sync_dir(&d).map_err(io_err(&d, "sync"))
+                files.sync_dir(&d).map_err(io_err(&d, "sync"))
             })
         });
         let _p = lock(&self.inner.persist);
@@ -132,8 +134,9 @@ impl Store {
         let bytes = index::encode(snapshot.iter().map(|(ih, _, g, b)| (ih, g, b)));
         let layout = &self.inner.layout;
         let path = layout.index();
-        let written = segment::replace_atomically(&path, &layout.index_tmp(), &bytes)
-            .map_err(io_err(&path, "write"));
+        let written =
+            files::replace_atomically(&*self.inner.files, &path, &layout.index_tmp(), &bytes)
+                .map_err(io_err(&path, "write"));
         let mut st = self.state();
         st.index_high_water = st.index_high_water.max(bytes.len() as u64);
         st.index_stale = written.is_err();
@@ -167,11 +170,12 @@ impl Store {
     /// directory. Caller holds `persist`.
     pub(super) fn forget_lost(&self) {
         let layout = &self.inner.layout;
-        let root_gone = !layout.root.is_dir();
+        let is_dir = |p: &std::path::Path| self.inner.files.metadata(p).is_ok_and(|m| m.is_dir);
+        let root_gone = !is_dir(&layout.root);
         let all: Vec<InfoHash> = self.state().torrents.keys().copied().collect();
         let lost: Vec<InfoHash> = all
             .into_iter()
-            .filter(|ih| root_gone || !layout.torrent_dir(ih).is_dir())
+            .filter(|ih| root_gone || !is_dir(&layout.torrent_dir(ih)))
             .collect();
         if lost.is_empty() {
             return;

@@ -23,6 +23,7 @@
 mod disk;
 mod durable;
 mod error;
+mod files;
 mod index;
 mod quota;
 mod recover;
@@ -44,6 +45,7 @@ use futures_lite::future;
 
 use crate::format::metainfo::Metainfo;
 use crate::format::InfoHash;
+use files::Files;
 use quota::{State, Torrent};
 use segment::{Geometry, Layout};
 
@@ -95,6 +97,9 @@ pub struct Store {
 
 struct Inner {
     layout: Layout,
+    /// Every file operation goes through here: the real file system, or a
+    /// simulated disk in the crash tests.
+    files: Arc<dyn Files>,
     /// Segment span new torrents aim for; persisted per torrent, so changing it
     /// never reinterprets existing files.
     segment_target: u64,
@@ -109,7 +114,8 @@ struct Inner {
     /// An exclusive lock on `<dir>/lock` for the store's lifetime: two
     /// processes keeping their own accounts of one directory would break the
     /// quota and the index.
-    _lock: fs::File,
+    /// `None` on a simulated disk.
+    _lock: Option<fs::File>,
 }
 
 /// Marks segments busy (a read or write in flight) so they are not evicted.
@@ -235,14 +241,31 @@ impl Store {
         quota_bytes: u64,
         segment_target: Option<u64>,
     ) -> Result<Store, StoreError> {
+        let lock_file = Self::take_lock(dir)?;
+        Store::open_on(
+            Arc::new(files::Real),
+            Some(lock_file),
+            dir,
+            quota_bytes,
+            segment_target,
+        )
+    }
+
+    /// Opens the cache on `files` (the real file system, or a simulated disk).
+    fn open_on(
+        files: Arc<dyn Files>,
+        lock_file: Option<fs::File>,
+        dir: &Path,
+        quota_bytes: u64,
+        segment_target: Option<u64>,
+    ) -> Result<Store, StoreError> {
         let layout = Layout {
             root: dir.to_path_buf(),
         };
-        let lock_file = Self::take_lock(dir)?;
-        let found = recover::scan(&layout)?;
+        let found = recover::scan(&layout, &*files)?;
         let rewrite = found.index_changed;
         let mut state = found.into_state(quota_bytes);
-        match disk::measure(dir) {
+        match files.space(dir) {
             Ok(sample) => state.note_disk(sample),
             Err(e) => log::warn!(
                 "cannot measure the disk under {}: {e}; the quota alone is the ceiling",
@@ -262,6 +285,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 layout,
+                files,
                 segment_target: segment_target.max(1),
                 state: Mutex::new(state),
                 persist: Mutex::new(()),
@@ -302,7 +326,7 @@ impl Store {
 
     /// Takes a new reading of the disk under the cache. Blocking (a `statvfs`).
     pub(super) fn sample_disk(&self) {
-        match disk::measure(&self.inner.layout.root) {
+        match self.inner.files.space(&self.inner.layout.root) {
             Ok(sample) => self.state().note_disk(sample),
             Err(e) => log::debug!("cannot measure the disk under the cache: {e}"),
         }
@@ -363,19 +387,27 @@ impl Store {
             return Err(e);
         }
         let layout = &self.inner.layout;
+        let files = &*self.inner.files;
         let tdir = layout.torrent_dir(&ih);
         let file = layout.torrent_file(&ih);
-        let written = fs::create_dir_all(&tdir)
+        let written = files
+            .create_dir_all(&tdir)
             .map_err(io_err(&tdir, "create directory"))
             .and_then(|()| {
-                segment::replace_atomically(&file, &tdir.join(segment::TORRENT_TMP), torrent_bytes)
+                let tmp = tdir.join(segment::TORRENT_TMP);
+                files::replace_atomically(files, &file, &tmp, torrent_bytes)
                     .map_err(io_err(&file, "write"))
             })
-            .and_then(|()| segment::sync_dir(&layout.root).map_err(io_err(&layout.root, "sync")));
+            // The torrent's directory is an entry of the root: durable once the root is synced.
+            .and_then(|()| {
+                files
+                    .sync_dir(&layout.root)
+                    .map_err(io_err(&layout.root, "sync"))
+            });
         if let Err(e) = written {
             undo(self);
             if fresh {
-                let _ = fs::remove_dir_all(&tdir);
+                let _ = files.remove_dir_all(&tdir);
             }
             return Err(e);
         }
@@ -439,7 +471,9 @@ impl Store {
             .iter()
             .filter_map(|ih| {
                 let path = self.inner.layout.torrent_file(ih);
-                fs::read(&path)
+                self.inner
+                    .files
+                    .read(&path)
                     .map_err(|e| log::warn!("cannot read {}: {e}", path.display()))
                     .ok()
             })
@@ -465,7 +499,7 @@ impl Store {
             return Err(e);
         }
         let tdir = self.inner.layout.torrent_dir(ih);
-        let deleted = match fs::remove_dir_all(&tdir) {
+        let deleted = match self.inner.files.remove_dir_all(&tdir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         };
@@ -554,13 +588,16 @@ impl Store {
             })
             .collect();
         let unknown = StoreError::UnknownTorrent(*ih);
+        let files = self.inner.files.clone();
         let result = smol::unblock(move || {
             let removed = gate.read().unwrap_or_else(|e| e.into_inner());
             if *removed {
                 return Err(unknown);
             }
             for (path, at, range) in plan {
-                segment::read_at(&path, at, &mut buf[range]).map_err(io_err(&path, "read"))?;
+                files
+                    .read_at(&path, at, &mut buf[range])
+                    .map_err(io_err(&path, "read"))?;
             }
             Ok(buf)
         })

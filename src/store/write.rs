@@ -6,7 +6,6 @@
 //! before its space is charged. Must never hold the state lock across I/O or
 //! an await, and never delete a segment the on-disk index still lists.
 
-use std::fs;
 use std::io;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use sha1::{Digest, Sha1};
 use super::disk::Limit;
 use super::error::is_no_space;
 use super::quota::{State, Victim};
-use super::segment::{self, Geometry};
+use super::segment::Geometry;
 use super::{io_err, lock, wait_until, Busy, Store, StoreError, FLUSH_EVERY_BYTES};
 use crate::format::InfoHash;
 
@@ -92,13 +91,18 @@ impl Store {
                 if *removed {
                     return (data, Err(unknown));
                 }
+                let files = &*store.inner.files;
                 let written = if needs_dir {
-                    fs::create_dir_all(&tdir).map_err(io_err(&tdir, "create directory"))
+                    files
+                        .create_dir_all(&tdir)
+                        .map_err(io_err(&tdir, "create directory"))
                 } else {
                     Ok(())
                 }
                 .and_then(|()| {
-                    segment::write_at(&path, offset, &data).map_err(io_err(&path, "write"))
+                    files
+                        .write_at(&path, offset, &data)
+                        .map_err(io_err(&path, "write"))
                 });
                 // The disk moves as this cache and other programs write: a new
                 // reading after every write keeps the ceiling honest.
@@ -290,7 +294,7 @@ impl Store {
             }
         }
         let path = self.inner.layout.segment(&v.info_hash, v.segment);
-        match fs::remove_file(&path) {
+        match self.inner.files.remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 unclaim(self);
                 return Err(io_err(&path, "delete")(e));
