@@ -288,9 +288,20 @@ impl Store {
             store.inner.space.notify(usize::MAX);
         };
         if listed {
-            if let Err(e) = self.persist_index(None) {
-                unclaim(self);
-                return Err(e);
+            match self.persist_index(None) {
+                Ok(()) => {}
+                // The disk is too full for the new index: drop the old one
+                // instead, which also stops it listing the victim.
+                Err(e) if is_no_space(&e) => {
+                    if let Err(e) = self.drop_index_for_space() {
+                        unclaim(self);
+                        return Err(e);
+                    }
+                }
+                Err(e) => {
+                    unclaim(self);
+                    return Err(e);
+                }
             }
         }
         let path = self.inner.layout.segment(&v.info_hash, v.segment);
@@ -307,6 +318,39 @@ impl Store {
         }
         self.sample_disk();
         self.inner.space.notify(usize::MAX);
+        Ok(())
+    }
+}
+
+impl Store {
+    /// On a disk too full to rewrite the index: deletes it (durably), so that
+    /// no segment is listed any more and any can be deleted. A crash before
+    /// the next flush then finds an empty cache, never a wrong byte; the next
+    /// flush writes a whole index again. Caller holds `persist`.
+    fn drop_index_for_space(&self) -> Result<(), StoreError> {
+        let layout = &self.inner.layout;
+        let files = &*self.inner.files;
+        let index = layout.index();
+        match files.remove_file(&index) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err(&index, "delete")(e))
+            }
+            _ => {}
+        }
+        files
+            .sync_dir(&layout.root)
+            .map_err(io_err(&layout.root, "sync"))?;
+        log::warn!(
+            "cache disk full: {} dropped until the next flush, to make room",
+            index.display()
+        );
+        let mut st = self.state();
+        st.index_stale = true;
+        for t in st.torrents.values_mut() {
+            for seg in t.segments.iter_mut() {
+                seg.listed = false;
+            }
+        }
         Ok(())
     }
 }
