@@ -29,6 +29,8 @@ mod quota;
 mod recover;
 mod segment;
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 mod write;
 

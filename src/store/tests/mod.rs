@@ -11,6 +11,8 @@ use sha1::{Digest, Sha1};
 use super::*;
 use crate::format::metainfo::{FileEntry, Metainfo};
 
+mod crash;
+
 const PL: u64 = 16 * 1024;
 /// Two 16 KiB pieces a segment.
 const TARGET: u64 = 32 * 1024;
