@@ -37,6 +37,22 @@ pub enum Part {
     Range { start: u64, len: u64 },
 }
 
+impl Part {
+    /// How many bytes the part puts on the wire; u64, since a part of a file
+    /// over 4 GiB is longer than a `usize` on a 32-bit board.
+    pub fn wire_len(&self) -> u64 {
+        match self {
+            Part::Bytes(b) => b.len() as u64,
+            Part::Range { len, .. } => *len,
+        }
+    }
+}
+
+/// The body length of a response made of `parts`, in u64.
+pub fn body_len(parts: &[Part]) -> u64 {
+    parts.iter().map(Part::wire_len).sum()
+}
+
 /// Why a piece could not be had.
 #[derive(Debug)]
 pub enum FetchError {
@@ -232,6 +248,7 @@ async fn produce(
             Part::Range { start, len } => (start, start + len),
         };
         while offset < end {
+            // At most the buffer, a usize: the chunk's `n as usize` below is lossless.
             let n = (end - offset).min(opts.buffer as u64);
             if !out.asked().await {
                 log::debug!("[Stream] {ih}: client went away at byte {offset}");
@@ -311,5 +328,29 @@ impl AsyncBufRead for Body {
     fn consume(self: Pin<&mut Self>, amt: usize) {
         let this = self.get_mut();
         this.pos = (this.pos + amt).min(this.chunk.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn body_length_adds_parts_past_4_gib_in_u64() {
+        let parts = vec![
+            Part::Bytes(b"head".to_vec()),
+            Part::Range {
+                start: 4 * GIB + 7,
+                len: 3 * GIB,
+            },
+            Part::Range {
+                start: 0,
+                len: 2 * GIB,
+            },
+        ];
+        assert_eq!(body_len(&parts), 5 * GIB + 4);
+        assert_eq!(parts[1].wire_len(), 3 * GIB);
     }
 }

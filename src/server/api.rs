@@ -166,7 +166,16 @@ impl App {
             .collect();
         json_response(
             StatusCode::Ok,
-            json!({"quotaBytes": usage.quota, "usedBytes": usage.used, "entries": entries}),
+            json!({
+                "quotaBytes": usage.quota,
+                // What the cache may really hold: the quota, or less when the disk is smaller.
+                "ceilingBytes": usage.ceiling,
+                "ceilingSetBy": usage.limit.name(),
+                "diskFreeBytes": usage.disk_free,
+                "diskTotalBytes": usage.disk_total,
+                "usedBytes": usage.used,
+                "entries": entries
+            }),
         )
     }
 }

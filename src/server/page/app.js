@@ -173,11 +173,14 @@ function setupPlayer() {
 async function dashboard() {
   try {
     const [cache, torrents] = await Promise.all([api("GET", "/api/cache"), api("GET", "/api/torrents")]);
-    const share = cache.quotaBytes ? cache.usedBytes / cache.quotaBytes : 0;
+    // The ceiling is the quota, or less when the disk cannot hold the quota.
+    const ceiling = cache.ceilingBytes || cache.quotaBytes;
+    const share = ceiling ? cache.usedBytes / ceiling : 0;
     const fill = $("cache-fill");
     fill.style.width = Math.min(100, share * 100).toFixed(1) + "%";
     fill.className = share > 0.9 ? "full" : "";
-    $("cache-text").textContent = bytes(cache.usedBytes) + " of " + bytes(cache.quotaBytes) + " used";
+    $("cache-text").textContent = bytes(cache.usedBytes) + " of " + bytes(ceiling) + " used" +
+      (cache.ceilingSetBy === "disk" ? " (the disk holds less than the " + bytes(cache.quotaBytes) + " quota)" : "");
     const list = $("torrents");
     list.textContent = "";
     for (const t of torrents) {
