@@ -137,6 +137,14 @@ Settings (environment variables or env file keys; the environment wins):
                            (default 239.192.152.143:6771)
   LSD_INTERFACE            IPv4 address of the interface LSD joins and sends
                            on; 127.0.0.1 keeps it on this host (default 0.0.0.0)
+  STATE_DIR                what survives a cache wipe: the DLNA UUID (default
+                           $STATE_DIRECTORY, else $HOME/.local/state/streme)
+  ENABLE_DLNA              true|false: DLNA MediaServer for TVs, SSDP multicast
+                           on the LAN (default true)
+  DLNA_NAME                the name TVs list; empty is \"streme on <hostname>\"
+                           (default none)
+  DLNA_INTERFACE           interface name or IPv4 address SSDP uses; empty is
+                           every LAN interface (default none)
 ";
 
 impl Cli {

@@ -11,6 +11,7 @@
 //! The server never reads content from anywhere but [`crate::stream`].
 
 mod api;
+pub mod dlna;
 mod page;
 mod playlist;
 pub mod range;
@@ -35,6 +36,8 @@ pub struct App {
     /// Clients served at once; more wait in the listen backlog. Sized so that
     /// a 512 MB Pi Zero 2 W keeps its stream buffers under a few MB.
     pub max_clients: usize,
+    /// The DLNA MediaServer's identity; None when `ENABLE_DLNA=false`.
+    pub dlna: Option<Arc<dlna::Device>>,
 }
 
 /// Accepts clients until the listener fails.
@@ -86,6 +89,7 @@ impl App {
                 json!({"name": "streme", "version": env!("CARGO_PKG_VERSION"), "api": ["/api/torrents", "/api/cache", "/stream/proxy/:infoHash", "/health"]}),
             ),
             (_, ["api", rest @ ..]) => self.api(req, method, rest).await,
+            (_, ["dlna", rest @ ..]) => self.dlna(req, method, rest).await,
             (Method::Get | Method::Head, ["stream", "proxy", ih]) => {
                 let file = req
                     .url()
