@@ -496,7 +496,10 @@ fn browse_pages_metadata_update_ids_and_names_round_trip() {
     let first = ids[seen.iter().position(|t| t == "episode 1.mkv").unwrap()].clone();
     let item = browse(addr, &first, "BrowseMetadata", 0, 0, "*");
     assert_eq!((item.returned, item.total), (1, 1));
-    assert_eq!(attrs(&item.didl, "item", "parentID"), [container.clone()]);
+    assert_eq!(
+        attrs(&item.didl, "item", "parentID"),
+        std::slice::from_ref(&container)
+    );
     assert!(item.didl.contains("object.item.videoItem"), "{}", item.didl);
     assert_eq!(attrs(&item.didl, "res", "size")[0], "40000");
     assert!(attrs(&item.didl, "res", "protocolInfo")[0]
