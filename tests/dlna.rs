@@ -403,6 +403,37 @@ fn browse(
     }
 }
 
+/// Checks `didl` is well-formed XML by Python's expat (an independent parser), and returns
+/// the titles expat reads, so escaping is checked by someone else's unescaping.
+fn expat_titles(didl: &str) -> Vec<String> {
+    use std::io::Write;
+    let mut child = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys, json, xml.etree.ElementTree as E\n\
+             root = E.fromstring(sys.stdin.buffer.read())\n\
+             print(json.dumps([t.text for t in root.iter('{http://purl.org/dc/elements/1.1/}title')]))",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(didl.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "DIDL-Lite is not well-formed XML: {}\n{didl}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON list of titles")
+}
+
 /// Every `attr="..."` value of `element` tags in a DIDL document.
 fn attrs(didl: &str, element: &str, attr: &str) -> Vec<String> {
     didl.split(&format!("<{element} "))
@@ -475,6 +506,7 @@ fn browse_pages_metadata_update_ids_and_names_round_trip() {
         assert_eq!(page.total, 7, "{}", page.didl);
         assert!(page.returned <= 3);
         assert_eq!(titles(&page.didl).len(), page.returned);
+        assert_eq!(expat_titles(&page.didl), titles(&page.didl));
         seen.extend(titles(&page.didl));
         ids.extend(attrs(&page.didl, "item", "id"));
         start += page.returned;
