@@ -361,8 +361,10 @@ async function dashboard() {
     const fill = $("cache-fill");
     fill.style.width = Math.min(100, share * 100).toFixed(1) + "%";
     fill.className = share > 0.9 ? "full" : "";
+    const overhead = cache.quotaBytes - ceiling;
     $("cache-text").textContent = bytes(cache.usedBytes) + " of " + bytes(ceiling) + " used" +
-      (ceiling !== cache.quotaBytes ? " (quota " + bytes(cache.quotaBytes) + ", less the index and directories)" : "");
+      (overhead > 0 ? " (the quota of " + bytes(cache.quotaBytes) + " less " + bytes(overhead) +
+        " for the index and directories)" : "");
     const next = cache.nextEviction;
     $("cache-next").textContent = next
       ? "Next eviction: " + bytes(next.bytes) + " of " + (next.name || next.infoHash) +
