@@ -78,7 +78,7 @@ smoke_test() {
   head -c 3000000 /dev/urandom >"$work/movie.mkv"
   mktorrent -l 16 -o "$work/movie.torrent" "$work/movie.mkv" >/dev/null
   export CACHE_DIR=$work/cache HOST=127.0.0.1 PORT=0 LOG_LEVEL=info TORRENT_SOURCES= HTTP_SOURCES= \
-    TRACKERS= DHT_BOOTSTRAP= ENABLE_DHT=false ENABLE_LSD=false TORRENT_PORT=0
+    TRACKERS= DHT_BOOTSTRAP= ENABLE_DHT=false ENABLE_LSD=false ENABLE_DLNA=false TORRENT_PORT=0
   "$@" --version
   hash=$("$@" import "$work/movie.torrent" "$work/movie.mkv" | awk '/^imported/ {sub(":", "", $2); print $2}')
   [ -n "$hash" ] || { echo "${0##*/}: import printed no info hash" >&2; exit 1; }

@@ -152,6 +152,14 @@ Settings (environment variables or env file keys; the environment wins):
                            (default none)
   API_TOKEN                when set, mutating routes need it as a Bearer
                            token or ?token= (default none)
+  STATE_DIR                what survives a cache wipe: the DLNA UUID (default
+                           $STATE_DIRECTORY, else $HOME/.local/state/streme)
+  ENABLE_DLNA              true|false: DLNA MediaServer for TVs, SSDP multicast
+                           on the LAN (default true)
+  DLNA_NAME                the name TVs list; empty is \"streme on <hostname>\"
+                           (default none)
+  DLNA_INTERFACE           interface name or IPv4 address SSDP uses; empty is
+                           every LAN interface (default none)
 ";
 
 impl Cli {

@@ -183,12 +183,23 @@ fn serve(config: &Config, session: Session) -> Result<(), String> {
             hostname: server::guard::kernel_hostname(),
             token: config.api_token.clone(),
         }),
+        dlna: config
+            .enable_dlna
+            .then(|| std::sync::Arc::new(server::dlna::Device::new(config))),
     };
+    let ssdp = app
+        .dlna
+        .as_ref()
+        .and_then(|d| start_ssdp(config, d, addr.port()));
     // Every torrent in the cache is seeded: its swarm announces and accepts peers.
     session.engage_all();
     let server = server::serve(listener, app);
     match smol::block_on(service::run(&notifier, &mut signals, &session, server)) {
         Stop::Signal(signal) => {
+            // TVs drop the box from their lists at once, not after max-age.
+            if let Some(ssdp) = ssdp {
+                ssdp.shut_down();
+            }
             if let Some(tiers) = &session.tiers {
                 // The trackers hear `stopped`, so they stop handing out our address.
                 smol::block_on(tiers.p2p.shut_down());
@@ -198,6 +209,38 @@ fn serve(config: &Config, session: Session) -> Result<(), String> {
         }
         Stop::Server(Ok(())) => Ok(()),
         Stop::Server(Err(e)) => Err(format!("the server stopped: {e}")),
+    }
+}
+
+/// Starts the SSDP responder; a box whose UDP 1900 is taken still streams.
+fn start_ssdp(
+    config: &Config,
+    device: &server::dlna::Device,
+    port: u16,
+) -> Option<server::dlna::Ssdp> {
+    use server::dlna::Interfaces;
+    let selection = match (config.dlna_interface.parse(), config.host) {
+        (Ok(ip), _) => Interfaces::Address(ip),
+        (Err(_), _) if !config.dlna_interface.is_empty() => {
+            Interfaces::Named(config.dlna_interface.clone())
+        }
+        // A box listening on one address is reachable only there.
+        (Err(_), std::net::IpAddr::V4(ip)) if !ip.is_unspecified() => Interfaces::Address(ip),
+        _ => Interfaces::AllLan,
+    };
+    match server::dlna::Ssdp::start(device.uuid.clone(), port, selection) {
+        Ok(ssdp) => {
+            log::info!(
+                "[DLNA] MediaServer {:?} (uuid:{})",
+                device.friendly_name,
+                device.uuid
+            );
+            Some(ssdp)
+        }
+        Err(e) => {
+            log::warn!("[DLNA] cannot listen on UDP 1900 ({e}); TVs will not find the box");
+            None
+        }
     }
 }
 

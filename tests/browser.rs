@@ -567,4 +567,136 @@ fn a_page_on_another_origin_cannot_change_the_box() {
     );
     browser.click("#torrents button.delete");
     wait_count(1);
+/// The dashboard as a control panel, while a P2P stream runs: speed and peers move, the piece
+/// map fills with verified pieces, "Copy stream URL" yields a URL that streams the file, and
+/// Play opens the player on it and plays. Screenshots: `dashboard-live.png` (mid-download) and
+/// `dashboard-done.png`.
+#[test]
+fn dashboard_shows_a_p2p_download_live_and_its_buttons_work() {
+    use common::swarm;
+    common::fixture::require_fixture_tools();
+    let dir = TestDir::new("browser_dashboard");
+    let video = common::fixture::video(&dir.sub("data").join("movie.mp4"), Media::Mp4Faststart);
+    let source = std::fs::read(&video).unwrap();
+    let port = swarm::free_port();
+    let torrent = swarm::torrent_with_tracker(
+        &video,
+        &dir.path().join("movie.torrent"),
+        15,
+        &swarm::announce_url_on(port),
+    );
+    let tracker = swarm::opentracker(dir.path(), port, &[&torrent.info_hash]);
+    // Slow, so that the dashboard sees the download in progress.
+    let _seeder = swarm::slow_seeder(dir.path(), &torrent.file, &dir.sub("data"), "300K");
+    swarm::wait_announced(tracker.port, &torrent.info_hash, 1);
+    let mut env = common::server::base_env(&dir.sub("cache"), 200);
+    env.extend([
+        ("P2P_TIMEOUT".to_string(), "3000".to_string()),
+        ("TORRENT_TIMEOUT".to_string(), "30000".to_string()),
+        ("PIECE_TIMEOUT".to_string(), "120000".to_string()),
+    ]);
+    let srv = common::server::Server::start(&env);
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&tr={}",
+        torrent.info_hash,
+        swarm::announce_url(&tracker)
+            .replace(':', "%3A")
+            .replace('/', "%2F")
+    );
+    let r = common::http::post_json(srv.addr(), "/api/torrents", &json!({ "magnetUri": magnet }));
+    assert!((200..300).contains(&r.status), "{}", r.text());
+
+    let profile = TestDir::new("browser_dashboard_profile");
+    let browser = Browser::start(profile.path());
+    browser.open(&srv.url("/"));
+    // A player streams the file meanwhile.
+    let addr = srv.addr();
+    let path = format!("/stream/proxy/{}", torrent.info_hash);
+    let player = std::thread::spawn(move || common::http::get(addr, &path, &[]).body.len());
+
+    let live = browser.wait_for(
+        "non-zero speed and peers while it downloads",
+        "const s = document.querySelector('#torrents .speed'); \
+         const p = document.querySelector('#torrents .peers'); \
+         return s && p ? s.textContent + ' | ' + p.textContent : '';",
+        |v| {
+            v.as_str().is_some_and(|s| {
+                !s.starts_with("0 B/s down")
+                    && s.contains(" connected")
+                    && !s.contains("| 0 connected")
+            })
+        },
+    );
+    eprintln!("while downloading: {live}");
+    let partial = browser.wait_for(
+        "the piece map to show verified pieces",
+        "const c = document.querySelector('#torrents canvas.pieces'); \
+         return c && c.dataset.verified ? [Number(c.dataset.verified), Number(c.dataset.pieces)] : null;",
+        |v| v[0].as_u64().is_some_and(|n| n > 0),
+    );
+    eprintln!("piece map: {partial}");
+    browser.screenshot(&artefact_dir().join("dashboard-live.png"));
+    // The phone-width window (420 px) needs no sideways scrolling.
+    let overflow = browser.eval(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+    );
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        "the page is {overflow} px too wide"
+    );
+
+    assert_eq!(
+        player.join().unwrap(),
+        source.len(),
+        "the player's stream ended early"
+    );
+    let done = browser.wait_for(
+        "every piece verified on the map",
+        "const c = document.querySelector('#torrents canvas.pieces'); \
+         return c ? [Number(c.dataset.verified), Number(c.dataset.pieces)] : null;",
+        |v| v[0].as_u64().is_some() && v[0] == v[1],
+    );
+    eprintln!("piece map when done: {done}");
+    let text = browser.eval("return document.getElementById('torrents').textContent;");
+    let text = text.as_str().unwrap();
+    assert!(text.contains("p2p"), "bytes per tier: {text}");
+    assert!(
+        text.contains("movie.mp4 · ") && text.contains("video"),
+        "{text}"
+    );
+
+    // Copy stream URL: the URL it copied streams the file, byte-exact.
+    browser.click("#torrents button.copy");
+    let copied = browser.wait_for(
+        "the copied URL",
+        "return document.querySelector('#torrents button.copy').dataset.copied || '';",
+        |v| v.as_str().is_some_and(|s| s.starts_with("http://")),
+    );
+    let url = copied.as_str().unwrap();
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let r = common::http::get(host.parse().unwrap(), path, &["Range: bytes=1000-50999"]);
+    assert_eq!(r.status, 206, "{}", r.head());
+    assert_eq!(
+        r.body,
+        &source[1000..51000],
+        "the copied URL {url} streams other bytes"
+    );
+    let m3u = browser.eval("return document.querySelector('#torrents a.m3u').download;");
+    assert_eq!(m3u, json!("movie.m3u"));
+    browser.screenshot(&artefact_dir().join("dashboard-done.png"));
+
+    // Play opens the player on that file, and it plays.
+    browser.click("#torrents a.play");
+    browser.wait_for(
+        "playback from the Play button",
+        "const v = document.getElementById('player'); return v ? v.currentTime : 0;",
+        |v| v.as_f64().is_some_and(|t| t > 1.0),
+    );
+    let src = browser.eval("return document.getElementById('player').src;");
+    assert!(
+        src.as_str()
+            .is_some_and(|s| s.ends_with(&format!("/stream/{}/0", torrent.info_hash))),
+        "{src}"
+    );
 }

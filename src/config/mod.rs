@@ -39,7 +39,7 @@ pub const ENV_FILE_VAR: &str = "STREME_ENV_FILE";
 
 /// Every key streme reads, with its default as an env file would spell it, in
 /// the order `streme config` prints them.
-pub const KEYS: [(&str, &str); 36] = [
+pub const KEYS: [(&str, &str); 40] = [
     ("HOST", "0.0.0.0"),
     ("PORT", "11470"),
     ("CACHE_DIR", "$CACHE_DIRECTORY, else $HOME/.cache/streme"),
@@ -76,6 +76,13 @@ pub const KEYS: [(&str, &str); 36] = [
     ("ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS),
     ("ALLOWED_HOSTS", ""),
     ("API_TOKEN", ""),
+    (
+        "STATE_DIR",
+        "$STATE_DIRECTORY, else $HOME/.local/state/streme",
+    ),
+    ("ENABLE_DLNA", "true"),
+    ("DLNA_NAME", ""),
+    ("DLNA_INTERFACE", ""),
 ];
 
 /// The origins of Stremio's web app, which calls the streaming server's
@@ -258,6 +265,22 @@ pub struct Config {
     /// `API_TOKEN`: when set, mutating routes need `Authorization: Bearer
     /// TOKEN` or `?token=TOKEN`. Default empty: off.
     pub api_token: Option<String>,
+    /// `STATE_DIR`: what must survive a cache wipe (the DLNA device UUID, which
+    /// TVs remember the box by). Default `$STATE_DIRECTORY` when systemd sets it
+    /// (`StateDirectory=` in the unit), else `$HOME/.local/state/streme`, else
+    /// `/var/lib/streme`.
+    pub state_dir: PathBuf,
+    /// `ENABLE_DLNA`: a DLNA/UPnP MediaServer, so TVs and consoles on the LAN
+    /// find the box by SSDP (multicast on 239.255.255.250:1900) and browse its
+    /// torrents. Default true: this is a LAN media box.
+    pub enable_dlna: bool,
+    /// `DLNA_NAME`: the friendly name TVs list. Empty (the default) means
+    /// `streme on <hostname>`.
+    pub dlna_name: String,
+    /// `DLNA_INTERFACE`: the one interface SSDP joins, by name (`eth0`) or
+    /// IPv4 address. Empty (the default) means every interface with an IPv4
+    /// address, followed as they come and go.
+    pub dlna_interface: String,
     /// Where each key's value came from, in the order of [`KEYS`].
     sources: Vec<Source>,
 }
@@ -542,6 +565,24 @@ impl Config {
         let lsd_interface = setting("LSD_INTERFACE").map_or(Ok(Ipv4Addr::UNSPECIFIED), |v| {
             value::ipv4("LSD_INTERFACE", &v)
         })?;
+        let state_dir = match setting("STATE_DIR") {
+            Some(v) if v.is_empty() => {
+                return Err(ConfigError::BadValue {
+                    key: "STATE_DIR",
+                    value: v,
+                    expected: "a directory path",
+                })
+            }
+            Some(v) => PathBuf::from(v),
+            None => default_state_dir(environ),
+        };
+        let enable_dlna =
+            setting("ENABLE_DLNA").map_or(Ok(true), |v| value::boolean("ENABLE_DLNA", &v))?;
+        let dlna_name = setting("DLNA_NAME")
+            .map_or(Ok(String::new()), |v| value::friendly_name("DLNA_NAME", &v))?;
+        let dlna_interface = setting("DLNA_INTERFACE").map_or(Ok(String::new()), |v| {
+            value::interface("DLNA_INTERFACE", &v)
+        })?;
 
         let client_max = setting("CLIENT_MAX")
             .map_or(Ok(256), |v| value::integer("CLIENT_MAX", &v, 2, 4096))?
@@ -612,6 +653,10 @@ impl Config {
             allowed_origins,
             allowed_hosts,
             api_token,
+            state_dir,
+            enable_dlna,
+            dlna_name,
+            dlna_interface,
             sources,
         };
         Ok((config, warnings))
@@ -712,6 +757,10 @@ impl Config {
             } else {
                 String::new()
             },
+            self.state_dir.display().to_string(),
+            self.enable_dlna.to_string(),
+            self.dlna_name.clone(),
+            self.dlna_interface.clone(),
         ]
     }
 }
@@ -738,6 +787,21 @@ fn default_cache_dir(environ: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     match environ("HOME").filter(|h| !h.is_empty()) {
         Some(home) => Path::new(&home).join(".cache").join("streme"),
         None => PathBuf::from("/var/cache/streme"),
+    }
+}
+
+fn default_state_dir(environ: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    // systemd joins several StateDirectory= entries with ':'; ours is the first.
+    if let Some(first) =
+        environ("STATE_DIRECTORY").and_then(|v| v.split(':').next().map(str::to_string))
+    {
+        if !first.is_empty() {
+            return PathBuf::from(first);
+        }
+    }
+    match environ("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Path::new(&home).join(".local").join("state").join("streme"),
+        None => PathBuf::from("/var/lib/streme"),
     }
 }
 

@@ -58,10 +58,36 @@ fn defaults_without_any_source() {
 fn keys_table_defaults_match_the_loaded_defaults() {
     let (c, _) = Config::load(None, &env(&[])).unwrap();
     for ((key, default), value) in KEYS.iter().zip(c.values()) {
-        if *key != "CACHE_DIR" {
+        if *key != "CACHE_DIR" && *key != "STATE_DIR" {
             assert_eq!(*default, value, "{key}");
         }
     }
+}
+
+#[test]
+fn state_dir_prefers_systemd_state_directory_and_is_not_the_cache() {
+    let (c, _) = Config::load(
+        None,
+        &env(&[
+            ("STATE_DIRECTORY", "/var/lib/streme"),
+            ("CACHE_DIRECTORY", "/var/cache/streme"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/streme"));
+    let (c, _) = Config::load(None, &env(&[("HOME", "/home/u")])).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/home/u/.local/state/streme"));
+    assert_ne!(c.state_dir, c.cache_dir);
+    let (c, _) = Config::load(None, &env(&[])).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/streme"));
+    assert!(c.enable_dlna);
+    let (c, _) = Config::load(
+        None,
+        &env(&[("DLNA_NAME", " Living room "), ("DLNA_INTERFACE", "eth0")]),
+    )
+    .unwrap();
+    assert_eq!(c.dlna_name, "Living room");
+    assert_eq!(c.dlna_interface, "eth0");
 }
 
 #[test]
@@ -200,6 +226,10 @@ fn bad_values_name_key_and_value() {
         ("CLIENT_IDLE_TIMEOUT", "0", "CLIENT_IDLE_TIMEOUT: expected at least 1, got \"0\""),
         ("ALLOWED_ORIGINS", "https://a.example/path", "ALLOWED_ORIGINS: expected origins such as https://web.stremio.com or http://192.168.1.5:8080 (no path), got \"https://a.example/path\""),
         ("ALLOWED_HOSTS", "a b", "ALLOWED_HOSTS: expected host names such as streme.example.com or .example.com, got \"a b\""),
+        ("STATE_DIR", "", "STATE_DIR: expected a directory path, got \"\""),
+        ("ENABLE_DLNA", "sure", "ENABLE_DLNA: expected a boolean (true/false, 1/0, yes/no, on/off), got \"sure\""),
+        ("DLNA_NAME", "a\u{7}b", "DLNA_NAME: expected a name of at most 64 characters without control characters, got \"a\\u{7}b\""),
+        ("DLNA_INTERFACE", "eth0; rm", "DLNA_INTERFACE: expected an interface name such as eth0, an IPv4 address, or empty for every interface, got \"eth0; rm\""),
     ];
     for (key, value, message) in cases {
         let e = Config::load(None, &env(&[(key, value)])).unwrap_err();

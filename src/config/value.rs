@@ -98,6 +98,37 @@ pub fn multicast_group(key: &'static str, value: &str) -> Result<SocketAddrV4, C
         })
 }
 
+/// A DLNA friendly name: UPnP allows 64 characters, and a control character
+/// would only garble a TV's menu.
+pub fn friendly_name(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    if value.chars().count() > 64 || value.chars().any(char::is_control) {
+        return Err(bad(
+            key,
+            value,
+            "a name of at most 64 characters without control characters",
+        ));
+    }
+    Ok(value.trim().to_string())
+}
+
+/// An interface name (`eth0`, at most 15 characters as Linux allows) or an
+/// IPv4 address; empty for every interface.
+pub fn interface(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let name_ok = value.len() <= 15
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-@".contains(&b));
+    if value.parse::<Ipv4Addr>().is_ok() || name_ok {
+        Ok(value.to_string())
+    } else {
+        Err(bad(
+            key,
+            value,
+            "an interface name such as eth0, an IPv4 address, or empty for every interface",
+        ))
+    }
+}
+
 /// A comma-separated list; blanks around entries and empty entries are dropped,
 /// so an empty value is an empty list.
 pub fn list(value: &str) -> Vec<String> {

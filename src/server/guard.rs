@@ -130,6 +130,9 @@ impl Guard {
                     Class::Read
                 }
             }
+            // DLNA's SOAP actions (Browse, GetProtocolInfo...) only read the
+            // registry; TVs post them without an Origin or a token.
+            Method::Post if matches!(segments, ["dlna", "control", _]) => Class::Read,
             _ => Class::Mutating,
         }
     }

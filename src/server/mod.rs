@@ -25,6 +25,7 @@
 mod api;
 pub mod conn;
 pub mod guard;
+pub mod dlna;
 mod page;
 mod playlist;
 pub mod range;
@@ -54,6 +55,8 @@ pub struct App {
     pub limits: Limits,
     /// The Host, Origin and token rules.
     pub guard: Arc<Guard>,
+    /// The DLNA MediaServer's identity; None when `ENABLE_DLNA=false`.
+    pub dlna: Option<Arc<dlna::Device>>,
 }
 
 /// The connection a request came on, put in its extensions so that body
@@ -278,6 +281,7 @@ impl App {
                 json!({"name": "streme", "version": env!("CARGO_PKG_VERSION"), "api": ["/api/torrents", "/api/cache", "/stream/proxy/:infoHash", "/health"]}),
             ),
             (_, ["api", rest @ ..]) => self.api(req, method, rest).await,
+            (_, ["dlna", rest @ ..]) => self.dlna(req, method, rest).await,
             (Method::Get | Method::Head, ["stream", "proxy", ih]) => {
                 let file = req
                     .url()
@@ -388,7 +392,7 @@ fn open_to_any_origin(class: Class, segments: &[&str]) -> bool {
         Class::Open => true,
         Class::Read => !matches!(
             segments,
-            ["api", ..] | [""] | ["page", ..] | ["test-torrent-streaming"]
+            ["api", ..] | [""] | ["page", ..] | ["test-torrent-streaming"] | ["dlna", ..]
         ),
         Class::Mutating => false,
     }

@@ -22,10 +22,7 @@ use crate::hybrid::{self, Phase};
 use crate::session::{Tier, Torrent};
 use crate::stream::{self, Part};
 
-/// DLNA renderers (TVs) need these to seek; `DLNA.ORG_OP=01` says byte seeks
-/// work, the flags say streaming transfer mode.
-const DLNA_FEATURES: &str =
-    "DLNA.ORG_OP=01;DLNA.ORG_CI=0;DLNA.ORG_FLAGS=01700000000000000000000000000000";
+use super::dlna::DLNA_FEATURES;
 
 impl App {
     pub(super) async fn stream(&self, req: &Request, ih: &str, file: Option<&str>) -> Response {
@@ -180,8 +177,7 @@ impl App {
         };
         res.insert_header("Accept-Ranges", "bytes");
         res.insert_header("ETag", etag.as_str());
-        res.insert_header("transferMode.dlna.org", "Streaming");
-        res.insert_header("contentFeatures.dlna.org", DLNA_FEATURES);
+        dlna_headers(req, &mut res);
 
         let length = stream::body_len(&parts);
         if req.method() == Method::Head {
@@ -259,6 +255,25 @@ impl App {
 /// Content-Length of `length mod 2^32` on armv7, and players stopped there.
 pub(super) fn framed_length(length: u64) -> Option<usize> {
     usize::try_from(length).ok()
+}
+
+/// DLNA renderers (TVs) seek only when told they may: a request with
+/// `getcontentFeatures.dlna.org: 1` gets the features (`OP=01`, byte seeks),
+/// and `transferMode.dlna.org` is echoed (`Streaming` when not asked, the
+/// mode of a video). Sent on HEAD as on GET, as TVs HEAD first.
+fn dlna_headers(req: &Request, res: &mut Response) {
+    let asked = req
+        .header("getcontentFeatures.dlna.org")
+        .is_some_and(|v| v.as_str().trim() == "1");
+    if asked {
+        res.insert_header("contentFeatures.dlna.org", DLNA_FEATURES);
+    }
+    let mode = req
+        .header("transferMode.dlna.org")
+        .map(|v| v.as_str().trim().to_string())
+        .filter(|m| matches!(m.as_str(), "Streaming" | "Interactive" | "Background"))
+        .unwrap_or_else(|| "Streaming".into());
+    res.insert_header("transferMode.dlna.org", mode);
 }
 
 /// A boundary seed that differs per response, so a boundary never matches

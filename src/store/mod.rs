@@ -91,6 +91,15 @@ pub struct TorrentUsage {
     pub piece_count: u32,
 }
 
+/// The segment eviction would take next (the least recently used one that
+/// is not pinned), for the dashboard's cache card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextEviction {
+    pub info_hash: InfoHash,
+    pub pieces: Range<u32>,
+    pub bytes: u64,
+}
+
 /// Handle to the cache; cheap to clone and shared by every task.
 #[derive(Clone)]
 pub struct Store {
@@ -647,6 +656,18 @@ impl Store {
                 return self.has_piece(ih, piece);
             }
         }
+    }
+
+    /// What would be evicted next if a write needed room now; read-only.
+    pub fn next_eviction(&self) -> Option<NextEviction> {
+        let st = self.state();
+        let v = st.pick_victim()?;
+        let t = st.torrents.get(&v.info_hash)?;
+        Some(NextEviction {
+            info_hash: v.info_hash,
+            pieces: t.geometry.pieces_in(v.segment),
+            bytes: t.segments[v.segment as usize].charged_len,
+        })
     }
 
     pub fn usage(&self) -> Usage {
