@@ -567,6 +567,8 @@ fn a_page_on_another_origin_cannot_change_the_box() {
     );
     browser.click("#torrents button.delete");
     wait_count(1);
+}
+
 /// The dashboard as a control panel, while a P2P stream runs: speed and peers move, the piece
 /// map fills with verified pieces, "Copy stream URL" yields a URL that streams the file, and
 /// Play opens the player on it and plays. Screenshots: `dashboard-live.png` (mid-download) and
