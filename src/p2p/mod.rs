@@ -154,16 +154,15 @@ impl P2p {
         self.inner.swarms.lock().unwrap().get(ih)?.upgrade()
     }
 
-    /// The swarm of a torrent, created on first use. Its `run` future must be
-    /// polled for it to find peers; dropping that future ends it.
+    /// A new swarm for a torrent's controller; it replaces any older swarm of
+    /// the same hash (a removed torrent's, still saying `stopped`), which is
+    /// never handed to a new torrent. Its `run` future must be polled for it
+    /// to find peers; dropping that future ends it.
     pub fn swarm(&self, ctx: SwarmCtx) -> Arc<Swarm> {
         let mut swarms = self.inner.swarms.lock().unwrap();
         // Entries of swarms nobody holds any more go first: the map stays as
         // small as the torrents that run.
         swarms.retain(|_, w| w.strong_count() > 0);
-        if let Some(s) = swarms.get(&ctx.info_hash).and_then(Weak::upgrade) {
-            return s;
-        }
         let ih = ctx.info_hash;
         let s = Swarm::new(self.inner.shared.clone(), ctx);
         swarms.insert(ih, Arc::downgrade(&s));
