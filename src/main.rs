@@ -21,9 +21,23 @@ use streme::session::{Session, Torrent};
 use streme::store::Store;
 use streme::stream::StreamOptions;
 
-/// Threads for blocking file I/O and hashing. Four matches the cores of a
-/// Pi 3/4/5; more would only queue on the SD card.
-const BLOCKING_THREADS: &str = "4";
+/// Executor threads: one per core, at most four (a Pi 3/4/5 has four; a
+/// Pi Zero 2 W four slow ones). Hashing and file I/O are not on them.
+const MAX_EXECUTOR_THREADS: usize = 4;
+
+/// Threads for blocking file I/O and hashing: two per core (one hashes while
+/// the other waits on the SD card), at most eight; more would only queue on
+/// the card.
+const MAX_BLOCKING_THREADS: usize = 8;
+
+/// The executor and blocking pool sizes for this board's cores.
+fn thread_counts() -> (usize, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (
+        cores.clamp(1, MAX_EXECUTOR_THREADS),
+        (2 * cores).clamp(2, MAX_BLOCKING_THREADS),
+    )
+}
 
 /// How often verified pieces are made durable in the index; what a power
 /// cut can cost in re-downloads.
@@ -74,8 +88,11 @@ fn main() -> ExitCode {
         log::error!("{e}");
         return ExitCode::from(2);
     }
-    // Read by the `blocking` pool on first use, which is after this line.
-    std::env::set_var("BLOCKING_MAX_THREADS", BLOCKING_THREADS);
+    // Read by smol's global executor and the `blocking` pool on first use,
+    // which is after this line (nothing is spawned before it).
+    let (executor, blocking) = thread_counts();
+    std::env::set_var("SMOL_THREADS", executor.to_string());
+    std::env::set_var("BLOCKING_MAX_THREADS", blocking.to_string());
     let store = match Store::open(&config.cache_dir, config.cache_max_disk_bytes()) {
         Ok(store) => store,
         Err(e) => {

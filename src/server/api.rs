@@ -34,7 +34,7 @@ impl App {
                 Err(res) => *res,
             },
             (Method::Get, ["torrents", ih, "pieces"]) => self.pieces(&req, ih),
-            (Method::Delete, ["torrents", ih]) => self.forget(ih),
+            (Method::Delete, ["torrents", ih]) => self.forget(ih).await,
             (Method::Get, ["cache"]) => self.cache(),
             _ => error(
                 StatusCode::NotFound,
@@ -130,14 +130,14 @@ impl App {
         }
     }
 
-    fn forget(&self, ih: &str) -> Response {
+    async fn forget(&self, ih: &str) -> Response {
         let Some(hash) = InfoHash::from_hex(ih) else {
             return error(
                 StatusCode::BadRequest,
                 format!("not an info hash (40 hex characters): {ih:?}"),
             );
         };
-        match self.session.remove(&hash) {
+        match self.session.remove(&hash).await {
             Ok(true) => {
                 log::info!("[API] Forgot torrent {hash} and freed its cache");
                 json_response(StatusCode::Ok, json!({ "deleted": hash.to_hex() }))
