@@ -408,13 +408,11 @@ impl Store {
                 let tmp = tdir.join(segment::TORRENT_TMP);
                 files::replace_atomically(files, &file, &tmp, torrent_bytes)
                     .map_err(io_err(&file, "write"))
-            })
-            // The torrent's directory is an entry of the root: durable once the root is synced.
-            .and_then(|()| {
-                files
-                    .sync_dir(&layout.root)
-                    .map_err(io_err(&layout.root, "sync"))
             });
+        // No fsync of the root for the new directory here: the index that
+        // will list the torrent is renamed into the root, and that rename is
+        // made durable by a sync of the root, which makes the directory's
+        // entry durable with it (the crash tests found this sync redundant).
         if let Err(e) = written {
             undo(self);
             if fresh {
