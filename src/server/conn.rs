@@ -232,6 +232,22 @@ impl Registry {
         (table.conns.len(), table.evictions)
     }
 
+    /// Closes the connection that moved no byte for the longest, if any.
+    pub fn close_quietest(&self) {
+        let victim = {
+            let mut table = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let id = quietest(table.conns.values());
+            let victim = id.and_then(|id| table.conns.remove(&id));
+            if victim.is_some() {
+                table.evictions += 1;
+            }
+            victim
+        };
+        if let Some(victim) = victim {
+            victim.close();
+        }
+    }
+
     /// Takes a slot for a new client from `addr`, closing the quietest
     /// connection of that address, then of all, while a cap is reached.
     pub fn admit(&self, stream: TcpStream, addr: IpAddr) -> Slot {

@@ -75,6 +75,11 @@ pub async fn serve(listener: TcpListener, app: App) -> std::io::Result<()> {
             // fine, and the next client must still get in.
             Err(e) if is_transient(&e) => {
                 log::warn!("[Server] accept failed: {e}");
+                // Out of descriptors: a held client gives its one back, so that
+                // the waiting one gets in instead of the listener spinning.
+                if matches!(e.raw_os_error(), Some(23 | 24)) {
+                    registry.close_quietest();
+                }
                 async_io::Timer::after(std::time::Duration::from_millis(50)).await;
                 continue;
             }
