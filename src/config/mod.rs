@@ -35,7 +35,7 @@ pub const ENV_FILE_VAR: &str = "STREME_ENV_FILE";
 
 /// Every key streme reads, with its default as an env file would spell it, in
 /// the order `streme config` prints them.
-pub const KEYS: [(&str, &str); 27] = [
+pub const KEYS: [(&str, &str); 28] = [
     ("HOST", "0.0.0.0"),
     ("PORT", "11470"),
     ("CACHE_DIR", "$CACHE_DIRECTORY, else $HOME/.cache/streme"),
@@ -63,6 +63,7 @@ pub const KEYS: [(&str, &str); 27] = [
     ("ENABLE_LSD", "true"),
     ("LSD_GROUP", "239.192.152.143:6771"),
     ("LSD_INTERFACE", "0.0.0.0"),
+    ("ENCRYPTION", "prefer"),
 ];
 
 /// The public .torrent cache the seed used.
@@ -197,8 +198,36 @@ pub struct Config {
     /// sends on. Default 0.0.0.0, the default route's interface; 127.0.0.1
     /// keeps LSD on this host.
     pub lsd_interface: Ipv4Addr,
+    /// `ENCRYPTION`: MSE/PE on peer connections. Default `prefer`.
+    pub encryption: Encryption,
     /// Where each key's value came from, in the order of [`KEYS`].
     sources: Vec<Source>,
+}
+
+/// `ENCRYPTION`: whether peer connections use MSE/PE (Message Stream
+/// Encryption, RC4 after a Diffie-Hellman exchange).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// The default. Outgoing connections try MSE first, then a plaintext
+    /// handshake; incoming ones may be either.
+    Prefer,
+    /// Only RC4-encrypted connections, both ways: a plaintext peer (or one
+    /// that offers MSE with a plaintext payload only) is refused.
+    Require,
+    /// Outgoing connections are plaintext. An incoming MSE handshake is still
+    /// answered (with a plaintext payload when the peer offers it): refusing
+    /// it would only lose peers, and costs nothing when none come.
+    Off,
+}
+
+impl Encryption {
+    pub fn name(self) -> &'static str {
+        match self {
+            Encryption::Prefer => "prefer",
+            Encryption::Require => "require",
+            Encryption::Off => "off",
+        }
+    }
 }
 
 /// Where a setting's value came from.
@@ -483,6 +512,10 @@ impl Config {
             value::ipv4("LSD_INTERFACE", &v)
         })?;
 
+        let encryption = setting("ENCRYPTION").map_or(Ok(Encryption::Prefer), |v| {
+            value::encryption("ENCRYPTION", &v)
+        })?;
+
         let config = Config {
             host,
             port,
@@ -511,6 +544,7 @@ impl Config {
             enable_lsd,
             lsd_group,
             lsd_interface,
+            encryption,
             sources,
         };
         Ok((config, warnings))
@@ -597,6 +631,7 @@ impl Config {
             self.enable_lsd.to_string(),
             self.lsd_group.to_string(),
             self.lsd_interface.to_string(),
+            self.encryption.name().to_string(),
         ]
     }
 }

@@ -188,6 +188,7 @@ fn bad_values_name_key_and_value() {
         ("LSD_GROUP", "10.0.0.1:6771", "LSD_GROUP: expected an IPv4 multicast group:port such as 239.192.152.143:6771, got \"10.0.0.1:6771\""),
         ("LSD_GROUP", "239.192.152.143:0", "LSD_GROUP: expected an IPv4 multicast group:port such as 239.192.152.143:6771, got \"239.192.152.143:0\""),
         ("LSD_INTERFACE", "::1", "LSD_INTERFACE: expected an IPv4 address such as 0.0.0.0 or 127.0.0.1, got \"::1\""),
+        ("ENCRYPTION", "forced", "ENCRYPTION: expected one of prefer, require, off, got \"forced\""),
     ];
     for (key, value, message) in cases {
         let e = Config::load(None, &env(&[(key, value)])).unwrap_err();
@@ -347,4 +348,18 @@ fn bad_templates_name_the_key_and_the_template() {
         error(&[("HTTP_MAX_TORRENT_KB", "16385")]),
         "HTTP_MAX_TORRENT_KB: expected 1 to 16384, got \"16385\""
     );
+}
+
+#[test]
+fn encryption_defaults_to_prefer_and_parses_each_mode() {
+    let (c, _) = Config::load(None, &env(&[])).unwrap();
+    assert_eq!(c.encryption, Encryption::Prefer);
+    for (text, mode) in [
+        ("prefer", Encryption::Prefer),
+        ("REQUIRE", Encryption::Require),
+        ("off", Encryption::Off),
+    ] {
+        let (c, _) = Config::load(None, &env(&[("ENCRYPTION", text)])).unwrap();
+        assert_eq!(c.encryption, mode, "{text}");
+    }
 }

@@ -144,6 +144,14 @@ pub fn log_level(key: &'static str, value: &str) -> Result<log::LevelFilter, Con
         .map_err(|_| bad(key, value, "one of error, warn, info, debug, trace, off"))
 }
 
+pub fn encryption(key: &'static str, value: &str) -> Result<super::Encryption, ConfigError> {
+    use super::Encryption::*;
+    [Prefer, Require, Off]
+        .into_iter()
+        .find(|e| e.name().eq_ignore_ascii_case(value))
+        .ok_or_else(|| bad(key, value, "one of prefer, require, off"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 pub mod dht;
 pub mod lsd;
 mod metadata;
+pub mod mse;
 mod peer;
 mod picker;
 mod swarm;
