@@ -127,23 +127,27 @@ impl P2p {
         Ok(p2p)
     }
 
-    /// Reads an incoming handshake and hands the connection to its swarm.
-    async fn welcome(&self, mut stream: TcpStream, addr: SocketAddr) {
+    /// Reads an incoming handshake (plain or MSE) and hands the connection
+    /// to its swarm.
+    async fn welcome(&self, stream: TcpStream, addr: SocketAddr) {
         self.inner
             .shared
             .handshaking
             .fetch_add(1, Ordering::Relaxed);
-        let theirs = peer::read_handshake(&mut stream).await;
+        // The SKEYs an MSE peer may ask for: the torrents whose swarms run.
+        let skeys: Vec<InfoHash> = self.inner.swarms.lock().unwrap().keys().copied().collect();
+        let policy = self.inner.shared.config().encryption;
+        let opened = peer::read_incoming(peer::Conn::tcp(stream, addr), policy, &skeys).await;
         self.inner
             .shared
             .handshaking
             .fetch_sub(1, Ordering::Relaxed);
-        let theirs = match theirs {
-            Ok(h) => h,
+        let (conn, theirs) = match opened {
+            Ok(opened) => opened,
             Err(e) => return log::debug!("[P2P] incoming {addr}: {e}"),
         };
         match self.swarm_of(&theirs.info_hash) {
-            Some(swarm) => swarm.accept(peer::Conn::tcp(stream, addr), theirs),
+            Some(swarm) => swarm.accept(conn, theirs),
             None => log::debug!(
                 "[P2P] incoming {addr} asks for {}, which we do not have",
                 theirs.info_hash
