@@ -137,6 +137,8 @@ Settings (environment variables or env file keys; the environment wins):
                            (default 239.192.152.143:6771)
   LSD_INTERFACE            IPv4 address of the interface LSD joins and sends
                            on; 127.0.0.1 keeps it on this host (default 0.0.0.0)
+  ENCRYPTION               prefer|require|off: MSE/PE on peer connections;
+                           off still answers encrypted peers (default prefer)
 ";
 
 impl Cli {
