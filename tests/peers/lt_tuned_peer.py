@@ -54,7 +54,8 @@ def run(mode, torrent, data_dir, port, extra):
         "allow_multiple_connections_per_ip": True,
         "announce_to_all_trackers": True,
         "announce_to_all_tiers": True,
-        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.peer_notification,
+        "alert_mask": (lt.alert.category_t.error_notification | lt.alert.category_t.peer_notification
+                       | lt.alert.category_t.connect_notification),
     }
     settings.update({k: setting(v) for k, v in extra.items()})
     session = lt.session(settings)
