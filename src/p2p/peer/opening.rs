@@ -144,8 +144,9 @@ where
     Fut: std::future::Future<Output = Result<Conn, Hangup>>,
 {
     if let Some(modes) = mse::outgoing(policy) {
-        let tried = async { encrypt_outgoing(connect().await?, ours.info_hash, modes, ours).await };
-        match tried.await {
+        // A peer we cannot reach is not tried twice: only a failed MSE falls back.
+        let conn = connect().await?;
+        match encrypt_outgoing(conn, ours.info_hash, modes, ours).await {
             Ok(conn) => return Ok(conn),
             Err(e) if policy == Encryption::Prefer => {
                 log::debug!("[P2P] {addr}: MSE failed ({e}); trying plaintext");
