@@ -14,6 +14,9 @@ use super::wire::{self, Mode, Provide, Sync, CRYPTO_HEADER_LEN, MAX_IA, MAX_PAD}
 use super::{MseError, Reader, Writer};
 use crate::format::InfoHash;
 
+/// How a plain BitTorrent handshake starts (a DH key starts so once in 2^160).
+pub const PLAIN_PREFIX: [u8; 20] = *b"\x13BitTorrent protocol";
+
 /// The reader of an MSE connection buffers a little, so the sync search can
 /// go byte by byte without a system call each. Reads as large as this or
 /// larger (the wire's 32 KiB) go straight through.
@@ -60,8 +63,14 @@ pub async fn initiate(
     writer.flush().await?;
     // 2: Yb (PadB follows, of unknown length).
     let mut reader = BufReader::with_capacity(SYNC_BUFFER, reader);
+    // Read in two parts: a plaintext-only peer that answers our Ya with its own
+    // BitTorrent handshake is told apart at once, not after a timeout.
     let mut yb = [0u8; KEY_LEN];
-    reader.read_exact(&mut yb).await?;
+    reader.read_exact(&mut yb[..PLAIN_PREFIX.len()]).await?;
+    if yb[..PLAIN_PREFIX.len()] == PLAIN_PREFIX[..] {
+        return Err(MseError::PlaintextAnswer);
+    }
+    reader.read_exact(&mut yb[PLAIN_PREFIX.len()..]).await?;
     let s = keys.shared_secret(&yb)?;
     // 3: HASH('req1', S), HASH('req2', SKEY) xor HASH('req3', S), then
     // ENCRYPT(VC, crypto_provide, len(PadC), PadC, len(IA), IA).

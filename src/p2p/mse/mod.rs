@@ -31,7 +31,7 @@ use std::fmt;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
-pub use handshake::{initiate, respond, Established};
+pub use handshake::{initiate, respond, Established, PLAIN_PREFIX};
 pub use wire::Mode;
 
 use crate::config::Encryption;
@@ -45,6 +45,9 @@ pub enum MseError {
     Io(std::io::Error),
     /// The OS random source failed (no DH key without it).
     Random(String),
+    /// The peer answered our DH key with a plain BitTorrent handshake: it
+    /// does not speak MSE.
+    PlaintextAnswer,
     /// A DH public key of 0, 1, P-1 or beyond P.
     BadPublicKey,
     /// The sync point did not appear within its window.
@@ -83,6 +86,9 @@ impl fmt::Display for MseError {
         match self {
             Io(e) => write!(f, "MSE handshake: {e}"),
             Random(e) => write!(f, "MSE handshake: no random bytes: {e}"),
+            PlaintextAnswer => {
+                f.write_str("MSE handshake: the peer answered in plaintext (it does not speak MSE)")
+            }
             BadPublicKey => f.write_str("MSE handshake: a degenerate DH public key"),
             NoSync { what, scanned } => write!(
                 f,

@@ -427,3 +427,15 @@ fn policies_map_to_modes() {
     );
     assert_eq!(wire::Provide(1).select(incoming(Encryption::Require)), None);
 }
+
+#[test]
+fn initiator_tells_a_plaintext_answer_at_once() {
+    // A plaintext-only peer that reads our Ya as a bad handshake may still answer with its
+    // own handshake and wait: we must not wait for a VC that never comes.
+    let mut reply = PLAIN_PREFIX.to_vec();
+    reply.extend_from_slice(&[0u8; 48]);
+    assert!(matches!(
+        initiate_against(reply),
+        Err(MseError::PlaintextAnswer)
+    ));
+}

@@ -12,13 +12,16 @@ use futures_lite::{future, AsyncReadExt};
 
 use super::super::mse::{self, crypto::KeyPair, MseError};
 use super::super::wire::{Handshake, HANDSHAKE_LEN, PROTOCOL};
+
+// The two spellings of the plain prefix agree.
+const _: () = assert!(mse::PLAIN_PREFIX.len() == 1 + PROTOCOL.len());
 use super::{read_handshake, within, Conn, Hangup, HANDSHAKE_TIMEOUT};
 use crate::config::Encryption;
 use crate::format::InfoHash;
 
 /// How a plain handshake starts: pstrlen 19, then "BitTorrent protocol".
 /// An MSE Ya begins the same way once in 2^160 connections.
-const PLAIN_PREFIX_LEN: usize = 1 + PROTOCOL.len();
+const PLAIN_PREFIX_LEN: usize = mse::PLAIN_PREFIX.len();
 
 impl From<MseError> for Hangup {
     fn from(e: MseError) -> Hangup {
@@ -86,7 +89,7 @@ pub async fn read_incoming(
         conn.reader.read_exact(&mut first),
     )
     .await?;
-    if first[0] == 19 && &first[1..] == PROTOCOL {
+    if first == mse::PLAIN_PREFIX {
         if policy == Encryption::Require {
             return Err(Hangup::Unwanted(
                 "a plaintext handshake, refused because ENCRYPTION=require",
