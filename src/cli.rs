@@ -160,6 +160,8 @@ Settings (environment variables or env file keys; the environment wins):
                            (default none)
   DLNA_INTERFACE           interface name or IPv4 address SSDP uses; empty is
                            every LAN interface (default none)
+  ENCRYPTION               prefer|require|off: MSE/PE on peer connections;
+                           off still answers encrypted peers (default prefer)
 ";
 
 impl Cli {

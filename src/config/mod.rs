@@ -39,7 +39,7 @@ pub const ENV_FILE_VAR: &str = "STREME_ENV_FILE";
 
 /// Every key streme reads, with its default as an env file would spell it, in
 /// the order `streme config` prints them.
-pub const KEYS: [(&str, &str); 40] = [
+pub const KEYS: [(&str, &str); 41] = [
     ("HOST", "0.0.0.0"),
     ("PORT", "11470"),
     ("CACHE_DIR", "$CACHE_DIRECTORY, else $HOME/.cache/streme"),
@@ -83,6 +83,7 @@ pub const KEYS: [(&str, &str); 40] = [
     ("ENABLE_DLNA", "true"),
     ("DLNA_NAME", ""),
     ("DLNA_INTERFACE", ""),
+    ("ENCRYPTION", "prefer"),
 ];
 
 /// The origins of Stremio's web app, which calls the streaming server's
@@ -281,8 +282,36 @@ pub struct Config {
     /// IPv4 address. Empty (the default) means every interface with an IPv4
     /// address, followed as they come and go.
     pub dlna_interface: String,
+    /// `ENCRYPTION`: MSE/PE on peer connections. Default `prefer`.
+    pub encryption: Encryption,
     /// Where each key's value came from, in the order of [`KEYS`].
     sources: Vec<Source>,
+}
+
+/// `ENCRYPTION`: whether peer connections use MSE/PE (Message Stream
+/// Encryption, RC4 after a Diffie-Hellman exchange).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    /// The default. Outgoing connections try MSE first, then a plaintext
+    /// handshake; incoming ones may be either.
+    Prefer,
+    /// Only RC4-encrypted connections, both ways: a plaintext peer (or one
+    /// that offers MSE with a plaintext payload only) is refused.
+    Require,
+    /// Outgoing connections are plaintext. An incoming MSE handshake is still
+    /// answered (with a plaintext payload when the peer offers it): refusing
+    /// it would only lose peers, and costs nothing when none come.
+    Off,
+}
+
+impl Encryption {
+    pub fn name(self) -> &'static str {
+        match self {
+            Encryption::Prefer => "prefer",
+            Encryption::Require => "require",
+            Encryption::Off => "off",
+        }
+    }
 }
 
 /// Where a setting's value came from.
@@ -616,6 +645,10 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()?;
         let api_token = setting("API_TOKEN").filter(|t| !t.is_empty());
 
+        let encryption = setting("ENCRYPTION").map_or(Ok(Encryption::Prefer), |v| {
+            value::encryption("ENCRYPTION", &v)
+        })?;
+
         let config = Config {
             host,
             port,
@@ -657,6 +690,7 @@ impl Config {
             enable_dlna,
             dlna_name,
             dlna_interface,
+            encryption,
             sources,
         };
         Ok((config, warnings))
@@ -761,6 +795,7 @@ impl Config {
             self.enable_dlna.to_string(),
             self.dlna_name.clone(),
             self.dlna_interface.clone(),
+            self.encryption.name().to_string(),
         ]
     }
 }

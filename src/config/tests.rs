@@ -230,6 +230,7 @@ fn bad_values_name_key_and_value() {
         ("ENABLE_DLNA", "sure", "ENABLE_DLNA: expected a boolean (true/false, 1/0, yes/no, on/off), got \"sure\""),
         ("DLNA_NAME", "a\u{7}b", "DLNA_NAME: expected a name of at most 64 characters without control characters, got \"a\\u{7}b\""),
         ("DLNA_INTERFACE", "eth0; rm", "DLNA_INTERFACE: expected an interface name such as eth0, an IPv4 address, or empty for every interface, got \"eth0; rm\""),
+        ("ENCRYPTION", "forced", "ENCRYPTION: expected one of prefer, require, off, got \"forced\""),
     ];
     for (key, value, message) in cases {
         let e = Config::load(None, &env(&[(key, value)])).unwrap_err();
@@ -417,4 +418,18 @@ fn client_caps_and_security_settings_parse() {
     assert_eq!(c.allowed_hosts, ["box.example.com", ".home.example"]);
     assert_eq!(c.api_token.as_deref(), Some("s3cret"));
     assert!(!c.describe().contains("s3cret"));
+}
+
+#[test]
+fn encryption_defaults_to_prefer_and_parses_each_mode() {
+    let (c, _) = Config::load(None, &env(&[])).unwrap();
+    assert_eq!(c.encryption, Encryption::Prefer);
+    for (text, mode) in [
+        ("prefer", Encryption::Prefer),
+        ("REQUIRE", Encryption::Require),
+        ("off", Encryption::Off),
+    ] {
+        let (c, _) = Config::load(None, &env(&[("ENCRYPTION", text)])).unwrap();
+        assert_eq!(c.encryption, mode, "{text}");
+    }
 }

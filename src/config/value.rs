@@ -209,6 +209,15 @@ pub fn host_name(key: &'static str, value: &str) -> Result<String, ConfigError> 
     Ok(value.to_ascii_lowercase())
 }
 
+/// `ENCRYPTION`: one of the modes, in any case.
+pub fn encryption(key: &'static str, value: &str) -> Result<super::Encryption, ConfigError> {
+    use super::Encryption::*;
+    [Prefer, Require, Off]
+        .into_iter()
+        .find(|e| e.name().eq_ignore_ascii_case(value))
+        .ok_or_else(|| bad(key, value, "one of prefer, require, off"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

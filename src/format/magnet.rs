@@ -50,9 +50,15 @@ pub enum MagnetError {
         input: String,
     },
     MissingInfoHash,
-    /// An `xt` that is not `urn:btih:` (e.g. v2 `urn:btmh:` alone).
+    /// An `xt` that is neither `urn:btih:` nor `urn:btmh:`.
     UnsupportedTopic {
         xt: String,
+    },
+    /// A BitTorrent v2 `urn:btmh:` topic without a v1 `urn:btih:` one: streme
+    /// speaks v1 only. `hash` is the SHA-256 in hex (the multihash's digest),
+    /// or the topic as given when it is not a sha2-256 multihash.
+    V2Only {
+        hash: String,
     },
     BadInfoHash {
         value: String,
@@ -77,6 +83,10 @@ impl fmt::Display for MagnetError {
             }
             MissingInfoHash => f.write_str("magnet: no xt=urn:btih: info hash"),
             UnsupportedTopic { xt } => write!(f, "magnet: unsupported xt {xt:?}"),
+            V2Only { hash } => write!(
+                f,
+                "magnet: BitTorrent v2-only torrents are not supported yet (v2 info hash {hash}; a magnet that also has xt=urn:btih: works)"
+            ),
             BadInfoHash { value } => {
                 write!(
                     f,
@@ -109,6 +119,7 @@ impl Magnet {
         };
         let mut info_hash = None;
         let mut first_topic = None;
+        let mut v2_topic = None;
         let mut magnet = Magnet::bare(InfoHash([0; 20]));
         let mut seen = HashSet::new();
         for (key, raw) in params {
@@ -128,6 +139,12 @@ impl Magnet {
             match key.as_str() {
                 "xt" => {
                     first_topic.get_or_insert_with(|| value.clone());
+                    if let Ok((hash, _)) =
+                        tag_no_case::<_, _, ()>("urn:btmh:").parse(value.as_str())
+                    {
+                        v2_topic.get_or_insert_with(|| v2_digest(hash));
+                        continue;
+                    }
                     if info_hash.is_some() {
                         continue;
                     }
@@ -150,10 +167,12 @@ impl Magnet {
                 _ => {}
             }
         }
-        magnet.info_hash = match (info_hash, first_topic) {
-            (Some(hash), _) => hash,
-            (None, Some(xt)) => return Err(MagnetError::UnsupportedTopic { xt }),
-            (None, None) => return Err(MagnetError::MissingInfoHash),
+        // A hybrid's magnet names both hashes: the v1 one is ours.
+        magnet.info_hash = match (info_hash, v2_topic, first_topic) {
+            (Some(hash), _, _) => hash,
+            (None, Some(hash), _) => return Err(MagnetError::V2Only { hash }),
+            (None, None, Some(xt)) => return Err(MagnetError::UnsupportedTopic { xt }),
+            (None, None, None) => return Err(MagnetError::MissingInfoHash),
         };
         Ok(magnet)
     }
@@ -184,6 +203,21 @@ impl Magnet {
             percent_encode(value, &mut uri);
         }
         uri
+    }
+}
+
+/// The SHA-256 named by a BEP 52 `urn:btmh:` multihash (`1220` then 64 hex),
+/// lowercased; anything else is echoed (cut to 80 characters) so the user
+/// still sees what was given.
+fn v2_digest(multihash: &str) -> String {
+    let digest = multihash
+        .get(..4)
+        .filter(|code| *code == "1220")
+        .and_then(|_| multihash.get(4..))
+        .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    match digest {
+        Some(hex) => hex.to_ascii_lowercase(),
+        None => multihash.chars().take(80).collect(),
     }
 }
 
@@ -372,7 +406,34 @@ mod tests {
         );
         let v2 = "urn:btmh:1220caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e";
         let err = Magnet::parse(&format!("magnet:?xt={v2}")).unwrap_err();
-        assert_eq!(err, MagnetError::UnsupportedTopic { xt: v2.into() });
+        let digest = "caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e";
+        assert_eq!(
+            err,
+            MagnetError::V2Only {
+                hash: digest.into()
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("BitTorrent v2-only torrents are not supported yet"));
+        assert!(text.contains(digest), "{text}");
+        // Not a sha2-256 multihash: echoed, still answered as v2.
+        let odd = Magnet::parse("magnet:?xt=urn:btmh:1114abcd").unwrap_err();
+        assert_eq!(
+            odd,
+            MagnetError::V2Only {
+                hash: "1114abcd".into()
+            }
+        );
+        let other_topic = Magnet::parse("magnet:?xt=urn:sha1:abc").unwrap_err();
+        assert_eq!(
+            other_topic,
+            MagnetError::UnsupportedTopic {
+                xt: "urn:sha1:abc".into()
+            }
+        );
+        // btmh first, btih after: the v1 hash, whichever order.
+        let v2_first = format!("magnet:?xt={v2}&xt=urn:btih:{HEX}");
+        assert_eq!(Magnet::parse(&v2_first).unwrap().info_hash, hash());
         let other = "0000000000000000000000000000000000000000";
         let both = format!("magnet:?xt={v2}&xt=urn:btih:{HEX}&xt=urn:btih:{other}");
         assert_eq!(Magnet::parse(&both).unwrap().info_hash, hash());

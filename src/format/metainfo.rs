@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use sha1::{Digest, Sha1};
+use sha2::Sha256;
 
 use super::bencode::{self, Bencode, BencodeError, Node};
 use super::InfoHash;
@@ -98,6 +99,11 @@ pub enum MetainfoError {
     TotalLengthOverflow,
     /// Every file is empty: nothing to stream or verify.
     NoContent,
+    /// A BEP 52 v2-only info dict (`meta version` 2 or a `file tree`, and no
+    /// v1 `pieces`). `v2_hash` is the SHA-256 of its raw span, in hex.
+    V2Only {
+        v2_hash: String,
+    },
 }
 
 impl fmt::Display for MetainfoError {
@@ -129,6 +135,10 @@ impl fmt::Display for MetainfoError {
             NoFiles => f.write_str("torrent: `files` is empty"),
             TotalLengthOverflow => f.write_str("torrent: total length overflows 64 bits"),
             NoContent => f.write_str("torrent: total length is 0"),
+            V2Only { v2_hash } => write!(
+                f,
+                "torrent: BitTorrent v2-only torrents are not supported yet (v2 info hash {v2_hash}; a hybrid v1+v2 torrent works)"
+            ),
         }
     }
 }
@@ -239,6 +249,14 @@ fn from_info_node(
         });
     }
     let piece_length = piece_length as u64;
+    if info.get(b"pieces").is_none() && is_v2(info) {
+        // Hash the raw span, as for v1: BEP 52's info hash is its SHA-256.
+        let v2_hash = Sha256::digest(info.raw)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        return Err(MetainfoError::V2Only { v2_hash });
+    }
     let pieces = required(info, "pieces")?
         .as_bytes()
         .ok_or(MetainfoError::WrongType {
@@ -276,6 +294,11 @@ fn from_info_node(
         private: info.get(b"private").and_then(Node::as_int) == Some(1),
         info_bytes: info.raw.to_vec(),
     })
+}
+
+/// BEP 52 marks: `meta version` 2, or the v2 `file tree`.
+fn is_v2(info: &Node<'_>) -> bool {
+    info.get(b"meta version").and_then(Node::as_int) == Some(2) || info.get(b"file tree").is_some()
 }
 
 fn required<'n, 'a>(dict: &'n Node<'a>, key: &'static str) -> Result<&'n Node<'a>, MetainfoError> {

@@ -12,6 +12,7 @@ mod blame;
 pub mod dht;
 pub mod lsd;
 mod metadata;
+pub mod mse;
 mod peer;
 mod picker;
 mod shared;
@@ -129,16 +130,20 @@ impl P2p {
         Ok(p2p)
     }
 
-    /// Reads an incoming handshake and hands the connection to its swarm.
-    async fn welcome(&self, mut stream: TcpStream, addr: SocketAddr) {
+    /// Reads an incoming handshake (plain or MSE) and hands the connection
+    /// to its swarm.
+    async fn welcome(&self, stream: TcpStream, addr: SocketAddr) {
         // The caller holds this connection's place under `MAX_HANDSHAKING`.
-        let theirs = peer::read_handshake(&mut stream).await;
-        let theirs = match theirs {
-            Ok(h) => h,
+        // The SKEYs an MSE peer may ask for: the torrents whose swarms run.
+        let skeys: Vec<InfoHash> = self.inner.swarms.lock().unwrap().keys().copied().collect();
+        let policy = self.inner.shared.config().encryption;
+        let opened = peer::read_incoming(peer::Conn::tcp(stream, addr), policy, &skeys).await;
+        let (conn, theirs) = match opened {
+            Ok(opened) => opened,
             Err(e) => return log::debug!("[P2P] incoming {addr}: {e}"),
         };
         match self.swarm_of(&theirs.info_hash) {
-            Some(swarm) => swarm.accept(peer::Conn::tcp(stream, addr), theirs),
+            Some(swarm) => swarm.accept(conn, theirs),
             None => log::debug!(
                 "[P2P] incoming {addr} asks for {}, which we do not have",
                 theirs.info_hash

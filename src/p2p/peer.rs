@@ -23,9 +23,14 @@ use futures_lite::io::BufReader;
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
 
+mod opening;
+
+pub(super) use opening::read_incoming;
+
 use super::picker::PeerKey;
 use super::shared::Slot;
 use super::wire::{self, BlockRef, Handshake, Message, PeerId, HANDSHAKE_LEN};
+use crate::config::Encryption;
 use crate::format::InfoHash;
 
 /// Connecting and the handshake: a LAN peer answers in milliseconds, one
@@ -95,6 +100,8 @@ pub struct Output {
 pub trait SwarmSide: Send + Sync {
     fn info_hash(&self) -> InfoHash;
     fn peer_id(&self) -> PeerId;
+    /// `ENCRYPTION`: whether we dial with MSE.
+    fn encryption(&self) -> Encryption;
     /// A place under `MAX_CONNECTIONS`, held while the connection lives.
     fn slot(&self) -> Slot;
     /// A handshake completed: the peer joins. Returns the first messages to send.
@@ -203,14 +210,12 @@ async fn within<T>(
 /// Connects to `addr` for the swarm's torrent and runs the connection.
 pub(super) async fn dial(swarm: &Arc<Swarm>, addr: SocketAddr, key: PeerKey) -> Result<(), Hangup> {
     let _slot = swarm.slot();
-    let stream = within(CONNECT_TIMEOUT, "connecting", TcpStream::connect(addr)).await?;
-    let mut conn = Conn::tcp(stream, addr);
     let ours = Handshake::new(swarm.info_hash(), swarm.peer_id());
-    within(HANDSHAKE_TIMEOUT, "sending the handshake", async {
-        conn.writer.write_all(&ours.encode()).await?;
-        conn.writer.flush().await
-    })
-    .await?;
+    let connect = || async move {
+        let stream = within(CONNECT_TIMEOUT, "connecting", TcpStream::connect(addr)).await?;
+        Ok(Conn::tcp(stream, addr))
+    };
+    let mut conn = opening::open_outgoing(addr, swarm.encryption(), &ours, connect).await?;
     let theirs = read_handshake(&mut conn.reader).await?;
     if theirs.info_hash != swarm.info_hash() {
         return Err(Hangup::Protocol(
@@ -219,6 +224,14 @@ pub(super) async fn dial(swarm: &Arc<Swarm>, addr: SocketAddr, key: PeerKey) -> 
     }
     run(swarm, conn, &theirs, key, false).await;
     Ok(())
+}
+
+async fn send_handshake(conn: &mut Conn, ours: &Handshake) -> Result<(), Hangup> {
+    within(HANDSHAKE_TIMEOUT, "sending the handshake", async {
+        conn.writer.write_all(&ours.encode()).await?;
+        conn.writer.flush().await
+    })
+    .await
 }
 
 /// Reads the 68-byte handshake.
@@ -244,11 +257,7 @@ pub(super) async fn accepted(
 ) -> Result<(), Hangup> {
     let _slot = swarm.slot();
     let ours = Handshake::new(swarm.info_hash(), swarm.peer_id());
-    within(HANDSHAKE_TIMEOUT, "sending the handshake", async {
-        conn.writer.write_all(&ours.encode()).await?;
-        conn.writer.flush().await
-    })
-    .await?;
+    send_handshake(&mut conn, &ours).await?;
     run(swarm, conn, &theirs, key, true).await;
     Ok(())
 }

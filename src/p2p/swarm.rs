@@ -912,6 +912,10 @@ impl peer::SwarmSide for Swarm {
         self.shared.peer_id()
     }
 
+    fn encryption(&self) -> crate::config::Encryption {
+        self.shared.config().encryption
+    }
+
     fn slot(&self) -> super::shared::Slot {
         self.shared.slot()
     }

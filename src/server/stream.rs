@@ -257,17 +257,14 @@ pub(super) fn framed_length(length: u64) -> Option<usize> {
     usize::try_from(length).ok()
 }
 
-/// DLNA renderers (TVs) seek only when told they may: a request with
-/// `getcontentFeatures.dlna.org: 1` gets the features (`OP=01`, byte seeks),
-/// and `transferMode.dlna.org` is echoed (`Streaming` when not asked, the
-/// mode of a video). Sent on HEAD as on GET, as TVs HEAD first.
+/// DLNA renderers (TVs) seek only when told they may: every stream answer
+/// carries the features (`OP=01`, byte seeks), as streme always sent them,
+/// whether or not the request asked with `getcontentFeatures.dlna.org: 1`
+/// (some renderers never ask and still read them); `transferMode.dlna.org`
+/// is echoed (`Streaming` when not asked, the mode of a video). Sent on HEAD
+/// as on GET, as TVs HEAD first.
 fn dlna_headers(req: &Request, res: &mut Response) {
-    let asked = req
-        .header("getcontentFeatures.dlna.org")
-        .is_some_and(|v| v.as_str().trim() == "1");
-    if asked {
-        res.insert_header("contentFeatures.dlna.org", DLNA_FEATURES);
-    }
+    res.insert_header("contentFeatures.dlna.org", DLNA_FEATURES);
     let mode = req
         .header("transferMode.dlna.org")
         .map(|v| v.as_str().trim().to_string())

@@ -381,3 +381,38 @@ pub fn wait_count(port: u16, info_hash: &str, ok: impl Fn(u64) -> bool, what: &s
         "the tracker on port {port} never counted {what} peer(s) for {info_hash} (last: {last:?})"
     );
 }
+
+/// The tuned libtorrent peer script (extra settings, per-peer encryption lines, torrent making).
+pub const LT_TUNED_PEER: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/lt_tuned_peer.py");
+
+/// A libtorrent peer (`seed` waits until it listens; `leech` downloads into `data_dir`) with
+/// `settings` on top of the loopback-only ones of tests/peers/lt_tuned_peer.py.
+pub fn tuned_libtorrent(
+    dir: &Path,
+    seed: bool,
+    torrent: &Path,
+    data_dir: &Path,
+    settings: &serde_json::Value,
+) -> Process {
+    Client::Libtorrent.require();
+    std::fs::create_dir_all(data_dir).expect("create the client's data dir");
+    let port = free_port();
+    let log = dir.join(format!("libtorrent-tuned-{port}.log"));
+    let mut p = Process::spawn(
+        "libtorrent",
+        Command::new("/usr/bin/python3")
+            .arg(LT_TUNED_PEER)
+            .arg(if seed { "seed" } else { "leech" })
+            .arg(torrent)
+            .arg(data_dir)
+            .arg(port.to_string())
+            .arg(settings.to_string()),
+        port,
+        log,
+    );
+    if seed {
+        wait_listening(port, "libtorrent", &mut p.child);
+    }
+    p
+}

@@ -401,3 +401,71 @@ fn broken_containers_are_refused_with_the_reason() {
         }))
     ));
 }
+
+/// A BEP 52 v2-only info dict: `file tree` and `meta version`, no `pieces`.
+fn v2_only_info() -> Bencode {
+    let leaf = dict(vec![(
+        "",
+        dict(vec![
+            ("length", Bencode::Int(40)),
+            ("pieces root", Bencode::Bytes(vec![7; 32])),
+        ]),
+    )]);
+    dict(vec![
+        ("file tree", dict(vec![("movie.mkv", leaf)])),
+        ("meta version", Bencode::Int(2)),
+        ("name", s("movie.mkv")),
+        ("piece length", Bencode::Int(16384)),
+    ])
+}
+
+#[test]
+fn v2_only_torrent_is_named_with_its_sha256_hash() {
+    let info = v2_only_info();
+    let expected: String = Sha256::digest(info.to_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let err = parse_info(info).unwrap_err();
+    assert_eq!(
+        err,
+        MetainfoError::V2Only {
+            v2_hash: expected.clone()
+        }
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("BitTorrent v2-only torrents are not supported yet"),
+        "{text}"
+    );
+    assert!(text.contains(&expected), "{text}");
+}
+
+#[test]
+fn hybrid_torrent_parses_by_its_v1_hash() {
+    // A hybrid carries both: v1 `length`/`pieces` and v2 `file tree`.
+    let Bencode::Dict(mut info) = v2_only_info() else {
+        unreachable!()
+    };
+    info.insert(b"length".to_vec(), Bencode::Int(40));
+    info.insert(b"piece length".to_vec(), Bencode::Int(16));
+    info.insert(b"pieces".to_vec(), pieces(3));
+    let info = Bencode::Dict(info);
+    let raw = info.to_bytes();
+    let m = parse_info(info).unwrap();
+    assert_eq!(m.info_hash, InfoHash(Sha1::digest(&raw).into()));
+    assert_eq!(m.piece_count(), 3);
+}
+
+#[test]
+fn missing_pieces_without_v2_marks_is_still_missing_pieces() {
+    let info = dict(vec![
+        ("length", Bencode::Int(40)),
+        ("name", s("movie.mkv")),
+        ("piece length", Bencode::Int(16)),
+    ]);
+    assert_eq!(
+        parse_info(info).unwrap_err(),
+        MetainfoError::Missing("pieces")
+    );
+}
