@@ -15,6 +15,8 @@ pub(crate) trait HasHeaders {
             .and_then(|v| v.parse().ok())
     }
 
+    // streme's copy: used only by `text-decoding`, which streme leaves off (see Cargo.toml).
+    #[cfg_attr(not(feature = "text-decoding"), allow(dead_code))]
     fn content_type(&self) -> Option<&str> {
         self.headers()
             .get(http::header::CONTENT_TYPE)
