@@ -483,7 +483,9 @@ impl Config {
             }
         }
 
-        let mut sources = Vec::with_capacity(KEYS.len());
+        // Where each key came from, by name: settings are read in whatever
+        // order their parsing needs, and `sources` is put in KEYS order below.
+        let mut found_in: Vec<(&'static str, Source)> = Vec::with_capacity(KEYS.len());
         let mut setting = |key: &'static str| -> Option<String> {
             let found = match environ(key) {
                 Some(v) => Some((v, Source::Environment)),
@@ -491,11 +493,13 @@ impl Config {
                     .get(key)
                     .map(|v| (v.clone(), Source::EnvFile(file.clone().unwrap_or_default()))),
             };
-            sources.push(found.as_ref().map_or(Source::Default, |(_, s)| s.clone()));
+            found_in.push((
+                key,
+                found.as_ref().map_or(Source::Default, |(_, s)| s.clone()),
+            ));
             found.map(|(v, _)| v)
         };
 
-        // Each key in the order of KEYS, so `sources` lines up with it.
         let host = setting("HOST").map_or(Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), |v| {
             value::ip("HOST", &v)
         })?;
@@ -649,6 +653,15 @@ impl Config {
             value::encryption("ENCRYPTION", &v)
         })?;
 
+        let sources: Vec<Source> = KEYS
+            .iter()
+            .map(|(key, _)| {
+                found_in
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or(Source::Default, |(_, s)| s.clone())
+            })
+            .collect();
         let config = Config {
             host,
             port,

@@ -297,11 +297,13 @@ function renderCard(c, t) {
   const p = typeof t.progress === "number" ? t.progress : 0;
   c.state.textContent = t.state + (typeof t.progress === "number" ? " · " + (p * 100).toFixed(0) + " %" : "");
   c.fill.style.width = (p * 100).toFixed(1) + "%";
-  if (t.state === "failed" || t.error) {
+  if (t.state === "failed" || t.error || (t.lifecycle && t.lifecycle.state === "failed")) {
     c.failed.hidden = false;
-    const retry = t.retryAt ? "retries at " + new Date(t.retryAt).toLocaleTimeString()
+    const life = t.lifecycle || {};
+    const retry = typeof life.retryInMs === "number"
+      ? "retries in " + Math.max(1, Math.round(life.retryInMs / 1000)) + " s, or at once when a player asks"
       : "retries when a player asks for it again";
-    c.failed.textContent = "Failed: " + (t.error || "no tier could serve it") + " — " + retry + ".";
+    c.failed.textContent = "Failed: " + (t.error || life.reason || "no tier could serve it") + " — " + retry + ".";
   } else {
     c.failed.hidden = true;
   }
