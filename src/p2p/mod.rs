@@ -15,6 +15,7 @@ mod peer;
 mod picker;
 mod swarm;
 pub mod tracker;
+pub mod utp;
 pub mod wire;
 
 use std::collections::HashMap;
