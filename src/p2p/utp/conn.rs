@@ -51,6 +51,10 @@ pub const MAX_PAYLOAD: usize = PACKET_SIZE - 20 - 2 - MAX_SACK_BYTES;
 pub const RECV_BUFFER: usize = 1 << 20;
 /// Bytes a connection holds from its writer, queued or in flight.
 pub const SEND_BUFFER: usize = 1 << 20;
+/// Room kept free of reordered packets, per connection and over the
+/// socket: the packet that fills the gap must always fit, or a window full
+/// of packets past a gap would wait for it forever.
+pub const REORDER_RESERVE: usize = 64 * 1024;
 /// Packets in flight or held for reordering, at most: half the sequence
 /// space would be ambiguous, and this bounds the bookkeeping per packet.
 const MAX_PACKETS: usize = 2048;
@@ -178,6 +182,8 @@ pub struct Connection {
     /// The peer's FIN arrived in order: the reader gets EOF after `readable`.
     eof: bool,
     need_ack: bool,
+    /// The socket's budget left at the last packet, for the advertised window.
+    room: usize,
     /// Our clock minus the peer's timestamp, at its last packet.
     reply_micro: u32,
     last_advertised: usize,
@@ -232,6 +238,7 @@ impl Connection {
             reorder_bytes: 0,
             eof: false,
             need_ack: false,
+            room: usize::MAX,
             reply_micro: 0,
             last_advertised: RECV_BUFFER,
             srtt: None,
@@ -307,12 +314,26 @@ impl Connection {
         buf[..from_a].copy_from_slice(&a[..from_a]);
         buf[from_a..n].copy_from_slice(&b[..n - from_a]);
         self.readable.drain(..n);
-        // A window that reopens must be told, or a peer stalled on a zero
-        // window waits for its timeout.
-        if self.last_advertised < RECV_BUFFER / 2 && self.window() >= RECV_BUFFER / 2 {
+        self.window_update();
+        n
+    }
+
+    /// The socket's budget left, which also bounds our advertised window.
+    pub fn set_room(&mut self, room: Room) {
+        self.room = room.0;
+        self.window_update();
+    }
+
+    /// A window that reopens must be told, or a peer stalled on a closed
+    /// window waits for its next probe.
+    fn window_update(&mut self) {
+        if self.last_advertised < RECV_BUFFER / 2 && self.advertised() >= RECV_BUFFER / 2 {
             self.need_ack = true;
         }
-        n
+    }
+
+    fn advertised(&self) -> usize {
+        self.window().min(self.room)
     }
 
     /// Queues what fits of `data` for sending; returns how much.
@@ -384,6 +405,7 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
+        self.room = room.0;
         if h.kind == Type::Reset {
             return self.fail(Failure::Reset);
         }
@@ -595,11 +617,13 @@ impl Connection {
             // A duplicate (the ack is repeated), or beyond anything sane.
             return;
         }
-        if payload.len() > self.window() || payload.len() > room.0 {
-            // No room: dropped, and the peer resends once the reader drains.
+        let j = ahead - 1;
+        // Past a gap, leave the reserve free for the packet that fills it.
+        let reserve = if j == 0 { 0 } else { REORDER_RESERVE };
+        if payload.len() + reserve > self.window() || payload.len() + reserve > room.0 {
+            // No room: dropped (and acked), resent once the reader drains.
             return;
         }
-        let j = ahead - 1;
         if j >= self.reorder.len() {
             self.reorder.resize_with(j + 1, || None);
         }
@@ -641,7 +665,7 @@ impl Connection {
     }
 
     fn header(&mut self, kind: Type, seq_nr: u16, now: Instant) -> Header {
-        let window = self.window().min(u32::MAX as usize);
+        let window = self.advertised().min(u32::MAX as usize);
         self.last_advertised = window;
         Header {
             kind,
@@ -775,6 +799,11 @@ impl Connection {
             return;
         }
         self.timeouts += 1;
+        if self.peer_wnd < MAX_PAYLOAD && self.state == State::Connected {
+            // A closed window is not a dead peer (it acks our probes):
+            // probe every few seconds for as long as it keeps answering.
+            self.timeouts = self.timeouts.min(3);
+        }
         let limit = if self.state == State::SynSent {
             MAX_SYN_TIMEOUTS
         } else {

@@ -467,6 +467,7 @@ impl Inner {
             let forget = {
                 let mut slot = lock(&entry.slot);
                 let was = (slot.conn.state, slot.conn.failure);
+                slot.conn.set_room(self.room());
                 slot.conn.tick(now);
                 slot.conn.transmit(now, &mut out);
                 let expired = slot.linger_until.is_some_and(|t| now >= t);
@@ -599,6 +600,7 @@ impl AsyncRead for UtpStream {
         let h = &self.handle;
         let result = {
             let mut slot = lock(&h.entry.slot);
+            slot.conn.set_room(h.inner.room());
             let n = slot.conn.read(buf);
             if n > 0 {
                 slot.account(&h.inner.held);
