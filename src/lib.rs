@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demand;
 pub mod format;
 pub mod http;
 pub mod hybrid;

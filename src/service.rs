@@ -342,7 +342,7 @@ impl StatusLine {
             .session
             .list()
             .iter()
-            .map(|t| (t.info_hash, bytes_served(&self.session, t)))
+            .map(|t| (t.info_hash, bytes_served(t)))
             .collect();
         let streaming = served
             .iter()
@@ -366,11 +366,8 @@ impl StatusLine {
 }
 
 /// Bytes served to players from every tier, as the API reports them.
-fn bytes_served(session: &Session, torrent: &Torrent) -> u64 {
-    let status = session.status(torrent);
-    status["bytesServed"]
-        .as_object()
-        .map_or(0, |tiers| tiers.values().filter_map(|v| v.as_u64()).sum())
+fn bytes_served(torrent: &Torrent) -> u64 {
+    torrent.served().iter().sum()
 }
 
 /// `2 torrents, 1 streaming at 3.1 MB/s, cache 1200/5000 MB (24%)`.

@@ -26,7 +26,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::http::{Placeholder, Template, TemplateError};
+use crate::format::template::{Placeholder, Template, TemplateError};
+
+/// BEP 14's IPv4 group and port, the default of `LSD_GROUP`. It lives here,
+/// at the bottom of the house, so the config need not import the P2P tier.
+pub const LSD_GROUP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(239, 192, 152, 143), 6771);
 
 pub use envfile::{Problem as EnvFileProblem, SyntaxError as EnvFileSyntaxError};
 
@@ -476,9 +480,8 @@ impl Config {
                 .collect::<Result<Vec<_>, _>>()?;
         let enable_lsd =
             setting("ENABLE_LSD").map_or(Ok(true), |v| value::boolean("ENABLE_LSD", &v))?;
-        let lsd_group = setting("LSD_GROUP").map_or(Ok(crate::p2p::lsd::GROUP), |v| {
-            value::multicast_group("LSD_GROUP", &v)
-        })?;
+        let lsd_group = setting("LSD_GROUP")
+            .map_or(Ok(LSD_GROUP), |v| value::multicast_group("LSD_GROUP", &v))?;
         let lsd_interface = setting("LSD_INTERFACE").map_or(Ok(Ipv4Addr::UNSPECIFIED), |v| {
             value::ipv4("LSD_INTERFACE", &v)
         })?;

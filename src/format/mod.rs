@@ -5,6 +5,7 @@ pub mod bencode;
 pub mod magnet;
 pub mod media;
 pub mod metainfo;
+pub mod template;
 
 use std::fmt;
 

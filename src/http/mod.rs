@@ -17,16 +17,15 @@ mod fetch;
 mod retry_after;
 mod source;
 mod span;
-mod template;
 #[cfg(test)]
 mod test_server;
 mod torrent;
 
+pub use crate::format::template::{encode_segment, Placeholder, Template, TemplateError};
 pub use client::{Client, ClientError, SmallGetError};
 pub use error::{SourceError, TorrentFetchError, TorrentProblem};
 pub use fetch::fetch_pieces;
 pub use retry_after::{DEFAULT_RETRY_AFTER, MAX_RETRY_AFTER};
 pub use source::{sources_for, Origin, Source};
 pub use span::{piece_bytes, piece_spans, FileSpan};
-pub use template::{encode_segment, Placeholder, Template, TemplateError};
 pub use torrent::{fetch_torrent, fetch_torrent_url};

@@ -8,9 +8,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::template::{encode_segment, hash_value, Placeholder, Template};
 use crate::format::bencode;
 use crate::format::metainfo::Metainfo;
+use crate::format::template::{encode_segment, hash_value, Placeholder, Template};
 
 /// Where a source's URLs come from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,8 @@
 
 use super::client::{read_some, Client, SendError};
 use super::error::{TorrentFetchError, TorrentProblem};
-use super::template::Template;
 use crate::format::metainfo::Metainfo;
+use crate::format::template::Template;
 use crate::format::InfoHash;
 
 /// How much of a refused body goes into the log line.
@@ -111,8 +111,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::format::template::Placeholder;
     use crate::http::source::tests::torrent;
-    use crate::http::template::Placeholder;
     use crate::http::test_server::{response, Reply, Server};
 
     fn templates(list: &[String]) -> Vec<Template> {

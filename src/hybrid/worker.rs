@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use futures_lite::future;
 
-use super::{file_bytes, Demand, DemandState, Phase, Tiers};
+use super::{Tiers, Torrent};
+use crate::demand::{file_bytes, Demand, DemandState, Phase};
 use crate::format::metainfo::Metainfo;
-use crate::http::{self, SourceError};
-use crate::session::{Session, Torrent};
-use crate::store::StoreError;
+use crate::http::{self, Source, SourceError};
+use crate::store::{Store, StoreError};
 
 /// Bytes one request asks for (at least one piece). Small enough that the
 /// pieces near a playhead spread over all connections instead of queueing
@@ -44,16 +44,17 @@ impl Tiers {
     /// One HTTP connection's worth of work, until the torrent goes away.
     pub(super) async fn work(
         &self,
-        session: &Session,
+        store: &Store,
         torrent: &Arc<Torrent>,
         meta: &Arc<Metainfo>,
+        sources: &[Source],
     ) {
         let demand = &torrent.demand;
         loop {
             let listener = demand.changed.listen();
             let quota = self.config.cache_max_disk_bytes();
             let Some(job) = next_job(
-                session,
+                store,
                 demand,
                 meta,
                 quota,
@@ -87,7 +88,7 @@ impl Tiers {
             }
             let started = Instant::now();
             let outcome = self
-                .fetch_span(session, torrent, meta, job.span.clone(), job.source)
+                .fetch_span(store, torrent, meta, &sources[job.source], &job)
                 .await;
             release(demand, &job);
             if outcome.is_ok() {
@@ -104,18 +105,16 @@ impl Tiers {
     /// Fetches `span` from one source and writes each piece as it completes.
     async fn fetch_span(
         &self,
-        session: &Session,
+        store: &Store,
         torrent: &Torrent,
         meta: &Metainfo,
-        span: Range<u32>,
-        source_index: usize,
+        source: &Source,
+        job: &Job,
     ) -> Result<(), SpanError> {
-        let source = torrent.demand.state.lock().unwrap().sources[source_index]
-            .source
-            .clone();
+        let (span, source_index) = (job.span.clone(), job.source);
         let (tx, rx) = smol::channel::bounded(1);
         let fetch = async {
-            let result = http::fetch_pieces(&self.client, &source, meta, span.clone(), &tx).await;
+            let result = http::fetch_pieces(&self.client, source, meta, span.clone(), &tx).await;
             drop(tx);
             result
         };
@@ -124,8 +123,7 @@ impl Tiers {
         let write = async move {
             while let Ok((piece, bytes)) = rx.recv().await {
                 let len = bytes.len() as u64;
-                match session
-                    .store
+                match store
                     .write_piece(&meta.info_hash, piece, bytes, self.config.piece_wait)
                     .await
                 {
@@ -135,7 +133,7 @@ impl Tiers {
                             .demand
                             .fetched_http
                             .fetch_add(len, Ordering::Relaxed);
-                        torrent.demand.state.lock().unwrap().sources[source_index].bytes += len;
+                        torrent.demand.lock().sources[source_index].bytes += len;
                     }
                     Err(StoreError::HashMismatch { piece }) => {
                         return Err(SpanError::Corrupt { piece })
@@ -153,9 +151,9 @@ impl Tiers {
 
     /// Updates a source's health after a request.
     fn judge(&self, demand: &Demand, source_index: usize, outcome: Result<(), SpanError>) {
-        let mut st = demand.state.lock().unwrap();
+        let mut st = demand.lock();
         let s = &mut st.sources[source_index];
-        let label = s.source.label();
+        let label = s.label.clone();
         match outcome {
             // A request already in flight when the source was dropped may still
             // succeed; the record of why it was dropped stays.
@@ -198,13 +196,7 @@ impl Tiers {
             let reasons: Vec<String> = st
                 .sources
                 .iter()
-                .map(|s| {
-                    format!(
-                        "{}: {}",
-                        s.source.label(),
-                        s.dropped.as_deref().unwrap_or("")
-                    )
-                })
+                .map(|s| format!("{}: {}", s.label, s.dropped.as_deref().unwrap_or("")))
                 .collect();
             st.phase = Phase::Failed(format!("every HTTP source failed ({})", reasons.join("; ")));
         }
@@ -234,7 +226,7 @@ struct Job {
 /// With several connections, one is kept free of readahead and background
 /// work, so that a seek never queues behind a slow request.
 fn next_job(
-    session: &Session,
+    store: &Store,
     demand: &Demand,
     meta: &Metainfo,
     quota: u64,
@@ -244,9 +236,9 @@ fn next_job(
 ) -> Option<Job> {
     let ih = meta.info_hash;
     let missing = |p: u32, st: &DemandState| {
-        !st.claimed.contains(&p) && !st.p2p_claimed.contains(&p) && !session.store.has_piece(&ih, p)
+        !st.claimed.contains(&p) && !st.p2p_claimed.contains(&p) && !store.has_piece(&ih, p)
     };
-    let mut st = demand.state.lock().unwrap();
+    let mut st = demand.lock();
     let bulk = match st.phase {
         Phase::Http => true,
         // P2P does the bulk; HTTP only rescues pieces a reader waited on too long.
@@ -266,7 +258,7 @@ fn next_job(
         .filter(|(p, w)| {
             let stale = now.saturating_duration_since(w.first) >= p2p_timeout;
             !st.claimed.contains(p)
-                && !session.store.has_piece(&ih, **p)
+                && !store.has_piece(&ih, **p)
                 && (stale || (bulk && !st.p2p_claimed.contains(p)))
         })
         .max_by_key(|(_, w)| w.last)
@@ -330,7 +322,7 @@ fn next_job(
 
 /// Gives a job's pieces back; those that arrived are in the store now.
 fn release(demand: &Demand, job: &Job) {
-    let mut st = demand.state.lock().unwrap();
+    let mut st = demand.lock();
     for p in job.span.clone() {
         st.claimed.remove(&p);
     }

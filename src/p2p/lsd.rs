@@ -34,7 +34,7 @@ use smol::Task;
 use crate::format::InfoHash;
 
 /// BEP 14's IPv4 group and port.
-pub const GROUP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(239, 192, 152, 143), 6771);
+pub const GROUP: SocketAddrV4 = crate::config::LSD_GROUP;
 /// Re-announce period of every torrent (BEP 14: "every 5 minutes").
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(5 * 60);
 /// BEP 14: at most one announce per torrent per minute, besides the schedule.

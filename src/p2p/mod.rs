@@ -13,28 +13,28 @@ pub mod lsd;
 mod metadata;
 mod peer;
 mod picker;
+mod shared;
 mod swarm;
 pub mod tracker;
 pub mod utp;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::future;
 use smol::net::{TcpListener, TcpStream};
 
-pub use swarm::Swarm;
+pub use shared::Shared;
+pub use swarm::{Swarm, SwarmCtx, SwarmStats};
 
 use crate::config::Config;
 use crate::format::InfoHash;
 use crate::http::Client;
-use crate::session::{Session, Torrent};
 use wire::PeerId;
 
 /// Handshakes read at once from incoming connections; more wait in the
@@ -49,32 +49,9 @@ pub struct P2p {
 }
 
 struct Inner {
-    config: Arc<Config>,
-    client: Client,
-    peer_id: PeerId,
-    /// The TCP port peers reach us on (`TORRENT_PORT`, or the kernel's choice).
-    port: u16,
+    /// What every swarm shares: peer id, port, limits, DHT and LSD.
+    shared: Arc<Shared>,
     swarms: Mutex<HashMap<InfoHash, Weak<Swarm>>>,
-    /// Peer connections open or opening, over every torrent (`MAX_CONNECTIONS`).
-    connections: AtomicU32,
-    handshaking: AtomicU32,
-    /// The upload cap's token bucket: bytes allowed, and when last refilled.
-    upload: Mutex<(f64, Instant)>,
-    downloaded: AtomicU64,
-    uploaded: AtomicU64,
-    /// The mainline DHT node (`ENABLE_DHT`), on the UDP port of the same number.
-    dht: Option<dht::Dht>,
-    /// Local Service Discovery (`ENABLE_LSD`).
-    lsd: Option<lsd::Lsd>,
-}
-
-/// A peer connection's place under `MAX_CONNECTIONS`, given back on drop.
-pub struct Slot(Arc<Inner>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl P2p {
@@ -115,18 +92,8 @@ impl P2p {
         let heard = lsd.as_ref().map(lsd::Lsd::incoming);
         let p2p = P2p {
             inner: Arc::new(Inner {
-                config,
-                client,
-                peer_id,
-                port,
+                shared: Arc::new(Shared::new(config, client, peer_id, port, dht, lsd)),
                 swarms: Mutex::new(HashMap::new()),
-                connections: AtomicU32::new(0),
-                handshaking: AtomicU32::new(0),
-                upload: Mutex::new((0.0, Instant::now())),
-                downloaded: AtomicU64::new(0),
-                uploaded: AtomicU64::new(0),
-                dht,
-                lsd,
             }),
         };
         if let Some(heard) = heard {
@@ -147,8 +114,8 @@ impl P2p {
             while let Ok((stream, addr)) = listener.accept().await {
                 let Some(inner) = weak.upgrade() else { return };
                 let p2p = P2p { inner };
-                if p2p.inner.handshaking.load(Ordering::Relaxed) >= MAX_HANDSHAKING
-                    || !p2p.has_room()
+                if p2p.inner.shared.handshaking.load(Ordering::Relaxed) >= MAX_HANDSHAKING
+                    || !p2p.inner.shared.has_room()
                 {
                     log::debug!("[P2P] refusing {addr}: at the connection limit");
                     continue;
@@ -162,9 +129,15 @@ impl P2p {
 
     /// Reads an incoming handshake and hands the connection to its swarm.
     async fn welcome(&self, mut stream: TcpStream, addr: SocketAddr) {
-        self.inner.handshaking.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .shared
+            .handshaking
+            .fetch_add(1, Ordering::Relaxed);
         let theirs = peer::read_handshake(&mut stream).await;
-        self.inner.handshaking.fetch_sub(1, Ordering::Relaxed);
+        self.inner
+            .shared
+            .handshaking
+            .fetch_sub(1, Ordering::Relaxed);
         let theirs = match theirs {
             Ok(h) => h,
             Err(e) => return log::debug!("[P2P] incoming {addr}: {e}"),
@@ -184,21 +157,18 @@ impl P2p {
 
     /// The swarm of a torrent, created on first use. Its `run` future must be
     /// polled for it to find peers; dropping that future ends it.
-    pub fn swarm(&self, session: &Session, torrent: &Arc<Torrent>) -> Arc<Swarm> {
+    pub fn swarm(&self, ctx: SwarmCtx) -> Arc<Swarm> {
         let mut swarms = self.inner.swarms.lock().unwrap();
-        if let Some(s) = swarms.get(&torrent.info_hash).and_then(Weak::upgrade) {
+        // Entries of swarms nobody holds any more go first: the map stays as
+        // small as the torrents that run.
+        swarms.retain(|_, w| w.strong_count() > 0);
+        if let Some(s) = swarms.get(&ctx.info_hash).and_then(Weak::upgrade) {
             return s;
         }
-        let s = Swarm::new(self.clone(), session.clone(), torrent.clone());
-        swarms.insert(torrent.info_hash, Arc::downgrade(&s));
+        let ih = ctx.info_hash;
+        let s = Swarm::new(self.inner.shared.clone(), ctx);
+        swarms.insert(ih, Arc::downgrade(&s));
         s
-    }
-
-    fn forget(&self, ih: &InfoHash) {
-        let mut swarms = self.inner.swarms.lock().unwrap();
-        if swarms.get(ih).is_some_and(|w| w.strong_count() <= 1) {
-            swarms.remove(ih);
-        }
     }
 
     /// Sends `stopped` to the trackers of every swarm, in parallel, within a few seconds.
@@ -224,7 +194,7 @@ impl P2p {
             Timer::after(Duration::from_secs(4)).await;
         })
         .await;
-        if let Some(d) = &self.inner.dht {
+        if let Some(d) = &self.inner.shared.dht {
             // The next start finds nodes at once, without the bootstrap routers.
             if let Err(e) = d.save().await {
                 log::warn!("[P2P] cannot save the DHT table: {e}");
@@ -233,147 +203,14 @@ impl P2p {
     }
 
     pub fn peer_id(&self) -> PeerId {
-        self.inner.peer_id
+        self.inner.shared.peer_id()
     }
 
     pub fn port(&self) -> u16 {
-        self.inner.port
+        self.inner.shared.port()
     }
 
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        self.inner.shared.config()
     }
-
-    pub fn client(&self) -> Client {
-        self.inner.client.clone()
-    }
-
-    /// Whether another peer connection fits under `MAX_CONNECTIONS`.
-    pub fn has_room(&self) -> bool {
-        self.inner.connections.load(Ordering::Relaxed) < self.inner.config.max_connections
-    }
-
-    /// Takes a connection's place under `MAX_CONNECTIONS`.
-    fn slot(&self) -> Slot {
-        self.inner.connections.fetch_add(1, Ordering::Relaxed);
-        Slot(self.inner.clone())
-    }
-
-    /// The DHT's UDP port, told to peers in a PORT message.
-    fn dht_port(&self) -> Option<u16> {
-        self.inner.dht.as_ref().map(|d| d.local_addr().port())
-    }
-
-    /// A DHT node a peer told us of (its PORT message).
-    fn dht_node(&self, addr: SocketAddr) {
-        if let Some(d) = &self.inner.dht {
-            d.add_node(addr);
-        }
-    }
-
-    /// Peer discovery beyond trackers for one swarm, until dropped: a DHT
-    /// lookup (repeated, and announcing us) and LSD announces. Private
-    /// torrents (BEP 27) use their trackers only.
-    fn discover(&self, swarm: &Arc<Swarm>) -> impl Future<Output = ()> + 'static {
-        let ih = swarm.info_hash;
-        let private = swarm.meta().is_some_and(|m| m.private);
-        let lookups = (!private)
-            .then(|| {
-                self.inner
-                    .dht
-                    .as_ref()
-                    .map(|d| d.get_peers(ih, Some(self.port())))
-            })
-            .flatten();
-        let lsd = (!private).then(|| self.inner.clone());
-        if let Some(inner) = &lsd {
-            if let Some(l) = &inner.lsd {
-                l.announce(&[ih]);
-            }
-        }
-        let swarm = Arc::downgrade(swarm);
-        async move {
-            // Forgotten by LSD when the swarm's run ends (this future is dropped).
-            struct Forget(Option<Arc<Inner>>, InfoHash);
-            impl Drop for Forget {
-                fn drop(&mut self) {
-                    if let Some(l) = self.0.as_ref().and_then(|i| i.lsd.as_ref()) {
-                        l.forget(self.1);
-                    }
-                }
-            }
-            let _forget = Forget(lsd, ih);
-            match lookups {
-                Some(rx) => {
-                    while let Ok(peers) = rx.recv().await {
-                        let Some(s) = swarm.upgrade() else { return };
-                        s.add_peers(peers, swarm::Origin::Dht);
-                    }
-                    future::pending().await
-                }
-                None => future::pending().await,
-            }
-        }
-    }
-
-    /// Waits until `bytes` more may be uploaded under `MAX_UPLOAD_KBPS`.
-    async fn throttle_upload(&self, bytes: u64) {
-        let rate = (self.inner.config.max_upload_kbps * 1024) as f64;
-        if rate == 0.0 {
-            return;
-        }
-        let wait = {
-            let mut bucket = self.inner.upload.lock().unwrap();
-            let now = Instant::now();
-            // At most one second of burst.
-            let tokens = (bucket.0 + now.duration_since(bucket.1).as_secs_f64() * rate).min(rate);
-            let left = tokens - bytes as f64;
-            *bucket = (left, now);
-            if left < 0.0 {
-                Duration::from_secs_f64(-left / rate)
-            } else {
-                Duration::ZERO
-            }
-        };
-        if !wait.is_zero() {
-            Timer::after(wait).await;
-        }
-    }
-
-    fn count_download(&self, bytes: u64) {
-        self.inner.downloaded.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    fn count_upload(&self, bytes: u64) {
-        self.inner.uploaded.fetch_add(bytes, Ordering::Relaxed);
-    }
-}
-
-/// What the P2P tier knows about one torrent's swarm, for the status APIs.
-/// All zero while the torrent has no swarm.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SwarmStats {
-    /// Peers connected now.
-    pub peers: u32,
-    /// Connected peers that unchoke us.
-    pub unchoked: u32,
-    /// Addresses known and not connected, waiting for a slot.
-    pub queued: u32,
-    /// Distinct peer addresses learned from any source.
-    pub unique: u32,
-    /// Outgoing connection attempts so far.
-    pub connection_tries: u32,
-    /// Whether trackers, the DHT or LSD are still being asked for peers.
-    pub peer_search_running: bool,
-    /// The swarm's size as the trackers report it (seeders + leechers), or
-    /// the addresses known when no tracker says.
-    pub swarm_size: u32,
-    /// Bytes per second received from peers (a few seconds' average).
-    pub download_speed: f64,
-    /// Bytes per second sent to peers.
-    pub upload_speed: f64,
-    /// Bytes of verified pieces received from peers.
-    pub downloaded: u64,
-    /// Bytes of pieces sent to peers.
-    pub uploaded: u64,
 }

@@ -2,11 +2,17 @@
 //! same socket until either ends.
 //!
 //! Owns the socket, the deadlines on it, and the framing limits. It decides
-//! nothing: every message goes to [`Swarm::on_message`], and what to send
-//! comes from [`Swarm::output`]. Nothing a peer sends is buffered beyond one
+//! nothing: every message goes to [`SwarmSide::on_message`], and what to send
+//! comes from [`SwarmSide::output`]. Nothing a peer sends is buffered beyond one
 //! message of at most [`wire::MAX_MESSAGE_LEN`] bytes.
+//!
+//! It talks to its swarm through [`SwarmSide`], a narrow interface the swarm
+//! implements, and never imports the swarm: the swarm owns the connections,
+//! so the arrow points one way.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,8 +24,9 @@ use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
 
 use super::picker::PeerKey;
-use super::swarm::{Hangup, Swarm};
-use super::wire::{self, Handshake, Message, HANDSHAKE_LEN};
+use super::shared::Slot;
+use super::wire::{self, BlockRef, Handshake, Message, PeerId, HANDSHAKE_LEN};
+use crate::format::InfoHash;
 
 /// Connecting and the handshake: a LAN peer answers in milliseconds, one
 /// across the world in a second; a dead address should not hold a slot long.
@@ -41,6 +48,81 @@ const MAX_OUTBOX: usize = 256 * 1024;
 /// The read buffer per connection: a few blocks, so a 16 KiB block arrives
 /// in one or two reads. 40 peers cost 1.3 MB.
 const READ_BUFFER: usize = 32 * 1024;
+
+/// Why a connection ends; logged at debug, and a ban for protocol abuse.
+#[derive(Debug)]
+pub enum Hangup {
+    Io(std::io::Error),
+    TimedOut(&'static str),
+    Protocol(String),
+    Banned,
+    Unwanted(&'static str),
+}
+
+impl std::fmt::Display for Hangup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hangup::Io(e) => write!(f, "{e}"),
+            Hangup::TimedOut(what) => write!(f, "timed out {what}"),
+            Hangup::Protocol(why) => write!(f, "protocol violation: {why}"),
+            Hangup::Banned => f.write_str("banned"),
+            Hangup::Unwanted(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<wire::WireError> for Hangup {
+    fn from(e: wire::WireError) -> Hangup {
+        Hangup::Protocol(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Hangup {
+    fn from(e: std::io::Error) -> Hangup {
+        Hangup::Io(e)
+    }
+}
+
+/// What a peer's writer sends next.
+pub struct Output {
+    pub bytes: Vec<u8>,
+    /// A block to read from the store and send, if the peer may have it now.
+    pub upload: Option<BlockRef>,
+}
+
+/// The swarm as one connection sees it. The swarm implements it; this file
+/// never names the swarm's type.
+pub trait SwarmSide: Send + Sync {
+    fn info_hash(&self) -> InfoHash;
+    fn peer_id(&self) -> PeerId;
+    /// A place under `MAX_CONNECTIONS`, held while the connection lives.
+    fn slot(&self) -> Slot;
+    /// A handshake completed: the peer joins. Returns the first messages to send.
+    fn join(
+        &self,
+        key: PeerKey,
+        addr: SocketAddr,
+        theirs: &Handshake,
+        link: Arc<Link>,
+        incoming: bool,
+    ) -> Result<Vec<u8>, Hangup>;
+    /// The connection ended.
+    fn leave(&self, key: PeerKey, why: &Hangup);
+    /// One message from the peer. An error ends the connection.
+    fn on_message(self: Arc<Self>, key: PeerKey, msg: Message<'_>) -> Result<(), Hangup>;
+    /// What the writer sends next.
+    fn output(&self, key: PeerKey) -> Result<Output, Hangup>;
+    /// A block the peer asked for, read from the store.
+    fn read_block(
+        &self,
+        key: PeerKey,
+        block: BlockRef,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, Hangup>> + Send + '_>>;
+}
+
+/// The swarm of this connection, by its interface (the name keeps the
+/// signatures of [`dial`] and [`accepted`] as the transports know them).
+pub type Swarm = dyn SwarmSide;
 
 /// A byte stream to one peer, whatever carries it (TCP today; uTP and MSE
 /// wrap the same two halves), so the wire protocol above it is one code path.
@@ -120,17 +202,17 @@ async fn within<T>(
 
 /// Connects to `addr` for the swarm's torrent and runs the connection.
 pub(super) async fn dial(swarm: &Arc<Swarm>, addr: SocketAddr, key: PeerKey) -> Result<(), Hangup> {
-    let _slot = swarm.p2p().slot();
+    let _slot = swarm.slot();
     let stream = within(CONNECT_TIMEOUT, "connecting", TcpStream::connect(addr)).await?;
     let mut conn = Conn::tcp(stream, addr);
-    let ours = Handshake::new(swarm.info_hash, swarm.p2p().peer_id());
+    let ours = Handshake::new(swarm.info_hash(), swarm.peer_id());
     within(HANDSHAKE_TIMEOUT, "sending the handshake", async {
         conn.writer.write_all(&ours.encode()).await?;
         conn.writer.flush().await
     })
     .await?;
     let theirs = read_handshake(&mut conn.reader).await?;
-    if theirs.info_hash != swarm.info_hash {
+    if theirs.info_hash != swarm.info_hash() {
         return Err(Hangup::Protocol(
             "the handshake names another torrent".into(),
         ));
@@ -160,8 +242,8 @@ pub(super) async fn accepted(
     theirs: Handshake,
     key: PeerKey,
 ) -> Result<(), Hangup> {
-    let _slot = swarm.p2p().slot();
-    let ours = Handshake::new(swarm.info_hash, swarm.p2p().peer_id());
+    let _slot = swarm.slot();
+    let ours = Handshake::new(swarm.info_hash(), swarm.peer_id());
     within(HANDSHAKE_TIMEOUT, "sending the handshake", async {
         conn.writer.write_all(&ours.encode()).await?;
         conn.writer.flush().await
@@ -232,7 +314,7 @@ async fn read_loop(
             Ok(None) => return Hangup::Protocol("a truncated message".into()),
             Err(e) => return e.into(),
         };
-        if let Err(e) = swarm.on_message(key, msg) {
+        if let Err(e) = swarm.clone().on_message(key, msg) {
             return e;
         }
         // One large bitfield must not pin its buffer for the connection's life.

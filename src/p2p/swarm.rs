@@ -29,13 +29,16 @@ use futures_lite::future;
 
 use super::metadata::Assembly;
 use super::peer::{self, Link};
+pub use super::peer::{Hangup, Output};
 use super::picker::{PeerKey, Picker};
+use super::shared::Shared;
 use super::tracker::{self, Announcer};
 use super::wire::{self, BlockRef, ExtHandshake, Message, BLOCK_LEN};
-use super::{P2p, SwarmStats};
+use crate::demand::Demand;
+use crate::format::magnet::Magnet;
 use crate::format::metainfo::Metainfo;
 use crate::format::InfoHash;
-use crate::session::{Session, Torrent};
+use crate::store::Store;
 
 mod incoming;
 mod outgoing;
@@ -77,12 +80,33 @@ const MAX_DIAL_FAILURES: u32 = 3;
 /// How often PEX messages go out (BEP 11: at most once a minute).
 const PEX_EVERY: Duration = Duration::from_secs(60);
 
+/// What a swarm is given by the torrent's owner: the few handles it needs,
+/// never the torrent or the registry.
+pub struct SwarmCtx {
+    pub info_hash: InfoHash,
+    /// Where verified pieces go, and where uploads are read from.
+    pub store: Store,
+    /// What readers wait for; the swarm claims the pieces it fetches there.
+    pub demand: Arc<Demand>,
+    /// The magnet's peers and trackers, if the torrent came from one.
+    pub magnet: Option<Magnet>,
+    /// The metadata, if known at the start.
+    pub meta: Option<Arc<Metainfo>>,
+    /// Metadata that peers sent and that hashes right goes here; the owner
+    /// stores it and answers with [`Swarm::set_meta`].
+    pub found: smol::channel::Sender<Metainfo>,
+}
+
 /// One torrent's swarm.
 pub struct Swarm {
     pub info_hash: InfoHash,
-    p2p: P2p,
-    session: Session,
-    torrent: Arc<Torrent>,
+    shared: Arc<Shared>,
+    store: Store,
+    demand: Arc<Demand>,
+    magnet: Option<Magnet>,
+    found: smol::channel::Sender<Metainfo>,
+    /// The latest numbers, for the status APIs (refreshed every tick).
+    stats: Mutex<SwarmStats>,
     state: Mutex<State>,
     /// New addresses, a peer left, the metadata arrived: `run` looks again.
     changed: Event,
@@ -170,56 +194,18 @@ struct State {
     selves: HashSet<SocketAddr>,
 }
 
-/// Why a connection ends; logged at debug, and a ban for protocol abuse.
-#[derive(Debug)]
-pub enum Hangup {
-    Io(std::io::Error),
-    TimedOut(&'static str),
-    Protocol(String),
-    Banned,
-    Unwanted(&'static str),
-}
-
-impl std::fmt::Display for Hangup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Hangup::Io(e) => write!(f, "{e}"),
-            Hangup::TimedOut(what) => write!(f, "timed out {what}"),
-            Hangup::Protocol(why) => write!(f, "protocol violation: {why}"),
-            Hangup::Banned => f.write_str("banned"),
-            Hangup::Unwanted(why) => f.write_str(why),
-        }
-    }
-}
-
-impl From<wire::WireError> for Hangup {
-    fn from(e: wire::WireError) -> Hangup {
-        Hangup::Protocol(e.to_string())
-    }
-}
-
-impl From<std::io::Error> for Hangup {
-    fn from(e: std::io::Error) -> Hangup {
-        Hangup::Io(e)
-    }
-}
-
-/// What a peer's writer sends next.
-pub struct Output {
-    pub bytes: Vec<u8>,
-    /// A block to read from the store and send, if the peer may have it now.
-    pub upload: Option<BlockRef>,
-}
-
 impl Swarm {
-    pub(super) fn new(p2p: P2p, session: Session, torrent: Arc<Torrent>) -> Arc<Swarm> {
-        let meta = torrent.meta();
+    pub(super) fn new(shared: Arc<Shared>, ctx: SwarmCtx) -> Arc<Swarm> {
+        let meta = ctx.meta;
         let picker = meta.as_ref().map(|m| new_picker(m));
         Arc::new(Swarm {
-            info_hash: torrent.info_hash,
-            p2p,
-            session,
-            torrent,
+            info_hash: ctx.info_hash,
+            shared,
+            store: ctx.store,
+            demand: ctx.demand,
+            magnet: ctx.magnet,
+            found: ctx.found,
+            stats: Mutex::new(SwarmStats::default()),
             state: Mutex::new(State {
                 meta,
                 picker,
@@ -248,8 +234,9 @@ impl Swarm {
         })
     }
 
-    pub(super) fn p2p(&self) -> &P2p {
-        &self.p2p
+    /// The latest numbers, for the status APIs.
+    pub fn stats(&self) -> SwarmStats {
+        self.stats.lock().unwrap().clone()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -290,14 +277,21 @@ impl Swarm {
             .count()
     }
 
-    /// The torrent's metadata arrived another way (the HTTP tier's .torrent).
+    /// The torrent's metadata is known (from peers, or the HTTP tier's .torrent).
     pub fn set_meta(&self, meta: Arc<Metainfo>) {
         let mut st = self.state();
         if st.meta.is_none() {
+            let n = meta.piece_count();
             st.picker = Some(new_picker(&meta));
             st.meta = Some(meta);
             st.metadata = None;
             st.dirty = true;
+            // Peers' bitfields were taken on trust before the size was known.
+            for p in st.peers.values() {
+                if !p.bits.is_empty() && !wire::bitfield_fits(&p.bits, n) {
+                    p.link.close();
+                }
+            }
             drop(st);
             self.changed.notify(usize::MAX);
             self.wake_all();
@@ -359,15 +353,14 @@ impl Swarm {
         impl std::ops::Drop for Stop {
             fn drop(&mut self) {
                 self.0.tasks.lock().unwrap().clear();
-                self.0.p2p.forget(&self.0.info_hash);
             }
         }
         let _stop = Stop(self.clone());
-        if let Some(m) = &self.torrent.magnet {
+        if let Some(m) = &self.magnet {
             let peers = m.peers.iter().filter_map(|p| p.parse().ok());
             self.add_peers(peers.collect::<Vec<_>>(), Origin::Magnet);
         }
-        let discovery = self.p2p.discover(&self);
+        let discovery = self.discover();
         let swarm = self.clone();
         let announce = async move { swarm.announce().await };
         let main = async {
@@ -389,6 +382,51 @@ impl Swarm {
         future::or(main, future::or(announce, discovery)).await;
     }
 
+    /// Peer discovery beyond trackers, until dropped: a DHT lookup (repeated,
+    /// and announcing us) and LSD announces. Private torrents (BEP 27) use
+    /// their trackers only.
+    fn discover(self: &Arc<Swarm>) -> impl std::future::Future<Output = ()> + 'static {
+        let ih = self.info_hash;
+        let private = self.meta().is_some_and(|m| m.private);
+        let lookups = (!private)
+            .then(|| {
+                self.shared
+                    .dht
+                    .as_ref()
+                    .map(|d| d.get_peers(ih, Some(self.shared.port())))
+            })
+            .flatten();
+        let lsd = (!private).then(|| self.shared.clone());
+        if let Some(shared) = &lsd {
+            if let Some(l) = &shared.lsd {
+                l.announce(&[ih]);
+            }
+        }
+        let swarm = Arc::downgrade(self);
+        async move {
+            // Forgotten by LSD when the swarm's run ends (this future is dropped).
+            struct Forget(Option<Arc<Shared>>, InfoHash);
+            impl Drop for Forget {
+                fn drop(&mut self) {
+                    if let Some(l) = self.0.as_ref().and_then(|s| s.lsd.as_ref()) {
+                        l.forget(self.1);
+                    }
+                }
+            }
+            let _forget = Forget(lsd, ih);
+            match lookups {
+                Some(rx) => {
+                    while let Ok(peers) = rx.recv().await {
+                        let Some(s) = swarm.upgrade() else { return };
+                        s.add_peers(peers, Origin::Dht);
+                    }
+                    future::pending().await
+                }
+                None => future::pending().await,
+            }
+        }
+    }
+
     /// Trackers: the torrent's, else the magnet's, else `TRACKERS`.
     async fn announce(self: Arc<Swarm>) {
         let tiers = self.tracker_tiers();
@@ -396,11 +434,11 @@ impl Swarm {
             return future::pending().await;
         }
         let announcer = Arc::new(Announcer::new(
-            self.p2p.client(),
+            self.shared.client(),
             tiers,
             self.info_hash,
-            self.p2p.peer_id().0,
-            self.p2p.port(),
+            self.shared.peer_id().0,
+            self.shared.port(),
         ));
         *self.announcer.lock().unwrap() = Some(announcer.clone());
         let (tx, rx) = smol::channel::bounded::<Vec<SocketAddr>>(16);
@@ -421,7 +459,6 @@ impl Swarm {
             return from_meta;
         }
         let from_magnet = self
-            .torrent
             .magnet
             .as_ref()
             .map(|m| m.trackers.clone())
@@ -430,7 +467,7 @@ impl Swarm {
             return vec![from_magnet];
         }
         // Each default tracker in a tier of its own: all of them are asked.
-        self.p2p
+        self.shared
             .config()
             .trackers
             .iter()
@@ -449,7 +486,7 @@ impl Swarm {
     pub fn progress(&self) -> tracker::Progress {
         let st = self.state();
         let left = st.meta.as_ref().map_or(0, |m| {
-            let have = self.session.store.verified(&m.info_hash).map_or(0, |v| v.1);
+            let have = self.store.verified(&m.info_hash).map_or(0, |v| v.1);
             m.total_length.saturating_sub(have)
         });
         tracker::Progress {
@@ -461,17 +498,17 @@ impl Swarm {
 
     fn wants_peers(&self) -> bool {
         let st = self.state();
-        st.peers.len() < self.p2p.config().max_peers as usize / 2 && st.queue.is_empty()
+        st.peers.len() < self.shared.config().max_peers as usize / 2 && st.queue.is_empty()
     }
 
     /// Dials queued addresses while there is room.
     fn dial(self: &Arc<Swarm>) {
-        let max = self.p2p.config().max_peers as usize;
+        let max = self.shared.config().max_peers as usize;
         let now = Instant::now();
         loop {
             let addr = {
                 let mut st = self.state();
-                if st.peers.len() + st.dialing >= max || !self.p2p.has_room() {
+                if st.peers.len() + st.dialing >= max || !self.shared.has_room() {
                     return;
                 }
                 let Some(addr) = st.queue.pop_front() else {
@@ -496,7 +533,8 @@ impl Swarm {
             let swarm = self.clone();
             let key = self.reserve_key();
             let task = smol::spawn(async move {
-                let outcome = peer::dial(&swarm, addr, key).await;
+                let wire: Arc<peer::Swarm> = swarm.clone();
+                let outcome = peer::dial(&wire, addr, key).await;
                 swarm.state().dialing -= 1;
                 if let Err(e) = outcome {
                     log::debug!("[P2P] {addr}: connection failed: {e}");
@@ -536,7 +574,7 @@ impl Swarm {
         {
             let st = self.state();
             if st.banned.contains(&addr.ip())
-                || st.peers.len() >= self.p2p.config().max_peers as usize
+                || st.peers.len() >= self.shared.config().max_peers as usize
             {
                 return;
             }
@@ -544,7 +582,8 @@ impl Swarm {
         let swarm = self.clone();
         let key = self.reserve_key();
         let task = smol::spawn(async move {
-            if let Err(e) = peer::accepted(&swarm, conn, theirs, key).await {
+            let wire: Arc<peer::Swarm> = swarm.clone();
+            if let Err(e) = peer::accepted(&wire, conn, theirs, key).await {
                 log::debug!("[P2P] incoming {addr}: {e}");
             }
             swarm.tasks.lock().unwrap().remove(&key);
@@ -562,7 +601,7 @@ impl Swarm {
         link: Arc<Link>,
         incoming: bool,
     ) -> Result<Vec<u8>, Hangup> {
-        if theirs.peer_id == self.p2p.peer_id() {
+        if theirs.peer_id == self.shared.peer_id() {
             self.state().selves.insert(addr);
             return Err(Hangup::Unwanted("connected to ourselves"));
         }
@@ -591,7 +630,7 @@ impl Swarm {
                 ut_pex: Some(wire::UT_PEX_ID),
                 metadata_size: st.meta.as_ref().map(|m| m.info_bytes.len() as u32),
                 client: Some(format!("streme {}", env!("CARGO_PKG_VERSION"))),
-                listen_port: Some(self.p2p.port()),
+                listen_port: Some(self.shared.port()),
                 reqq: Some(MAX_QUEUED_UPLOADS as u32),
             };
             let payload = ours.encode();
@@ -605,7 +644,7 @@ impl Swarm {
         }
         self.encode_have(&st, fast, &mut out);
         if theirs.supports_dht() {
-            if let Some(port) = self.p2p.dht_port() {
+            if let Some(port) = self.shared.dht_port() {
                 wire::encode(&Message::Port(port), &mut out);
             }
         }
@@ -658,7 +697,7 @@ impl Swarm {
         let mut bits = vec![0u8; count.div_ceil(8) as usize];
         let mut have = 0;
         for p in 0..count {
-            if self.session.store.has_piece(&meta.info_hash, p) {
+            if self.store.has_piece(&meta.info_hash, p) {
                 bits[p as usize / 8] |= 0x80 >> (p % 8);
                 have += 1;
             }
@@ -765,11 +804,40 @@ impl Swarm {
             downloaded: st.downloaded,
             uploaded: st.uploaded,
         };
-        self.torrent.set_swarm_stats(stats);
+        *self.stats.lock().unwrap() = stats;
         for p in st.peers.values() {
             p.link.wake();
         }
     }
+}
+
+/// What the P2P tier knows about one torrent's swarm, for the status APIs.
+/// All zero while the torrent has no swarm.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SwarmStats {
+    /// Peers connected now.
+    pub peers: u32,
+    /// Connected peers that unchoke us.
+    pub unchoked: u32,
+    /// Addresses known and not connected, waiting for a slot.
+    pub queued: u32,
+    /// Distinct peer addresses learned from any source.
+    pub unique: u32,
+    /// Outgoing connection attempts so far.
+    pub connection_tries: u32,
+    /// Whether trackers, the DHT or LSD are still being asked for peers.
+    pub peer_search_running: bool,
+    /// The swarm's size as the trackers report it (seeders + leechers), or
+    /// the addresses known when no tracker says.
+    pub swarm_size: u32,
+    /// Bytes per second received from peers (a few seconds' average).
+    pub download_speed: f64,
+    /// Bytes per second sent to peers.
+    pub upload_speed: f64,
+    /// Bytes of verified pieces received from peers.
+    pub downloaded: u64,
+    /// Bytes of pieces sent to peers.
+    pub uploaded: u64,
 }
 
 fn new_picker(meta: &Metainfo) -> Picker {
@@ -794,4 +862,51 @@ fn set_bit(bits: &mut Vec<u8>, p: u32) {
         bits.resize(i + 1, 0);
     }
     bits[i] |= 0x80 >> (p % 8);
+}
+
+/// The narrow interface a connection (`peer.rs`) talks through.
+impl peer::SwarmSide for Swarm {
+    fn info_hash(&self) -> InfoHash {
+        self.info_hash
+    }
+
+    fn peer_id(&self) -> wire::PeerId {
+        self.shared.peer_id()
+    }
+
+    fn slot(&self) -> super::shared::Slot {
+        self.shared.slot()
+    }
+
+    fn join(
+        &self,
+        key: PeerKey,
+        addr: SocketAddr,
+        theirs: &wire::Handshake,
+        link: Arc<Link>,
+        incoming: bool,
+    ) -> Result<Vec<u8>, Hangup> {
+        Swarm::join(self, key, addr, theirs, link, incoming)
+    }
+
+    fn leave(&self, key: PeerKey, why: &Hangup) {
+        Swarm::leave(self, key, why)
+    }
+
+    fn on_message(self: Arc<Self>, key: PeerKey, msg: Message<'_>) -> Result<(), Hangup> {
+        Swarm::on_message(&self, key, msg)
+    }
+
+    fn output(&self, key: PeerKey) -> Result<Output, Hangup> {
+        Swarm::output(self, key)
+    }
+
+    fn read_block(
+        &self,
+        key: PeerKey,
+        block: BlockRef,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, Hangup>> + Send + '_>>
+    {
+        Box::pin(Swarm::read_block(self, key, block))
+    }
 }

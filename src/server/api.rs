@@ -26,12 +26,12 @@ impl App {
                     .session
                     .list()
                     .iter()
-                    .map(|t| self.session.status(t))
+                    .map(|t| super::status::torrent(&self.session, t))
                     .collect();
                 json_response(StatusCode::Ok, Value::Array(all))
             }
             (Method::Get, ["torrents", ih]) => match self.known(ih) {
-                Ok(t) => json_response(StatusCode::Ok, self.session.status(&t)),
+                Ok(t) => json_response(StatusCode::Ok, super::status::torrent(&self.session, &t)),
                 Err(res) => *res,
             },
             (Method::Delete, ["torrents", ih]) => self.forget(ih),
@@ -115,7 +115,7 @@ impl App {
                     t.info_hash,
                     t.name().map(|n| format!(" ({n})")).unwrap_or_default()
                 );
-                let mut res = json_response(status, self.session.status(&t));
+                let mut res = json_response(status, super::status::torrent(&self.session, &t));
                 res.insert_header("Location", format!("/api/torrents/{}", t.info_hash));
                 res
             }

@@ -14,6 +14,7 @@ mod api;
 mod page;
 mod playlist;
 pub mod range;
+pub mod status;
 mod stream;
 mod stremio;
 

@@ -106,7 +106,7 @@ impl App {
             sources.push(format!("dht:{}", t.info_hash));
         }
         let swarm = t.swarm_stats();
-        let status = self.session.status(t);
+        let status = super::status::torrent(&self.session, t);
         let http = status["bytesFetched"]["http"].as_u64().unwrap_or(0);
         let stream = meta.as_ref().and_then(|m| {
             let i = file.or_else(|| Torrent::default_file(m))?;

@@ -3,8 +3,8 @@ use std::time::Duration;
 use smol::channel;
 
 use super::*;
+use crate::format::template::{Placeholder, Template};
 use crate::http::source::{sources_for, tests::torrent};
-use crate::http::template::{Placeholder, Template};
 use crate::http::test_server::{ranged, response, Reply, Seen, Server};
 
 /// Files a (10 bytes), a padding file (6), `dir/b c.bin` (20) and `c#.bin`

@@ -102,7 +102,7 @@ impl Swarm {
                 }
                 let servable = !peer.am_choking
                     && peer.uploads.len() < MAX_QUEUED_UPLOADS
-                    && self.session.store.has_piece(&meta.info_hash, block.piece);
+                    && self.store.has_piece(&meta.info_hash, block.piece);
                 if servable {
                     peer.uploads.push_back(block);
                     peer.link.wake();
@@ -131,7 +131,7 @@ impl Swarm {
                 peer.snubbed = false;
                 peer.link.wake();
                 st.downloaded += data.len() as u64;
-                self.p2p.count_download(data.len() as u64);
+                self.shared.count_download(data.len() as u64);
                 let Some(picker) = st.picker.as_mut() else {
                     return Ok(());
                 };
@@ -153,7 +153,7 @@ impl Swarm {
             }
             Message::Port(port) => {
                 let addr = SocketAddr::new(peer.addr.ip(), port);
-                self.p2p.dht_node(addr);
+                self.shared.dht_node(addr);
             }
             Message::Reject(block) => {
                 if !peer.fast {
@@ -310,9 +310,10 @@ impl Swarm {
         Ok(())
     }
 
-    /// Verified metadata from peers becomes the torrent's.
+    /// Verified metadata from peers goes to the torrent's owner, which
+    /// stores it and answers with [`Swarm::set_meta`].
     async fn adopt_metadata(self: Arc<Swarm>, info: Vec<u8>) {
-        let (trackers, web_seeds) = match &self.torrent.magnet {
+        let (trackers, web_seeds) = match &self.magnet {
             Some(m) => (vec![m.trackers.clone()], m.web_seeds.clone()),
             None => (Vec::new(), Vec::new()),
         };
@@ -326,29 +327,8 @@ impl Swarm {
                 return;
             }
         };
-        let session = self.session.clone();
-        match smol::unblock(move || session.add_metainfo(meta)).await {
-            Ok((t, _)) => {
-                let meta = t.meta().expect("just added");
-                log::info!(
-                    "[P2P] Metadata from peers: {} ({} pieces of {} KiB)",
-                    meta.name,
-                    meta.piece_count(),
-                    meta.piece_length / 1024
-                );
-                self.set_meta(meta);
-                // Peers' bitfields were taken on trust before the size was known.
-                let mut st = self.state();
-                let n = st.meta.as_ref().map_or(0, |m| m.piece_count());
-                for p in st.peers.values() {
-                    if !p.bits.is_empty() && !wire::bitfield_fits(&p.bits, n) {
-                        p.link.close();
-                    }
-                }
-                st.dirty = true;
-            }
-            Err(e) => log::warn!("[P2P] {}: cannot keep the metadata: {e}", self.info_hash),
-        }
+        // Full only if an earlier copy is still being stored: that one will do.
+        let _ = self.found.try_send(meta);
     }
 
     /// A complete piece: verified and written by the store, off the loop.
@@ -357,19 +337,18 @@ impl Swarm {
     /// [`MAX_STRIKES`] failures with no good piece in between is banned too.
     async fn store_piece(self: Arc<Swarm>, piece: u32, data: Vec<u8>, contributors: Vec<IpAddr>) {
         let len = data.len() as u64;
-        let wait = self.p2p.config().piece_wait;
+        let wait = self.shared.config().piece_wait;
         let result = self
-            .session
             .store
             .write_piece(&self.info_hash, piece, data, wait)
             .await;
         if let Some(picker) = self.state().picker.as_mut() {
             picker.verified(piece);
         }
-        self.torrent.demand.release_p2p(piece);
+        self.demand.release_p2p(piece);
         match result {
             Ok(()) => {
-                self.torrent.demand.mark_p2p(piece, len);
+                self.demand.mark_p2p(piece, len);
                 let mut st = self.state();
                 st.delivered += 1;
                 st.dirty = true;
@@ -410,7 +389,7 @@ impl Swarm {
             }
             Err(StoreError::QuotaExceeded { needed, free }) => {
                 log::info!("[P2P] {}: cache full ({needed} bytes needed, {free} free); piece {piece} dropped", self.info_hash);
-                self.torrent.demand.stop_background();
+                self.demand.stop_background();
             }
             Err(e) => log::warn!("[P2P] {}: cannot store piece {piece}: {e}", self.info_hash),
         }

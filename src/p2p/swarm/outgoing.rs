@@ -14,7 +14,6 @@ use super::{
 };
 use crate::p2p::picker::{self, Asker, PeerKey, Want};
 use crate::p2p::wire::{self, BlockRef, Message, MetadataMessage, Pex};
-use crate::session::Torrent;
 use crate::store::StoreError;
 
 impl Swarm {
@@ -85,7 +84,7 @@ impl Swarm {
                     wire::encode(&Message::Request(*b), &mut bytes);
                     peer.asked.push_back((*b, now));
                     if claimed != Some(b.piece) {
-                        self.torrent.demand.claim_p2p(b.piece);
+                        self.demand.claim_p2p(b.piece);
                         claimed = Some(b.piece);
                     }
                 }
@@ -109,11 +108,11 @@ impl Swarm {
             st.order.clear();
             return;
         };
-        let config = self.p2p.config();
-        let view = self.torrent.demand.view();
-        let file = view
-            .file
-            .or_else(|| Torrent::default_file(&meta).map(|i| crate::hybrid::file_pieces(&meta, i)));
+        let config = self.shared.config();
+        let view = self.demand.view();
+        let file = view.file.or_else(|| {
+            crate::demand::default_file(&meta).map(|i| crate::demand::file_pieces(&meta, i))
+        });
         let playhead = view.playhead.map(|o| (o / meta.piece_length) as u32);
         let readahead = config.readahead_bytes().div_ceil(meta.piece_length) as u32;
         let file_bytes: u64 = file
@@ -129,7 +128,7 @@ impl Swarm {
             file: if active { file } else { None },
             background: active && view.background && file_bytes <= quota / 10 * 9,
         };
-        let store = &self.session.store;
+        let store = &self.store;
         let ih = meta.info_hash;
         let http = &view.http_claimed;
         let waiting: HashSet<u32> = view.waiting.iter().copied().collect();
@@ -143,7 +142,7 @@ impl Swarm {
             for p in picker.idle() {
                 if !wanted.contains(&p) {
                     picker.drop_piece(p);
-                    self.torrent.demand.release_p2p(p);
+                    self.demand.release_p2p(p);
                 }
             }
         }
@@ -162,7 +161,7 @@ impl Swarm {
                 p.in_flight().filter(|x| !idle.contains(x)).collect()
             })
             .unwrap_or_default();
-        self.torrent.demand.retain_p2p(|p| working.contains(&p));
+        self.demand.retain_p2p(|p| working.contains(&p));
     }
 
     /// A block the peer asked for, read from the store; counted as uploaded.
@@ -174,7 +173,6 @@ impl Swarm {
         let meta = self.meta().ok_or(Hangup::Unwanted("no metadata"))?;
         let offset = block.piece as u64 * meta.piece_length + block.offset as u64;
         let data = self
-            .session
             .store
             .read(&self.info_hash, offset, vec![0; block.length as usize])
             .await
@@ -185,13 +183,13 @@ impl Swarm {
                     "cannot read the cache"
                 })
             })?;
-        self.p2p.throttle_upload(data.len() as u64).await;
+        self.shared.throttle_upload(data.len() as u64).await;
         let mut st = self.state();
         st.uploaded += data.len() as u64;
         if let Some(p) = st.peers.get_mut(&key) {
             p.sent += data.len() as u64;
         }
-        self.p2p.count_upload(data.len() as u64);
+        self.shared.count_upload(data.len() as u64);
         Ok(data)
     }
 

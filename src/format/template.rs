@@ -205,7 +205,7 @@ impl fmt::Display for Template {
 
 /// `{hash}` / `{HASH}`; empty for the others (unreachable for a torrent
 /// template, which [`Template::parse`] limits to these two).
-pub(super) fn hash_value(p: Placeholder, ih: InfoHash) -> String {
+pub(crate) fn hash_value(p: Placeholder, ih: InfoHash) -> String {
     match p {
         Placeholder::Hash => ih.to_hex(),
         Placeholder::HashUpper => ih.to_hex().to_ascii_uppercase(),
