@@ -20,14 +20,13 @@ pub mod utp;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::future;
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 
 pub use shared::Shared;
 pub use swarm::{Swarm, SwarmCtx, SwarmStats};
@@ -61,6 +60,20 @@ impl P2p {
         let port = listener.local_addr()?.port();
         let peer_id = PeerId::generate();
         log::info!("[P2P] Listening for peers on port {port}");
+        // uTP on the UDP port of the same number; the DHT shares its socket.
+        let utp = match utp::UtpSocket::bind(
+            (config.host, port).into(),
+            utp::Limits {
+                max_connections: config.max_connections as usize,
+                ..utp::Limits::default()
+            },
+        ) {
+            Ok(u) => Some(Arc::new(u)),
+            Err(e) => {
+                log::warn!("[P2P] uTP off: cannot bind UDP port {port}: {e}");
+                None
+            }
+        };
         let dht = if config.enable_dht {
             // The DHT is IPv4 only; it listens where the peers do.
             let ip = match config.host {
@@ -68,7 +81,14 @@ impl P2p {
                 std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
             };
             let state = config.cache_dir.join("dht.dat");
-            match dht::Dht::start((ip, port).into(), config.dht_bootstrap.clone(), state).await {
+            let bootstrap = config.dht_bootstrap.clone();
+            let started = match &utp {
+                Some(u) if u.local_addr().is_ipv4() => {
+                    dht::Dht::start_shared(u.udp(), u.dht_inbox(), bootstrap, state).await
+                }
+                _ => dht::Dht::start((ip, port).into(), bootstrap, state).await,
+            };
+            match started {
                 Ok(d) => Some(d),
                 Err(e) => {
                     log::warn!("[P2P] DHT off: cannot bind UDP port {port}: {e}");
@@ -92,7 +112,15 @@ impl P2p {
         let heard = lsd.as_ref().map(lsd::Lsd::incoming);
         let p2p = P2p {
             inner: Arc::new(Inner {
-                shared: Arc::new(Shared::new(config, client, peer_id, port, dht, lsd)),
+                shared: Arc::new(Shared::new(
+                    config,
+                    client,
+                    peer_id,
+                    port,
+                    dht,
+                    lsd,
+                    utp.clone(),
+                )),
                 swarms: Mutex::new(HashMap::new()),
             }),
         };
@@ -114,26 +142,46 @@ impl P2p {
             while let Ok((stream, addr)) = listener.accept().await {
                 let Some(inner) = weak.upgrade() else { return };
                 let p2p = P2p { inner };
-                if p2p.inner.shared.handshaking.load(Ordering::Relaxed) >= MAX_HANDSHAKING
-                    || !p2p.inner.shared.has_room()
-                {
-                    log::debug!("[P2P] refusing {addr}: at the connection limit");
-                    continue;
-                }
-                smol::spawn(async move { p2p.welcome(stream, addr).await }).detach();
+                p2p.admit(peer::Conn::tcp(stream, addr));
             }
         })
         .detach();
+        if let Some(utp) = utp {
+            // Incoming uTP connections take the same path and caps as TCP.
+            let weak = Arc::downgrade(&p2p.inner);
+            smol::spawn(async move {
+                while let Some(stream) = utp.accept().await {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let p2p = P2p { inner };
+                    p2p.admit(peer::Conn::utp(stream));
+                }
+            })
+            .detach();
+        }
         Ok(p2p)
     }
 
+    /// An incoming connection, over either transport: refused at the caps
+    /// (`MAX_HANDSHAKING`, `MAX_CONNECTIONS`), else welcomed.
+    fn admit(&self, conn: peer::Conn) {
+        if self.inner.shared.handshaking.load(Ordering::Relaxed) >= MAX_HANDSHAKING
+            || !self.inner.shared.has_room()
+        {
+            log::debug!("[P2P] refusing {}: at the connection limit", conn.addr);
+            return;
+        }
+        let p2p = self.clone();
+        smol::spawn(async move { p2p.welcome(conn).await }).detach();
+    }
+
     /// Reads an incoming handshake and hands the connection to its swarm.
-    async fn welcome(&self, mut stream: TcpStream, addr: SocketAddr) {
+    async fn welcome(&self, mut conn: peer::Conn) {
+        let addr = conn.addr;
         self.inner
             .shared
             .handshaking
             .fetch_add(1, Ordering::Relaxed);
-        let theirs = peer::read_handshake(&mut stream).await;
+        let theirs = peer::read_handshake(&mut conn.reader).await;
         self.inner
             .shared
             .handshaking
@@ -143,7 +191,7 @@ impl P2p {
             Err(e) => return log::debug!("[P2P] incoming {addr}: {e}"),
         };
         match self.swarm_of(&theirs.info_hash) {
-            Some(swarm) => swarm.accept(peer::Conn::tcp(stream, addr), theirs),
+            Some(swarm) => swarm.accept(conn, theirs),
             None => log::debug!(
                 "[P2P] incoming {addr} asks for {}, which we do not have",
                 theirs.info_hash

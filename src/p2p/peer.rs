@@ -24,7 +24,8 @@ use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
 
 use super::picker::PeerKey;
-use super::shared::Slot;
+use super::shared::{Shared, Slot, Transport};
+use super::utp::UtpStream;
 use super::wire::{self, BlockRef, Handshake, Message, PeerId, HANDSHAKE_LEN};
 use crate::format::InfoHash;
 
@@ -144,6 +145,60 @@ impl Conn {
             addr,
         }
     }
+
+    pub fn utp(stream: UtpStream) -> Conn {
+        let addr = stream.peer_addr();
+        Conn {
+            reader: Box::new(stream.clone()),
+            writer: Box::new(stream),
+            addr,
+        }
+    }
+}
+
+/// Connects to `addr` the way that reached it last, or else over uTP and
+/// TCP at once, as libtorrent tries both: the first to connect is kept (the
+/// other is dropped), and remembered for the next dial.
+pub(super) async fn connect(shared: &Shared, addr: SocketAddr) -> Result<Conn, Hangup> {
+    let tcp = || async move {
+        let s = TcpStream::connect(addr).await?;
+        Ok::<_, std::io::Error>((Conn::tcp(s, addr), Transport::Tcp))
+    };
+    let utp = |sock: Arc<super::utp::UtpSocket>| async move {
+        let s = sock.connect(addr).await?;
+        Ok::<_, std::io::Error>((Conn::utp(s), Transport::Utp))
+    };
+    let attempt = async {
+        match (shared.transport_of(addr), shared.utp.clone()) {
+            (Some(Transport::Tcp), _) | (_, None) => tcp().await,
+            (Some(Transport::Utp), Some(sock)) => utp(sock).await,
+            (None, Some(sock)) => {
+                // The first success wins; an error waits for the other's result.
+                let failed = std::sync::atomic::AtomicU8::new(0);
+                let settle = |r: std::io::Result<(Conn, Transport)>| async {
+                    match r {
+                        Ok(ok) => Ok(ok),
+                        Err(e) if failed.fetch_add(1, Ordering::Relaxed) == 1 => Err(e),
+                        Err(_) => future::pending().await,
+                    }
+                };
+                future::or(async { settle(utp(sock).await).await }, async {
+                    settle(tcp().await).await
+                })
+                .await
+            }
+        }
+    };
+    match within(CONNECT_TIMEOUT, "connecting", attempt).await {
+        Ok((conn, how)) => {
+            shared.remember_transport(addr, Some(how));
+            Ok(conn)
+        }
+        Err(e) => {
+            shared.remember_transport(addr, None);
+            Err(e)
+        }
+    }
 }
 
 /// What the swarm tells a connection's writer: bytes to send, and a nudge.
@@ -201,10 +256,14 @@ async fn within<T>(
 }
 
 /// Connects to `addr` for the swarm's torrent and runs the connection.
-pub(super) async fn dial(swarm: &Arc<Swarm>, addr: SocketAddr, key: PeerKey) -> Result<(), Hangup> {
+pub(super) async fn dial(
+    swarm: &Arc<Swarm>,
+    shared: &Shared,
+    addr: SocketAddr,
+    key: PeerKey,
+) -> Result<(), Hangup> {
     let _slot = swarm.slot();
-    let stream = within(CONNECT_TIMEOUT, "connecting", TcpStream::connect(addr)).await?;
-    let mut conn = Conn::tcp(stream, addr);
+    let mut conn = connect(shared, addr).await?;
     let ours = Handshake::new(swarm.info_hash(), swarm.peer_id());
     within(HANDSHAKE_TIMEOUT, "sending the handshake", async {
         conn.writer.write_all(&ours.encode()).await?;

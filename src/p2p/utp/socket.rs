@@ -475,6 +475,8 @@ impl Inner {
                     out.push(slot.conn.reset_packet(now));
                 }
                 let forget = slot.conn.state == State::Closed
+                    // A dial given up on (the other transport won) has nothing to close.
+                    || (slot.handles == 0 && slot.conn.state == State::SynSent)
                     || (slot.handles == 0 && (slot.conn.fin_acked() || expired))
                     || slot.conn.finished();
                 slot.account(&self.held);
