@@ -153,6 +153,7 @@ impl P2p {
                 while let Some(stream) = utp.accept().await {
                     let Some(inner) = weak.upgrade() else { return };
                     let p2p = P2p { inner };
+                    log::debug!("[P2P] incoming uTP connection from {}", stream.peer_addr());
                     p2p.admit(peer::Conn::utp(stream));
                 }
             })

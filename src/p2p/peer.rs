@@ -191,6 +191,7 @@ pub(super) async fn connect(shared: &Shared, addr: SocketAddr) -> Result<Conn, H
     };
     match within(CONNECT_TIMEOUT, "connecting", attempt).await {
         Ok((conn, how)) => {
+            log::debug!("[P2P] {addr}: reached over {how:?}");
             shared.remember_transport(addr, Some(how));
             Ok(conn)
         }

@@ -191,6 +191,9 @@ pub struct Connection {
     // Timing and congestion.
     srtt: Option<Duration>,
     rttvar: Duration,
+    /// When we last resent a packet: a packet sent before it may have
+    /// waited for the resend to be acked, so it cannot measure the RTT.
+    last_resend: Instant,
     timeouts: u32,
     rto_at: Option<Instant>,
     last_recv: Instant,
@@ -243,6 +246,7 @@ impl Connection {
             last_advertised: RECV_BUFFER,
             srtt: None,
             rttvar: Duration::ZERO,
+            last_resend: now,
             timeouts: 0,
             rto_at: None,
             last_recv: now,
@@ -447,9 +451,11 @@ impl Connection {
                     acked_bytes += p.payload.len();
                     self.highest_acked_order = self.highest_acked_order.max(p.order);
                 }
-                // Karn: only a packet sent once measures the RTT.
-                if p.transmissions == 1 {
-                    rtt_sample = Some(now.duration_since(p.sent_at));
+                // Karn: only a packet sent once measures the RTT, and only
+                // if no resend went out before its ack could.
+                if p.transmissions == 1 && p.sent_at > self.last_resend {
+                    let sample = now.duration_since(p.sent_at);
+                    rtt_sample = Some(rtt_sample.map_or(sample, |s: Duration| s.min(sample)));
                 }
             }
             self.acked_seq = h.ack_nr;
@@ -483,12 +489,16 @@ impl Connection {
                             continue;
                         }
                         p.sacked = true;
+                        // Arrived: a resend it was waiting for is moot.
+                        p.need_send = false;
                         if p.counted {
                             p.counted = false;
                             self.in_flight -= p.payload.len();
                         }
-                        if p.transmissions == 1 {
-                            rtt_sample.get_or_insert(now.duration_since(p.sent_at));
+                        if p.transmissions == 1 && p.sent_at > self.last_resend {
+                            let sample = now.duration_since(p.sent_at);
+                            rtt_sample =
+                                Some(rtt_sample.map_or(sample, |s: Duration| s.min(sample)));
                         }
                         acked_bytes += p.payload.len();
                         self.highest_acked_order = self.highest_acked_order.max(p.order);
@@ -739,7 +749,7 @@ impl Connection {
         let mut any = false;
         for i in 0..self.unacked.len() {
             let p = &self.unacked[i];
-            if !p.need_send {
+            if !p.need_send || p.sacked {
                 continue;
             }
             if p.kind != Type::Syn && self.state != State::Connected {
@@ -758,6 +768,9 @@ impl Connection {
     fn send_one(&mut self, i: usize, now: Instant, out: &mut Vec<Vec<u8>>) {
         let seq = self.acked_seq.wrapping_add(1 + i as u16);
         let h = self.header(self.unacked[i].kind, seq, now);
+        if self.unacked[i].transmissions > 0 {
+            self.last_resend = now;
+        }
         let p = &mut self.unacked[i];
         let mut d = Vec::with_capacity(h.encoded_len() + p.payload.len());
         h.encode(&mut d);
@@ -838,6 +851,54 @@ impl Connection {
         let mut d = Vec::new();
         h.encode(&mut d);
         d
+    }
+
+    /// The numbers that explain a stall, for logs and failing tests.
+    pub fn describe(&self) -> String {
+        let need = self.unacked.iter().filter(|p| p.need_send).count();
+        let sacked = self.unacked.iter().filter(|p| p.sacked).count();
+        format!(
+            "state {:?} seq {} acked {} ack_nr {} unacked {} (need_send {need}, sacked {sacked}) \
+             in_flight {} queue {} cwnd {:.0} peer_wnd {} timeouts {} rto_at {:?} \
+             readable {} reorder {} ({} B) room {}",
+            self.state,
+            self.seq_nr,
+            self.acked_seq,
+            self.ack_nr,
+            self.unacked.len(),
+            self.in_flight,
+            self.queue.len(),
+            self.cwnd,
+            self.peer_wnd,
+            self.timeouts,
+            self.rto_at
+                .map(|t| t.saturating_duration_since(Instant::now())),
+            self.readable.len(),
+            self.reorder.len(),
+            self.reorder_bytes,
+            self.room,
+        )
+    }
+
+    /// The bookkeeping agrees with the packets (the tests call it after
+    /// every step: a drift here once stalled a lossy transfer for good).
+    #[cfg(test)]
+    pub fn check(&self) {
+        let counted: usize = self
+            .unacked
+            .iter()
+            .filter(|p| p.counted)
+            .map(|p| p.payload.len())
+            .sum();
+        assert_eq!(self.in_flight, counted, "in_flight drifted");
+        let all: usize = self.unacked.iter().map(|p| p.payload.len()).sum();
+        assert_eq!(self.unacked_bytes, all);
+        assert!(self
+            .unacked
+            .iter()
+            .all(|p| !(p.sacked && (p.counted || p.need_send))));
+        let held: usize = self.reorder.iter().flatten().map(|h| h.payload.len()).sum();
+        assert_eq!(self.reorder_bytes, held);
     }
 
     #[cfg(test)]

@@ -294,12 +294,18 @@ impl Slot {
 }
 
 impl Inner {
-    fn room(&self) -> Room {
-        Room(
-            self.limits
-                .budget
-                .saturating_sub(self.held.load(Ordering::Relaxed)),
-        )
+    /// What one connection, holding `mine` bytes, may add: its fair share
+    /// of the budget (budget / connections) minus what it holds, and never
+    /// more than the budget has left. A share, not first come first served:
+    /// connections whose reader is slow must not starve the one that reads.
+    fn room(&self, mine: usize) -> Room {
+        let n = lock(&self.conns).len().max(1);
+        let share = self.limits.budget / n;
+        let left = self
+            .limits
+            .budget
+            .saturating_sub(self.held.load(Ordering::Relaxed));
+        Room(share.saturating_sub(mine).min(left))
     }
 
     fn footprint(&self) -> Footprint {
@@ -411,8 +417,8 @@ impl Inner {
             }
         };
         {
-            let room = self.room();
             let mut slot = lock(&entry.slot);
+            let room = self.room(slot.reported);
             let was = (slot.conn.state, slot.conn.failure);
             slot.conn
                 .on_packet(&packet.header, packet.payload, Instant::now(), room);
@@ -467,7 +473,8 @@ impl Inner {
             let forget = {
                 let mut slot = lock(&entry.slot);
                 let was = (slot.conn.state, slot.conn.failure);
-                slot.conn.set_room(self.room());
+                let room = self.room(slot.reported);
+                slot.conn.set_room(room);
                 slot.conn.tick(now);
                 slot.conn.transmit(now, &mut out);
                 let expired = slot.linger_until.is_some_and(|t| now >= t);
@@ -591,6 +598,11 @@ impl UtpStream {
     pub fn peer_addr(&self) -> SocketAddr {
         self.handle.entry.addr
     }
+
+    /// The connection's numbers, for logs and failing tests.
+    pub fn describe(&self) -> String {
+        lock(&self.handle.entry.slot).conn.describe()
+    }
 }
 
 impl AsyncRead for UtpStream {
@@ -602,7 +614,8 @@ impl AsyncRead for UtpStream {
         let h = &self.handle;
         let result = {
             let mut slot = lock(&h.entry.slot);
-            slot.conn.set_room(h.inner.room());
+            let room = h.inner.room(slot.reported);
+            slot.conn.set_room(room);
             let n = slot.conn.read(buf);
             if n > 0 {
                 slot.account(&h.inner.held);
@@ -635,7 +648,8 @@ impl AsyncWrite for UtpStream {
             if let Some(f) = slot.conn.failure {
                 return Poll::Ready(Err(f.io()));
             }
-            let n = slot.conn.write(data, h.inner.room());
+            let room = h.inner.room(slot.reported);
+            let n = slot.conn.write(data, room);
             if n == 0 && !data.is_empty() {
                 if slot.conn.closing() {
                     return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));

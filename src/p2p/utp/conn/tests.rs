@@ -119,6 +119,8 @@ fn transfer(total: usize, loss: f64, seed: u64, wrap: bool) -> (Duration, Vec<u8
         }
         a.tick(now);
         b.tick(now);
+        a.check();
+        b.check();
         loop {
             let n = b.read(&mut buf);
             if n == 0 {

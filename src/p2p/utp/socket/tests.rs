@@ -74,6 +74,8 @@ fn transfer_through_shim(total: usize, loss: f64, seed: u64) -> f64 {
             .await
             .expect("connects through the shim");
         let mut inc = listener.accept().await.expect("accepted");
+        let probe = out.clone();
+        let inc_probe = inc.clone();
         let writer = smol::spawn(async move {
             let mut off = 0;
             while off < total {
@@ -90,7 +92,11 @@ fn transfer_through_shim(total: usize, loss: f64, seed: u64) -> f64 {
         loop {
             let n = future::or(async { inc.read(&mut buf).await.expect("read") }, async {
                 Timer::after(Duration::from_secs(60)).await;
-                panic!("no byte for 60 s at {got} of {total} (loss {loss})");
+                panic!(
+                    "no byte for 60 s at {got} of {total} (loss {loss})\nsender: {}\nreceiver: {}",
+                    probe.describe(),
+                    inc_probe.describe()
+                );
             })
             .await;
             if n == 0 {
