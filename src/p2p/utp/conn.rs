@@ -193,7 +193,7 @@ pub struct Connection {
     rttvar: Duration,
     /// When we last resent a packet: a packet sent before it may have
     /// waited for the resend to be acked, so it cannot measure the RTT.
-    last_resend: Instant,
+    last_resend: Option<Instant>,
     timeouts: u32,
     rto_at: Option<Instant>,
     last_recv: Instant,
@@ -246,7 +246,7 @@ impl Connection {
             last_advertised: RECV_BUFFER,
             srtt: None,
             rttvar: Duration::ZERO,
-            last_resend: now,
+            last_resend: None,
             timeouts: 0,
             rto_at: None,
             last_recv: now,
@@ -453,7 +453,7 @@ impl Connection {
                 }
                 // Karn: only a packet sent once measures the RTT, and only
                 // if no resend went out before its ack could.
-                if p.transmissions == 1 && p.sent_at > self.last_resend {
+                if p.transmissions == 1 && self.last_resend.is_none_or(|t| p.sent_at > t) {
                     let sample = now.duration_since(p.sent_at);
                     rtt_sample = Some(rtt_sample.map_or(sample, |s: Duration| s.min(sample)));
                 }
@@ -495,7 +495,7 @@ impl Connection {
                             p.counted = false;
                             self.in_flight -= p.payload.len();
                         }
-                        if p.transmissions == 1 && p.sent_at > self.last_resend {
+                        if p.transmissions == 1 && self.last_resend.is_none_or(|t| p.sent_at > t) {
                             let sample = now.duration_since(p.sent_at);
                             rtt_sample =
                                 Some(rtt_sample.map_or(sample, |s: Duration| s.min(sample)));
@@ -510,7 +510,7 @@ impl Connection {
             self.update_rtt(sample);
         }
         if acked_bytes > 0 {
-            self.detect_losses();
+            self.detect_losses(now);
             if h.timestamp_difference != 0 {
                 self.on_delay_sample(h.timestamp_difference, now);
             }
@@ -532,11 +532,23 @@ impl Connection {
         }
     }
 
-    /// Declares lost every packet that three later sends overtook.
-    fn detect_losses(&mut self) {
+    /// Declares lost every packet that a later send overtook: by three
+    /// sends, or (with too few packets in flight for three, as when the
+    /// window is small after losses) by more than an RTT and a quarter,
+    /// as RACK does, rather than waiting half a second for the timeout.
+    fn detect_losses(&mut self, now: Instant) {
+        // Without an RTT estimate only the count of later sends decides.
+        let reorder_wait = self
+            .srtt
+            .map_or(Duration::MAX, |srtt| srtt + srtt / 4 + Duration::from_millis(2));
         let mut lost = Vec::new();
         for (i, p) in self.unacked.iter().enumerate() {
-            if p.counted && !p.sacked && p.order + REORDER_THRESHOLD <= self.highest_acked_order {
+            if !p.counted || p.sacked || p.order >= self.highest_acked_order {
+                continue;
+            }
+            if p.order + REORDER_THRESHOLD <= self.highest_acked_order
+                || now.duration_since(p.sent_at) > reorder_wait
+            {
                 lost.push(i);
             }
         }
@@ -769,7 +781,7 @@ impl Connection {
         let seq = self.acked_seq.wrapping_add(1 + i as u16);
         let h = self.header(self.unacked[i].kind, seq, now);
         if self.unacked[i].transmissions > 0 {
-            self.last_resend = now;
+            self.last_resend = Some(now);
         }
         let p = &mut self.unacked[i];
         let mut d = Vec::with_capacity(h.encoded_len() + p.payload.len());
@@ -803,6 +815,8 @@ impl Connection {
         if now.duration_since(self.last_recv) >= IDLE {
             return self.fail(Failure::TimedOut);
         }
+        // The time half of loss detection runs between acks too.
+        self.detect_losses(now);
         let Some(at) = self.rto_at else { return };
         if now < at {
             return;
