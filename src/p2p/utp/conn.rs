@@ -538,9 +538,9 @@ impl Connection {
     /// as RACK does, rather than waiting half a second for the timeout.
     fn detect_losses(&mut self, now: Instant) {
         // Without an RTT estimate only the count of later sends decides.
-        let reorder_wait = self
-            .srtt
-            .map_or(Duration::MAX, |srtt| srtt + srtt / 4 + Duration::from_millis(2));
+        let reorder_wait = self.srtt.map_or(Duration::MAX, |srtt| {
+            srtt + srtt / 4 + Duration::from_millis(2)
+        });
         let mut lost = Vec::new();
         for (i, p) in self.unacked.iter().enumerate() {
             if !p.counted || p.sacked || p.order >= self.highest_acked_order {
