@@ -137,6 +137,29 @@ Settings (environment variables or env file keys; the environment wins):
                            (default 239.192.152.143:6771)
   LSD_INTERFACE            IPv4 address of the interface LSD joins and sends
                            on; 127.0.0.1 keeps it on this host (default 0.0.0.0)
+  CLIENT_MAX               HTTP client connections held; when full, the
+                           quietest is closed (default 256)
+  CLIENT_MAX_PER_ADDR      HTTP connections per client address (default 64)
+  CLIENT_HEAD_TIMEOUT      ms to send a request head (default 10000)
+  CLIENT_IDLE_TIMEOUT      ms a keep-alive connection may idle (default 120000)
+  CLIENT_BODY_TIMEOUT      ms to send a request body (default 60000)
+  CLIENT_STALL_TIMEOUT     ms a response may go without the client taking a
+                           byte, e.g. a paused player (default 7200000)
+  ALLOWED_ORIGINS          comma-separated web origins that may change the box
+                           (default
+                           https://web.stremio.com,https://web.strem.io,https://app.strem.io)
+  ALLOWED_HOSTS            extra Host names the API and pages answer to
+                           (default none)
+  API_TOKEN                when set, mutating routes need it as a Bearer
+                           token or ?token= (default none)
+  STATE_DIR                what survives a cache wipe: the DLNA UUID (default
+                           $STATE_DIRECTORY, else $HOME/.local/state/streme)
+  ENABLE_DLNA              true|false: DLNA MediaServer for TVs, SSDP multicast
+                           on the LAN (default true)
+  DLNA_NAME                the name TVs list; empty is \"streme on <hostname>\"
+                           (default none)
+  DLNA_INTERFACE           interface name or IPv4 address SSDP uses; empty is
+                           every LAN interface (default none)
 ";
 
 impl Cli {

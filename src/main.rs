@@ -21,13 +21,23 @@ use streme::session::{Session, Torrent};
 use streme::store::Store;
 use streme::stream::StreamOptions;
 
-/// Threads for blocking file I/O and hashing. Four matches the cores of a
-/// Pi 3/4/5; more would only queue on the SD card.
-const BLOCKING_THREADS: &str = "4";
+/// Executor threads: one per core, at most four (a Pi 3/4/5 has four; a
+/// Pi Zero 2 W four slow ones). Hashing and file I/O are not on them.
+const MAX_EXECUTOR_THREADS: usize = 4;
 
-/// Clients served at once. With a 256 KiB stream buffer a client holds at most
-/// three buffers, so 32 clients stay under 25 MB even on a Pi Zero 2 W.
-const MAX_CLIENTS: usize = 32;
+/// Threads for blocking file I/O and hashing: two per core (one hashes while
+/// the other waits on the SD card), at most eight; more would only queue on
+/// the card.
+const MAX_BLOCKING_THREADS: usize = 8;
+
+/// The executor and blocking pool sizes for this board's cores.
+fn thread_counts() -> (usize, usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (
+        cores.clamp(1, MAX_EXECUTOR_THREADS),
+        (2 * cores).clamp(2, MAX_BLOCKING_THREADS),
+    )
+}
 
 /// How often verified pieces are made durable in the index; what a power
 /// cut can cost in re-downloads.
@@ -78,8 +88,11 @@ fn main() -> ExitCode {
         log::error!("{e}");
         return ExitCode::from(2);
     }
-    // Read by the `blocking` pool on first use, which is after this line.
-    std::env::set_var("BLOCKING_MAX_THREADS", BLOCKING_THREADS);
+    // Read by smol's global executor and the `blocking` pool on first use,
+    // which is after this line (nothing is spawned before it).
+    let (executor, blocking) = thread_counts();
+    std::env::set_var("SMOL_THREADS", executor.to_string());
+    std::env::set_var("BLOCKING_MAX_THREADS", blocking.to_string());
     let store = match Store::open(&config.cache_dir, config.cache_max_disk_bytes()) {
         Ok(store) => store,
         Err(e) => {
@@ -173,13 +186,37 @@ fn serve(config: &Config, session: Session) -> Result<(), String> {
             buffer: config.stream_buffer_kb as usize * 1024,
             piece_timeout: config.piece_wait,
         },
-        max_clients: MAX_CLIENTS,
+        limits: server::conn::Limits {
+            max: config.client_max as usize,
+            per_addr: config.client_max_per_addr as usize,
+            head: config.client_head_timeout,
+            idle: config.client_idle_timeout,
+            body: config.client_body_timeout,
+            stall: config.client_stall_timeout,
+        },
+        guard: Arc::new(server::guard::Guard {
+            allowed_origins: config.allowed_origins.clone(),
+            allowed_hosts: config.allowed_hosts.clone(),
+            hostname: server::guard::kernel_hostname(),
+            token: config.api_token.clone(),
+        }),
+        dlna: config
+            .enable_dlna
+            .then(|| std::sync::Arc::new(server::dlna::Device::new(config))),
     };
+    let ssdp = app
+        .dlna
+        .as_ref()
+        .and_then(|d| start_ssdp(config, d, addr.port()));
     // Every torrent in the cache is seeded: its swarm announces and accepts peers.
     session.engage_all();
     let server = server::serve(listener, app);
     match smol::block_on(service::run(&notifier, &mut signals, &session, server)) {
         Stop::Signal(signal) => {
+            // TVs drop the box from their lists at once, not after max-age.
+            if let Some(ssdp) = ssdp {
+                ssdp.shut_down();
+            }
             if let Some(tiers) = &session.tiers {
                 // The trackers hear `stopped`, so they stop handing out our address.
                 smol::block_on(tiers.p2p.shut_down());
@@ -189,6 +226,38 @@ fn serve(config: &Config, session: Session) -> Result<(), String> {
         }
         Stop::Server(Ok(())) => Ok(()),
         Stop::Server(Err(e)) => Err(format!("the server stopped: {e}")),
+    }
+}
+
+/// Starts the SSDP responder; a box whose UDP 1900 is taken still streams.
+fn start_ssdp(
+    config: &Config,
+    device: &server::dlna::Device,
+    port: u16,
+) -> Option<server::dlna::Ssdp> {
+    use server::dlna::Interfaces;
+    let selection = match (config.dlna_interface.parse(), config.host) {
+        (Ok(ip), _) => Interfaces::Address(ip),
+        (Err(_), _) if !config.dlna_interface.is_empty() => {
+            Interfaces::Named(config.dlna_interface.clone())
+        }
+        // A box listening on one address is reachable only there.
+        (Err(_), std::net::IpAddr::V4(ip)) if !ip.is_unspecified() => Interfaces::Address(ip),
+        _ => Interfaces::AllLan,
+    };
+    match server::dlna::Ssdp::start(device.uuid.clone(), port, selection) {
+        Ok(ssdp) => {
+            log::info!(
+                "[DLNA] MediaServer {:?} (uuid:{})",
+                device.friendly_name,
+                device.uuid
+            );
+            Some(ssdp)
+        }
+        Err(e) => {
+            log::warn!("[DLNA] cannot listen on UDP 1900 ({e}); TVs will not find the box");
+            None
+        }
     }
 }
 

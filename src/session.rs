@@ -9,15 +9,23 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub use crate::demand::Tier;
 pub use crate::hybrid::{AddError, Torrent};
+
+use async_io::Timer;
+use futures_lite::future;
 
 use crate::format::magnet::Magnet;
 use crate::format::metainfo::Metainfo;
 use crate::format::InfoHash;
 use crate::hybrid::Tiers;
 use crate::store::{Store, StoreError};
+
+/// How long a removed torrent's trackers get to hear `stopped`: a tracker
+/// that does not answer in this long is not waited for.
+const STOP_ANNOUNCE: Duration = Duration::from_secs(4);
 
 /// The registry of torrents, shared by the server and the CLI.
 #[derive(Clone)]
@@ -126,17 +134,34 @@ impl Session {
     }
 
     /// Forgets a torrent and frees its cache. Returns false if it was unknown.
-    pub fn remove(&self, ih: &InfoHash) -> Result<bool, StoreError> {
+    ///
+    /// Removal is terminal ([`Torrent::remove`]): its tasks end now, its
+    /// trackers hear `stopped` (within [`STOP_ANNOUNCE`]), and the cache is
+    /// freed on the blocking pool, never on the executor. A torrent added
+    /// again with the same hash is a new one, with a new demand and swarm.
+    pub async fn remove(&self, ih: &InfoHash) -> Result<bool, StoreError> {
         let removed = self.torrents.lock().unwrap().remove(ih);
-        if let Some(t) = &removed {
-            // The controller holds the torrent; dropping it ends the cycle and the tiers' work.
-            t.controller.lock().unwrap().take();
-        }
+        let swarm = removed.as_ref().and_then(|t| t.remove());
         let known = removed.is_some();
+        let stopped = async {
+            if let Some(s) = swarm {
+                future::or(s.stop_announcing(), async {
+                    Timer::after(STOP_ANNOUNCE).await;
+                })
+                .await;
+            }
+        };
         let stored = self.store.verified(ih).is_some();
-        if stored {
-            self.store.remove_torrent(ih)?;
-        }
+        let (store, ih) = (self.store.clone(), *ih);
+        let freed = async move {
+            if stored {
+                smol::unblock(move || store.remove_torrent(&ih)).await
+            } else {
+                Ok(())
+            }
+        };
+        let ((), freed) = future::zip(stopped, freed).await;
+        freed?;
         Ok(known || stored)
     }
 

@@ -3,11 +3,14 @@
 //! # Design
 //! A [`Body`] is what the HTTP server sends. Behind it, one small task walks
 //! the requested parts: for each chunk it makes sure the pieces are in the
-//! store (raising demand and waiting with a deadline), pins them, reads them
-//! from the store, and hands the chunk over a channel of capacity one. The
-//! channel is the backpressure: a slow client leaves the task parked, so a
-//! stream holds at most three buffers (one being sent, one queued, one being
-//! read) whatever the file size. Dropping the body cancels the task.
+//! store (raising demand and waiting with a deadline) under a pin, reads them
+//! from the store, drops the pin, and hands the chunk over a channel of
+//! capacity one, when the body asks for it. A reader pins only while it
+//! reads, and reads only when asked, so a paused client holds the one chunk
+//! it is being sent, and no cache segment. The
+//! asking is the backpressure: a slow client leaves the task parked before
+//! its next read, so a stream holds at most two buffers (one being sent, one
+//! being read) whatever the file size. Dropping the body cancels the task.
 //!
 //! A reader never talks to a peer or a source: it only reads the store, which
 //! holds nothing but verified pieces.
@@ -32,6 +35,22 @@ pub enum Part {
     Bytes(Vec<u8>),
     /// A range of torrent space, `len` bytes from `start`.
     Range { start: u64, len: u64 },
+}
+
+impl Part {
+    /// How many bytes the part puts on the wire; u64, since a part of a file
+    /// over 4 GiB is longer than a `usize` on a 32-bit board.
+    pub fn wire_len(&self) -> u64 {
+        match self {
+            Part::Bytes(b) => b.len() as u64,
+            Part::Range { len, .. } => *len,
+        }
+    }
+}
+
+/// The body length of a response made of `parts`, in u64.
+pub fn body_len(parts: &[Part]) -> u64 {
+    parts.iter().map(Part::wire_len).sum()
 }
 
 /// Why a piece could not be had.
@@ -148,6 +167,12 @@ pub fn piece_at(meta: &Metainfo, offset: u64) -> u32 {
 pub struct Body {
     /// Boxed because the receiver is `!Unpin`, and the body must be `Unpin`.
     rx: Pin<Box<smol::channel::Receiver<io::Result<Vec<u8>>>>>,
+    /// Asks the producer for the next chunk. The producer reads a chunk only
+    /// when asked, so a paused client holds the one chunk it is being sent
+    /// and nothing more, and none of the cache.
+    ask: smol::channel::Sender<()>,
+    /// Whether the next chunk was asked for and not yet received.
+    asked: bool,
     chunk: Vec<u8>,
     pos: usize,
     _producer: smol::Task<()>,
@@ -164,18 +189,41 @@ impl Body {
         opts: StreamOptions,
     ) -> Body {
         let (tx, rx) = smol::channel::bounded(1);
+        let (ask, asks) = smol::channel::bounded(1);
         let producer = smol::spawn(async move {
-            if let Err(e) = produce(&session, &torrent, &meta, file, parts, opts, &tx).await {
+            let out = Out { tx, asks };
+            if let Err(e) = produce(&session, &torrent, &meta, file, parts, opts, &out).await {
                 log::warn!("[Stream] {}: stream ended early: {e}", meta.info_hash);
-                let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                let _ = out.tx.send(Err(io::Error::other(e.to_string()))).await;
             }
         });
         Body {
             rx: Box::pin(rx),
+            ask,
+            asked: false,
             chunk: Vec::new(),
             pos: 0,
             _producer: producer,
         }
+    }
+}
+
+/// The producer's side of a [`Body`]: chunks out, requests for them in.
+struct Out {
+    tx: smol::channel::Sender<io::Result<Vec<u8>>>,
+    asks: smol::channel::Receiver<()>,
+}
+
+impl Out {
+    /// Waits until the body asks for the next chunk; false once it is gone.
+    async fn asked(&self) -> bool {
+        self.asks.recv().await.is_ok()
+    }
+
+    /// Hands a chunk over; false once the body is gone. Never waits long: the
+    /// body asked, so the channel is empty.
+    async fn send(&self, chunk: Vec<u8>) -> bool {
+        self.tx.send(Ok(chunk)).await.is_ok()
     }
 }
 
@@ -186,13 +234,13 @@ async fn produce(
     file: Range<u32>,
     parts: Vec<Part>,
     opts: StreamOptions,
-    tx: &smol::channel::Sender<io::Result<Vec<u8>>>,
+    out: &Out,
 ) -> Result<(), FetchError> {
     let ih = meta.info_hash;
     for part in parts {
         let (mut offset, end) = match part {
             Part::Bytes(bytes) => {
-                if tx.send(Ok(bytes)).await.is_err() {
+                if !out.asked().await || !out.send(bytes).await {
                     return Ok(());
                 }
                 continue;
@@ -200,20 +248,29 @@ async fn produce(
             Part::Range { start, len } => (start, start + len),
         };
         while offset < end {
+            // At most the buffer, a usize: the chunk's `n as usize` below is lossless.
             let n = (end - offset).min(opts.buffer as u64);
+            if !out.asked().await {
+                log::debug!("[Stream] {ih}: client went away at byte {offset}");
+                return Ok(());
+            }
             let mut tier = Tier::Cache;
+            // Pinned before the pieces are awaited, so that an earlier piece of
+            // this chunk is not evicted while a later one is fetched; released
+            // before the send, so that a paused client pins nothing.
+            let pin = session.store.pin(&ih, offset..offset + n);
             for piece in piece_at(meta, offset)..=piece_at(meta, offset + n - 1) {
                 tier =
                     ensure_piece(session, torrent, meta, piece, offset, file.clone(), opts).await?;
             }
-            let _pin = session.store.pin(&ih, offset..offset + n);
             let chunk = session
                 .store
                 .read(&ih, offset, vec![0; n as usize])
                 .await
                 .map_err(FetchError::Store)?;
+            drop(pin);
             torrent.record_served(tier, n);
-            if tx.send(Ok(chunk)).await.is_err() {
+            if !out.send(chunk).await {
                 log::debug!("[Stream] {ih}: client went away at byte {offset}");
                 return Ok(());
             }
@@ -245,10 +302,19 @@ impl AsyncBufRead for Body {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
         while this.pos >= this.chunk.len() {
+            if !this.asked {
+                // The chunk is sent: free it before waiting, and ask for the next.
+                this.chunk = Vec::new();
+                this.pos = 0;
+                // Fails only when the producer is done, and then rx ends too.
+                let _ = this.ask.try_send(());
+                this.asked = true;
+            }
             match this.rx.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     this.chunk = chunk;
                     this.pos = 0;
+                    this.asked = false;
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
                 // The producer finished: end of body.
@@ -262,5 +328,29 @@ impl AsyncBufRead for Body {
     fn consume(self: Pin<&mut Self>, amt: usize) {
         let this = self.get_mut();
         this.pos = (this.pos + amt).min(this.chunk.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn body_length_adds_parts_past_4_gib_in_u64() {
+        let parts = vec![
+            Part::Bytes(b"head".to_vec()),
+            Part::Range {
+                start: 4 * GIB + 7,
+                len: 3 * GIB,
+            },
+            Part::Range {
+                start: 0,
+                len: 2 * GIB,
+            },
+        ];
+        assert_eq!(body_len(&parts), 5 * GIB + 4);
+        assert_eq!(parts[1].wire_len(), 3 * GIB);
     }
 }

@@ -227,3 +227,52 @@ fn health_answers_200() {
     let r = http::get(srv.addr(), "/health", &[]);
     assert_eq!(r.status, 200, "{}", r.head());
 }
+
+/// The dashboard's data: the piece map of a file (every piece of an imported video verified,
+/// none after a delete of the cache), and the cache card's ceiling and next eviction.
+#[test]
+fn piece_map_and_cache_card_describe_an_imported_video() {
+    let c = CachedVideo::start("api_pieces", Media::Mp4Faststart);
+    let ih = &c.torrent.info_hash;
+    let r = http::get(c.server.addr(), &format!("/api/torrents/{ih}/pieces"), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let m = r.json();
+    let count = m["pieceCount"].as_u64().unwrap();
+    assert_eq!(count, c.len().div_ceil(common::cached::PIECE_LEN), "{m}");
+    assert_eq!(m["file"], json!(0));
+    let hex = m["verified"].as_str().unwrap();
+    assert_eq!(hex.len() as u64, count.div_ceil(8) * 2, "{m}");
+    let set: u32 = (0..hex.len() / 2)
+        .map(|i| {
+            u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                .unwrap()
+                .count_ones()
+        })
+        .sum();
+    assert_eq!(u64::from(set), count, "every piece is verified: {m}");
+    assert_eq!(
+        http::get(
+            c.server.addr(),
+            &format!("/api/torrents/{ih}/pieces?file=9"),
+            &[]
+        )
+        .status,
+        404
+    );
+
+    let cache = http::get(c.server.addr(), "/api/cache", &[]).json();
+    let ceiling = cache["ceilingBytes"].as_u64().expect("ceilingBytes");
+    let quota = cache["quotaBytes"].as_u64().unwrap();
+    assert!(ceiling <= quota && ceiling > quota / 2, "{cache}");
+    assert!(
+        cache["contentBytes"].as_u64().unwrap() >= c.len(),
+        "{cache}"
+    );
+    let next = &cache["nextEviction"];
+    assert_eq!(next["infoHash"], json!(ih), "{cache}");
+    assert!(next["bytes"].as_u64().unwrap() > 0, "{cache}");
+    assert!(
+        next["endPiece"].as_u64() > next["firstPiece"].as_u64(),
+        "{cache}"
+    );
+}

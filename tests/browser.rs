@@ -3,7 +3,9 @@
 //! `/test-torrent-streaming`, adds a torrent imported into the cache, and plays it in the page's
 //! `<video>`: its `currentTime` must advance, a seek must land and keep playing. The dashboard
 //! must list the torrent and delete it, and a bad input must show a readable message. A
-//! screenshot goes to `target/test-artifacts/browser.png`.
+//! screenshot goes to `target/test-artifacts/browser.png`. A page on a second local origin
+//! tries to add and delete (JSON and `text/plain` fetches, a form, a DELETE) and changes
+//! nothing, while the box's own pages still add and delete.
 //!
 //! Nothing leaves loopback: the browser runs with background networking and component updates
 //! off, and every URL it is given is the test's own server.
@@ -439,4 +441,264 @@ fn page_adds_a_cached_torrent_plays_it_and_seeks() {
     );
     let known = common::http::get(c.server.addr(), &format!("/api/torrents/{ih}"), &[]);
     assert_eq!(known.status, 200, "{}", known.text());
+}
+
+/// A page from another origin (a second local server on another port) that tries to change
+/// the box, the ways a hostile site would (issue 11).
+const HOSTILE_PAGE: &str = r#"<!doctype html><html><body>
+<iframe name="sink" id="sink"></iframe>
+<form id="form" method="POST" enctype="text/plain" target="sink">
+  <input name='{"infoHash": "FORMFORMFORMFORMFORMFORMFORMFORMFORMFORM", "x": "' value='"}'>
+</form>
+<script>
+const box = "BOX";
+const ih = "IH";
+window.results = {};
+async function attempt(name, run) {
+  try { const r = await run(); window.results[name] = r && r.type === "opaque" ? "opaque" : (r ? r.status : "sent"); }
+  catch (e) { window.results[name] = "blocked: " + e.message; }
+}
+(async () => {
+  await attempt("json", () => fetch(box + "/api/torrents", {method: "POST",
+    headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({infoHash: "1111111111111111111111111111111111111111"})}));
+  await attempt("text", () => fetch(box + "/api/torrents", {method: "POST", mode: "no-cors",
+    headers: {"Content-Type": "text/plain"},
+    body: JSON.stringify({infoHash: "2222222222222222222222222222222222222222"})}));
+  await attempt("delete", () => fetch(box + "/api/torrents/" + ih, {method: "DELETE"}));
+  const form = document.getElementById("form");
+  form.action = box + "/api/torrents";
+  document.getElementById("sink").addEventListener("load", () => { window.results.form = "submitted"; });
+  form.submit();
+})();
+</script></body></html>"#;
+
+/// Serves `page` to every request on a loopback port until dropped (the thread ends with the
+/// process; each connection has a deadline).
+fn serve_page(page: String) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the hostile page's server");
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                page.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(page.as_bytes());
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_page_on_another_origin_cannot_change_the_box() {
+    let c = CachedVideo::start("browser_csrf", Media::Mp4Faststart);
+    let ih = c.torrent.info_hash.clone();
+    let before = common::http::get(c.server.addr(), "/api/torrents", &[]).json();
+    assert_eq!(before.as_array().map(Vec::len), Some(1), "{before}");
+    let page = HOSTILE_PAGE
+        .replace("BOX", &format!("http://{}", c.server.addr()))
+        .replace("IH", &ih);
+    let hostile = serve_page(page);
+    let profile = TestDir::new("browser_csrf_profile");
+    let browser = Browser::start(profile.path());
+    browser.open(&format!("http://{hostile}/"));
+    let results = browser.wait_for(
+        "the hostile page's four attempts",
+        "return window.results;",
+        |v| {
+            ["json", "text", "delete", "form"]
+                .iter()
+                .all(|k| v.get(k).is_some())
+        },
+    );
+    eprintln!("the hostile page's attempts: {results}");
+    // The preflighted ones never left the browser; the simple ones reached the box and were
+    // refused (its log names the rule).
+    assert!(
+        results["json"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("blocked")),
+        "{results}"
+    );
+    assert!(
+        results["delete"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("blocked")),
+        "{results}"
+    );
+    let after = common::http::get(c.server.addr(), "/api/torrents", &[]).json();
+    assert_eq!(after, before, "a page on another origin changed the box");
+    assert!(
+        c.server.wait_for_log("(rule origin)", PATIENCE),
+        "the box never refused a cross-origin request:\n{}",
+        c.server.logs()
+    );
+
+    // The box's own pages, on its own origin, still add and delete.
+    browser.open(&c.server.url("/test-torrent-streaming"));
+    browser.type_into("#torrent-input", "3333333333333333333333333333333333333333");
+    browser.click("#add-button");
+    let wait_count = |n: usize| {
+        let started = Instant::now();
+        loop {
+            let list = common::http::get(c.server.addr(), "/api/torrents", &[]).json();
+            if list.as_array().map(Vec::len) == Some(n) {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the list stayed {list}, not {n} long"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_count(2);
+    browser.open(&c.server.url("/"));
+    browser.wait_for(
+        "the dashboard's list",
+        "return document.querySelectorAll('#torrents button.delete').length;",
+        |v| v.as_u64() == Some(2),
+    );
+    browser.click("#torrents button.delete");
+    wait_count(1);
+}
+
+/// The dashboard as a control panel, while a P2P stream runs: speed and peers move, the piece
+/// map fills with verified pieces, "Copy stream URL" yields a URL that streams the file, and
+/// Play opens the player on it and plays. Screenshots: `dashboard-live.png` (mid-download) and
+/// `dashboard-done.png`.
+#[test]
+fn dashboard_shows_a_p2p_download_live_and_its_buttons_work() {
+    use common::swarm;
+    common::fixture::require_fixture_tools();
+    let dir = TestDir::new("browser_dashboard");
+    let video = common::fixture::video(&dir.sub("data").join("movie.mp4"), Media::Mp4Faststart);
+    let source = std::fs::read(&video).unwrap();
+    let port = swarm::free_port();
+    let torrent = swarm::torrent_with_tracker(
+        &video,
+        &dir.path().join("movie.torrent"),
+        15,
+        &swarm::announce_url_on(port),
+    );
+    let tracker = swarm::opentracker(dir.path(), port, &[&torrent.info_hash]);
+    // Slow, so that the dashboard sees the download in progress.
+    let _seeder = swarm::slow_seeder(dir.path(), &torrent.file, &dir.sub("data"), "300K");
+    swarm::wait_announced(tracker.port, &torrent.info_hash, 1);
+    let mut env = common::server::base_env(&dir.sub("cache"), 200);
+    env.extend([
+        ("P2P_TIMEOUT".to_string(), "3000".to_string()),
+        ("TORRENT_TIMEOUT".to_string(), "30000".to_string()),
+        ("PIECE_TIMEOUT".to_string(), "120000".to_string()),
+    ]);
+    let srv = common::server::Server::start(&env);
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&tr={}",
+        torrent.info_hash,
+        swarm::announce_url(&tracker)
+            .replace(':', "%3A")
+            .replace('/', "%2F")
+    );
+    let r = common::http::post_json(srv.addr(), "/api/torrents", &json!({ "magnetUri": magnet }));
+    assert!((200..300).contains(&r.status), "{}", r.text());
+
+    let profile = TestDir::new("browser_dashboard_profile");
+    let browser = Browser::start(profile.path());
+    browser.open(&srv.url("/"));
+    // A player streams the file meanwhile.
+    let addr = srv.addr();
+    let path = format!("/stream/proxy/{}", torrent.info_hash);
+    let player = std::thread::spawn(move || common::http::get(addr, &path, &[]).body.len());
+
+    let live = browser.wait_for(
+        "non-zero speed and peers while it downloads",
+        "const s = document.querySelector('#torrents .speed'); \
+         const p = document.querySelector('#torrents .peers'); \
+         return s && p ? s.textContent + ' | ' + p.textContent : '';",
+        |v| {
+            v.as_str().is_some_and(|s| {
+                !s.starts_with("0 B/s down")
+                    && s.contains(" connected")
+                    && !s.contains("| 0 connected")
+            })
+        },
+    );
+    eprintln!("while downloading: {live}");
+    let partial = browser.wait_for(
+        "the piece map to show verified pieces",
+        "const c = document.querySelector('#torrents canvas.pieces'); \
+         return c && c.dataset.verified ? [Number(c.dataset.verified), Number(c.dataset.pieces)] : null;",
+        |v| v[0].as_u64().is_some_and(|n| n > 0),
+    );
+    eprintln!("piece map: {partial}");
+    browser.screenshot(&artefact_dir().join("dashboard-live.png"));
+    // The phone-width window (420 px) needs no sideways scrolling.
+    let overflow = browser.eval(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+    );
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        "the page is {overflow} px too wide"
+    );
+
+    assert_eq!(
+        player.join().unwrap(),
+        source.len(),
+        "the player's stream ended early"
+    );
+    let done = browser.wait_for(
+        "every piece verified on the map",
+        "const c = document.querySelector('#torrents canvas.pieces'); \
+         return c ? [Number(c.dataset.verified), Number(c.dataset.pieces)] : null;",
+        |v| v[0].as_u64().is_some() && v[0] == v[1],
+    );
+    eprintln!("piece map when done: {done}");
+    let text = browser.eval("return document.getElementById('torrents').textContent;");
+    let text = text.as_str().unwrap();
+    assert!(text.contains("p2p"), "bytes per tier: {text}");
+    assert!(
+        text.contains("movie.mp4 · ") && text.contains("video"),
+        "{text}"
+    );
+
+    // Copy stream URL: the URL it copied streams the file, byte-exact.
+    browser.click("#torrents button.copy");
+    let copied = browser.wait_for(
+        "the copied URL",
+        "return document.querySelector('#torrents button.copy').dataset.copied || '';",
+        |v| v.as_str().is_some_and(|s| s.starts_with("http://")),
+    );
+    let url = copied.as_str().unwrap();
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let r = common::http::get(host.parse().unwrap(), path, &["Range: bytes=1000-50999"]);
+    assert_eq!(r.status, 206, "{}", r.head());
+    assert_eq!(
+        r.body,
+        &source[1000..51000],
+        "the copied URL {url} streams other bytes"
+    );
+    let m3u = browser.eval("return document.querySelector('#torrents a.m3u').download;");
+    assert_eq!(m3u, json!("movie.m3u"));
+    browser.screenshot(&artefact_dir().join("dashboard-done.png"));
+
+    // Play opens the player on that file, and it plays.
+    browser.click("#torrents a.play");
+    browser.wait_for(
+        "playback from the Play button",
+        "const v = document.getElementById('player'); return v ? v.currentTime : 0;",
+        |v| v.as_f64().is_some_and(|t| t > 1.0),
+    );
+    let src = browser.eval("return document.getElementById('player').src;");
+    assert!(
+        src.as_str()
+            .is_some_and(|s| s.ends_with(&format!("/stream/{}/0", torrent.info_hash))),
+        "{src}"
+    );
 }

@@ -39,7 +39,7 @@ pub const ENV_FILE_VAR: &str = "STREME_ENV_FILE";
 
 /// Every key streme reads, with its default as an env file would spell it, in
 /// the order `streme config` prints them.
-pub const KEYS: [(&str, &str); 27] = [
+pub const KEYS: [(&str, &str); 40] = [
     ("HOST", "0.0.0.0"),
     ("PORT", "11470"),
     ("CACHE_DIR", "$CACHE_DIRECTORY, else $HOME/.cache/streme"),
@@ -67,7 +67,28 @@ pub const KEYS: [(&str, &str); 27] = [
     ("ENABLE_LSD", "true"),
     ("LSD_GROUP", "239.192.152.143:6771"),
     ("LSD_INTERFACE", "0.0.0.0"),
+    ("CLIENT_MAX", "256"),
+    ("CLIENT_MAX_PER_ADDR", "64"),
+    ("CLIENT_HEAD_TIMEOUT", "10000"),
+    ("CLIENT_IDLE_TIMEOUT", "120000"),
+    ("CLIENT_BODY_TIMEOUT", "60000"),
+    ("CLIENT_STALL_TIMEOUT", "7200000"),
+    ("ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS),
+    ("ALLOWED_HOSTS", ""),
+    ("API_TOKEN", ""),
+    (
+        "STATE_DIR",
+        "$STATE_DIRECTORY, else $HOME/.local/state/streme",
+    ),
+    ("ENABLE_DLNA", "true"),
+    ("DLNA_NAME", ""),
+    ("DLNA_INTERFACE", ""),
 ];
+
+/// The origins of Stremio's web app, which calls the streaming server's
+/// `create` and `settings` routes from the browser.
+const DEFAULT_ALLOWED_ORIGINS: &str =
+    "https://web.stremio.com,https://web.strem.io,https://app.strem.io";
 
 /// The public .torrent cache the seed used.
 const DEFAULT_TORRENT_SOURCES: &str = "https://itorrents.org/torrent/{HASH}.torrent";
@@ -201,6 +222,65 @@ pub struct Config {
     /// sends on. Default 0.0.0.0, the default route's interface; 127.0.0.1
     /// keeps LSD on this host.
     pub lsd_interface: Ipv4Addr,
+    /// `CLIENT_MAX`: HTTP client connections held at once. Default 256: an
+    /// idle or paused client costs a few KiB plus at most its stream's
+    /// channel buffers, so a few hundred fit a 512 MB Pi Zero 2 W. When
+    /// full, the connection that moved no byte for longest is closed to
+    /// admit the new one. 2 to 4096.
+    pub client_max: u32,
+    /// `CLIENT_MAX_PER_ADDR`: connections one IP address may hold. Default
+    /// 64: a TV or a Stremio app opens a handful; one device cannot take
+    /// all of `CLIENT_MAX`. Over it, that address's quietest connection is
+    /// closed. 1 to `CLIENT_MAX`.
+    pub client_max_per_addr: u32,
+    /// `CLIENT_HEAD_TIMEOUT`, in ms: the whole time a client may take to send
+    /// a request head once its first byte arrived. Default 10000: a player
+    /// sends its head in one packet; a slowloris trickle is cut. At least 1.
+    pub client_head_timeout: Duration,
+    /// `CLIENT_IDLE_TIMEOUT`, in ms: how long a keep-alive connection may sit
+    /// between requests. Default 120000: players reconnect when the server
+    /// closed an idle keep-alive (HTTP lets it at any time), and two minutes
+    /// covers the gap between a player's range requests. At least 1.
+    pub client_idle_timeout: Duration,
+    /// `CLIENT_BODY_TIMEOUT`, in ms: the whole time to read a request body
+    /// (a .torrent or a JSON add). Default 60000: 16 MiB over a weak Wi-Fi
+    /// link. At least 1.
+    pub client_body_timeout: Duration,
+    /// `CLIENT_STALL_TIMEOUT`, in ms: how long a response may go without the
+    /// client accepting one byte. Default 7200000 (2 h): a paused player is
+    /// a stalled response, and a film paused for an hour must still resume
+    /// on the same connection. A cap that needs the slot closes it sooner.
+    /// At least 1.
+    pub client_stall_timeout: Duration,
+    /// `ALLOWED_ORIGINS`: web origins (`scheme://host[:port]`) whose pages may
+    /// call the mutating routes, besides the box's own pages. Default the
+    /// Stremio web app's origins ([`DEFAULT_ALLOWED_ORIGINS`]); may be empty.
+    pub allowed_origins: Vec<String>,
+    /// `ALLOWED_HOSTS`: extra `Host` names the API and pages answer to, on
+    /// top of IP literals, `localhost`, single-label names, `.local`,
+    /// `.lan`, `.home.arpa`, `.internal` and the box's hostname (a defence
+    /// against DNS rebinding). Default none. A leading `.` allows a domain
+    /// and its subdomains.
+    pub allowed_hosts: Vec<String>,
+    /// `API_TOKEN`: when set, mutating routes need `Authorization: Bearer
+    /// TOKEN` or `?token=TOKEN`. Default empty: off.
+    pub api_token: Option<String>,
+    /// `STATE_DIR`: what must survive a cache wipe (the DLNA device UUID, which
+    /// TVs remember the box by). Default `$STATE_DIRECTORY` when systemd sets it
+    /// (`StateDirectory=` in the unit), else `$HOME/.local/state/streme`, else
+    /// `/var/lib/streme`.
+    pub state_dir: PathBuf,
+    /// `ENABLE_DLNA`: a DLNA/UPnP MediaServer, so TVs and consoles on the LAN
+    /// find the box by SSDP (multicast on 239.255.255.250:1900) and browse its
+    /// torrents. Default true: this is a LAN media box.
+    pub enable_dlna: bool,
+    /// `DLNA_NAME`: the friendly name TVs list. Empty (the default) means
+    /// `streme on <hostname>`.
+    pub dlna_name: String,
+    /// `DLNA_INTERFACE`: the one interface SSDP joins, by name (`eth0`) or
+    /// IPv4 address. Empty (the default) means every interface with an IPv4
+    /// address, followed as they come and go.
+    pub dlna_interface: String,
     /// Where each key's value came from, in the order of [`KEYS`].
     sources: Vec<Source>,
 }
@@ -485,6 +565,56 @@ impl Config {
         let lsd_interface = setting("LSD_INTERFACE").map_or(Ok(Ipv4Addr::UNSPECIFIED), |v| {
             value::ipv4("LSD_INTERFACE", &v)
         })?;
+        let state_dir = match setting("STATE_DIR") {
+            Some(v) if v.is_empty() => {
+                return Err(ConfigError::BadValue {
+                    key: "STATE_DIR",
+                    value: v,
+                    expected: "a directory path",
+                })
+            }
+            Some(v) => PathBuf::from(v),
+            None => default_state_dir(environ),
+        };
+        let enable_dlna =
+            setting("ENABLE_DLNA").map_or(Ok(true), |v| value::boolean("ENABLE_DLNA", &v))?;
+        let dlna_name = setting("DLNA_NAME")
+            .map_or(Ok(String::new()), |v| value::friendly_name("DLNA_NAME", &v))?;
+        let dlna_interface = setting("DLNA_INTERFACE").map_or(Ok(String::new()), |v| {
+            value::interface("DLNA_INTERFACE", &v)
+        })?;
+
+        let client_max = setting("CLIENT_MAX")
+            .map_or(Ok(256), |v| value::integer("CLIENT_MAX", &v, 2, 4096))?
+            as u32;
+        let client_max_per_addr = setting("CLIENT_MAX_PER_ADDR").map_or(Ok(64), |v| {
+            value::integer("CLIENT_MAX_PER_ADDR", &v, 1, 4096)
+        })? as u32;
+        let client_max_per_addr = client_max_per_addr.min(client_max);
+        let client_head_timeout = setting("CLIENT_HEAD_TIMEOUT").map_or(Ok(ms(10_000)), |v| {
+            value::millis("CLIENT_HEAD_TIMEOUT", &v, 1)
+        })?;
+        let client_idle_timeout = setting("CLIENT_IDLE_TIMEOUT").map_or(Ok(ms(120_000)), |v| {
+            value::millis("CLIENT_IDLE_TIMEOUT", &v, 1)
+        })?;
+        let client_body_timeout = setting("CLIENT_BODY_TIMEOUT").map_or(Ok(ms(60_000)), |v| {
+            value::millis("CLIENT_BODY_TIMEOUT", &v, 1)
+        })?;
+        let client_stall_timeout = setting("CLIENT_STALL_TIMEOUT")
+            .map_or(Ok(ms(7_200_000)), |v| {
+                value::millis("CLIENT_STALL_TIMEOUT", &v, 1)
+            })?;
+        let allowed_origins = value::list(
+            &setting("ALLOWED_ORIGINS").unwrap_or_else(|| DEFAULT_ALLOWED_ORIGINS.into()),
+        )
+        .into_iter()
+        .map(|o| value::origin("ALLOWED_ORIGINS", &o))
+        .collect::<Result<Vec<_>, _>>()?;
+        let allowed_hosts = value::list(&setting("ALLOWED_HOSTS").unwrap_or_default())
+            .into_iter()
+            .map(|h| value::host_name("ALLOWED_HOSTS", &h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let api_token = setting("API_TOKEN").filter(|t| !t.is_empty());
 
         let config = Config {
             host,
@@ -514,6 +644,19 @@ impl Config {
             enable_lsd,
             lsd_group,
             lsd_interface,
+            client_max,
+            client_max_per_addr,
+            client_head_timeout,
+            client_idle_timeout,
+            client_body_timeout,
+            client_stall_timeout,
+            allowed_origins,
+            allowed_hosts,
+            api_token,
+            state_dir,
+            enable_dlna,
+            dlna_name,
+            dlna_interface,
             sources,
         };
         Ok((config, warnings))
@@ -600,6 +743,24 @@ impl Config {
             self.enable_lsd.to_string(),
             self.lsd_group.to_string(),
             self.lsd_interface.to_string(),
+            self.client_max.to_string(),
+            self.client_max_per_addr.to_string(),
+            self.client_head_timeout.as_millis().to_string(),
+            self.client_idle_timeout.as_millis().to_string(),
+            self.client_body_timeout.as_millis().to_string(),
+            self.client_stall_timeout.as_millis().to_string(),
+            self.allowed_origins.join(","),
+            self.allowed_hosts.join(","),
+            // A secret: `streme config` says whether it is set, never what it is.
+            if self.api_token.is_some() {
+                "(set)".into()
+            } else {
+                String::new()
+            },
+            self.state_dir.display().to_string(),
+            self.enable_dlna.to_string(),
+            self.dlna_name.clone(),
+            self.dlna_interface.clone(),
         ]
     }
 }
@@ -626,6 +787,21 @@ fn default_cache_dir(environ: &dyn Fn(&str) -> Option<String>) -> PathBuf {
     match environ("HOME").filter(|h| !h.is_empty()) {
         Some(home) => Path::new(&home).join(".cache").join("streme"),
         None => PathBuf::from("/var/cache/streme"),
+    }
+}
+
+fn default_state_dir(environ: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    // systemd joins several StateDirectory= entries with ':'; ours is the first.
+    if let Some(first) =
+        environ("STATE_DIRECTORY").and_then(|v| v.split(':').next().map(str::to_string))
+    {
+        if !first.is_empty() {
+            return PathBuf::from(first);
+        }
+    }
+    match environ("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Path::new(&home).join(".local").join("state").join("streme"),
+        None => PathBuf::from("/var/lib/streme"),
     }
 }
 

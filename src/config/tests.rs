@@ -41,6 +41,14 @@ fn defaults_without_any_source() {
     assert_eq!(c.torrent_max_retries, 3);
     assert_eq!(c.piece_wait, Duration::from_millis(30_000));
     assert_eq!(c.stream_buffer_kb, 256);
+    assert_eq!(c.client_max, 256);
+    assert_eq!(c.client_max_per_addr, 64);
+    assert_eq!(c.client_stall_timeout, Duration::from_secs(7200));
+    assert!(c
+        .allowed_origins
+        .contains(&"https://web.stremio.com".to_string()));
+    assert!(c.allowed_hosts.is_empty());
+    assert_eq!(c.api_token, None);
     for (key, _) in KEYS {
         assert_eq!(c.source(key), Some(&Source::Default), "{key}");
     }
@@ -50,10 +58,36 @@ fn defaults_without_any_source() {
 fn keys_table_defaults_match_the_loaded_defaults() {
     let (c, _) = Config::load(None, &env(&[])).unwrap();
     for ((key, default), value) in KEYS.iter().zip(c.values()) {
-        if *key != "CACHE_DIR" {
+        if *key != "CACHE_DIR" && *key != "STATE_DIR" {
             assert_eq!(*default, value, "{key}");
         }
     }
+}
+
+#[test]
+fn state_dir_prefers_systemd_state_directory_and_is_not_the_cache() {
+    let (c, _) = Config::load(
+        None,
+        &env(&[
+            ("STATE_DIRECTORY", "/var/lib/streme"),
+            ("CACHE_DIRECTORY", "/var/cache/streme"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/streme"));
+    let (c, _) = Config::load(None, &env(&[("HOME", "/home/u")])).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/home/u/.local/state/streme"));
+    assert_ne!(c.state_dir, c.cache_dir);
+    let (c, _) = Config::load(None, &env(&[])).unwrap();
+    assert_eq!(c.state_dir, PathBuf::from("/var/lib/streme"));
+    assert!(c.enable_dlna);
+    let (c, _) = Config::load(
+        None,
+        &env(&[("DLNA_NAME", " Living room "), ("DLNA_INTERFACE", "eth0")]),
+    )
+    .unwrap();
+    assert_eq!(c.dlna_name, "Living room");
+    assert_eq!(c.dlna_interface, "eth0");
 }
 
 #[test]
@@ -188,6 +222,14 @@ fn bad_values_name_key_and_value() {
         ("LSD_GROUP", "10.0.0.1:6771", "LSD_GROUP: expected an IPv4 multicast group:port such as 239.192.152.143:6771, got \"10.0.0.1:6771\""),
         ("LSD_GROUP", "239.192.152.143:0", "LSD_GROUP: expected an IPv4 multicast group:port such as 239.192.152.143:6771, got \"239.192.152.143:0\""),
         ("LSD_INTERFACE", "::1", "LSD_INTERFACE: expected an IPv4 address such as 0.0.0.0 or 127.0.0.1, got \"::1\""),
+        ("CLIENT_MAX", "1", "CLIENT_MAX: expected 2 to 4096, got \"1\""),
+        ("CLIENT_IDLE_TIMEOUT", "0", "CLIENT_IDLE_TIMEOUT: expected at least 1, got \"0\""),
+        ("ALLOWED_ORIGINS", "https://a.example/path", "ALLOWED_ORIGINS: expected origins such as https://web.stremio.com or http://192.168.1.5:8080 (no path), got \"https://a.example/path\""),
+        ("ALLOWED_HOSTS", "a b", "ALLOWED_HOSTS: expected host names such as streme.example.com or .example.com, got \"a b\""),
+        ("STATE_DIR", "", "STATE_DIR: expected a directory path, got \"\""),
+        ("ENABLE_DLNA", "sure", "ENABLE_DLNA: expected a boolean (true/false, 1/0, yes/no, on/off), got \"sure\""),
+        ("DLNA_NAME", "a\u{7}b", "DLNA_NAME: expected a name of at most 64 characters without control characters, got \"a\\u{7}b\""),
+        ("DLNA_INTERFACE", "eth0; rm", "DLNA_INTERFACE: expected an interface name such as eth0, an IPv4 address, or empty for every interface, got \"eth0; rm\""),
     ];
     for (key, value, message) in cases {
         let e = Config::load(None, &env(&[(key, value)])).unwrap_err();
@@ -347,4 +389,32 @@ fn bad_templates_name_the_key_and_the_template() {
         error(&[("HTTP_MAX_TORRENT_KB", "16385")]),
         "HTTP_MAX_TORRENT_KB: expected 1 to 16384, got \"16385\""
     );
+}
+
+#[test]
+fn client_caps_and_security_settings_parse() {
+    let (c, _) = Config::load(
+        None,
+        &env(&[
+            ("CLIENT_MAX", "10"),
+            ("CLIENT_MAX_PER_ADDR", "50"),
+            (
+                "ALLOWED_ORIGINS",
+                "HTTP://192.168.1.5:8080, https://x.example",
+            ),
+            ("ALLOWED_HOSTS", "box.example.com,.home.example"),
+            ("API_TOKEN", "s3cret"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.client_max, 10);
+    // The per-address cap never exceeds the total.
+    assert_eq!(c.client_max_per_addr, 10);
+    assert_eq!(
+        c.allowed_origins,
+        ["http://192.168.1.5:8080", "https://x.example"]
+    );
+    assert_eq!(c.allowed_hosts, ["box.example.com", ".home.example"]);
+    assert_eq!(c.api_token.as_deref(), Some("s3cret"));
+    assert!(!c.describe().contains("s3cret"));
 }

@@ -98,6 +98,37 @@ pub fn multicast_group(key: &'static str, value: &str) -> Result<SocketAddrV4, C
         })
 }
 
+/// A DLNA friendly name: UPnP allows 64 characters, and a control character
+/// would only garble a TV's menu.
+pub fn friendly_name(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    if value.chars().count() > 64 || value.chars().any(char::is_control) {
+        return Err(bad(
+            key,
+            value,
+            "a name of at most 64 characters without control characters",
+        ));
+    }
+    Ok(value.trim().to_string())
+}
+
+/// An interface name (`eth0`, at most 15 characters as Linux allows) or an
+/// IPv4 address; empty for every interface.
+pub fn interface(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let name_ok = value.len() <= 15
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-@".contains(&b));
+    if value.parse::<Ipv4Addr>().is_ok() || name_ok {
+        Ok(value.to_string())
+    } else {
+        Err(bad(
+            key,
+            value,
+            "an interface name such as eth0, an IPv4 address, or empty for every interface",
+        ))
+    }
+}
+
 /// A comma-separated list; blanks around entries and empty entries are dropped,
 /// so an empty value is an empty list.
 pub fn list(value: &str) -> Vec<String> {
@@ -142,6 +173,40 @@ pub fn log_level(key: &'static str, value: &str) -> Result<log::LevelFilter, Con
     // `LevelFilter::from_str` already ignores case and knows `off`.
     log::LevelFilter::from_str(value)
         .map_err(|_| bad(key, value, "one of error, warn, info, debug, trace, off"))
+}
+
+/// A web origin as browsers send it: `http://` or `https://`, a host, an
+/// optional port, no path. Kept lower-case, as browsers serialize it.
+pub fn origin(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let expected = "origins such as https://web.stremio.com or http://192.168.1.5:8080 (no path)";
+    let lower = value.to_ascii_lowercase();
+    let rest = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme))
+        .ok_or_else(|| bad(key, value, expected))?;
+    let host_ok = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    if !host_ok {
+        return Err(bad(key, value, expected));
+    }
+    Ok(lower)
+}
+
+/// A DNS name (letters, digits, `-`, `.`), optionally with a leading `.`
+/// meaning "and every subdomain". Kept lower-case.
+pub fn host_name(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let expected = "host names such as streme.example.com or .example.com";
+    let name = value.strip_prefix('.').unwrap_or(value);
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !ok {
+        return Err(bad(key, value, expected));
+    }
+    Ok(value.to_ascii_lowercase())
 }
 
 #[cfg(test)]

@@ -10,12 +10,17 @@
 //! are caught by a timer around each wait (the headers, then every read),
 //! not by curl's low-speed limit: a reader that stops reading because its
 //! piece channel is full must not look like a stalled server.
+//!
+//! HTTPS: libcurl is built with rustls (see Cargo.toml), which trusts only the
+//! CA bundle it is given. The bundle is found as OpenSSL would find it
+//! (`SSL_CERT_FILE`, then Debian's and other distributions' usual paths), once
+//! per agent; with none found, every https:// request fails verification.
 
 use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::{future, AsyncRead, AsyncReadExt};
-use isahc::config::{Configurable, RedirectPolicy};
+use isahc::config::{CaCertificate, Configurable, RedirectPolicy};
 use isahc::{AsyncBody, HttpClient, Request, Response};
 
 use crate::config::Config;
@@ -56,11 +61,17 @@ pub(super) enum SendError {
 impl Client {
     /// Starts the agent thread.
     pub fn new(timeout: Duration, max_torrent_bytes: u64) -> Result<Client, ClientError> {
-        let agent = HttpClient::builder()
+        let mut builder = HttpClient::builder()
             .connect_timeout(timeout)
             .redirect_policy(RedirectPolicy::Limit(MAX_REDIRECTS))
             // Byte offsets must be those of the file, never of a gzip stream.
-            .automatic_decompression(false)
+            .automatic_decompression(false);
+        // The curl crate used to set this on every handle through the same probe, while its
+        // (unused) OpenSSL feature was on; curl's rustls backend has no default bundle of its own.
+        if let Some(bundle) = openssl_probe::probe().cert_file {
+            builder = builder.ssl_ca_certificate(CaCertificate::file(bundle));
+        }
+        let agent = builder
             .build()
             .map_err(|e| ClientError(e.to_string()))?;
         Ok(Client {

@@ -94,7 +94,11 @@ async fn fetch_one(client: &Client, url: &str) -> Result<(Metainfo, Vec<u8>), To
             Err(Some(reason)) => return Err(TorrentProblem::Transport(reason)),
         }
     }
-    match Metainfo::from_torrent_bytes(&bytes) {
+    // Parsing hashes the info dict (up to the cap): on the blocking pool,
+    // never on the executor that serves every peer and stream.
+    let (parsed, bytes) =
+        smol::unblock(move || (Metainfo::from_torrent_bytes(&bytes), bytes)).await;
+    match parsed {
         Ok(meta) => Ok((meta, bytes)),
         Err(error) => Err(TorrentProblem::NotATorrent {
             error,

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use futures_lite::future;
 
-use super::{Tiers, Torrent};
+use super::{State, Tiers, Torrent};
 use crate::demand::{file_pieces, Phase, SourceState};
 use crate::format::metainfo::Metainfo;
+use crate::format::InfoHash;
 use crate::http::{self, Source};
 use crate::p2p::{Swarm, SwarmCtx};
 use crate::store::Store;
@@ -33,6 +34,14 @@ pub(super) struct HttpTier {
 impl Tiers {
     pub(super) async fn control(&self, store: &Store, torrent: &Arc<Torrent>) {
         let ih = torrent.info_hash;
+        // Dropped with this future, after (declared before) everything it owns.
+        struct Ended(InfoHash);
+        impl Drop for Ended {
+            fn drop(&mut self) {
+                log::info!("[Hybrid] {}: every task of the torrent ended", self.0);
+            }
+        }
+        let _ended = Ended(ih);
         // The swarm runs as long as this controller: seeding, and fetching
         // alongside HTTP, and it takes the work back when peers show up. The
         // metadata it finds comes back over `found`.
@@ -45,32 +54,49 @@ impl Tiers {
             meta: torrent.meta(),
             found,
         });
-        *torrent.swarm.lock().unwrap() = Some(swarm.clone());
+        torrent.life.lock().unwrap().swarm = Some(swarm.clone());
+        // Kept here, so that dropping the controller (removal) ends the swarm.
+        let _run = smol::spawn(swarm.clone().run());
         let adopt = async {
             while let Ok(meta) = found_rx.recv().await {
                 self.adopt_from_peers(store, torrent, &swarm, meta).await;
             }
             future::pending::<()>().await
         };
-        future::or(self.run_tiers(store, torrent, &swarm), adopt).await;
+        // Each try runs the tiers until no tier can serve the torrent; then it
+        // waits (backoff, or a player asking again) and tries again.
+        let tries = async {
+            loop {
+                let reason = self.run_tiers(store, torrent, &swarm).await;
+                let Some(at) = torrent.fail(reason) else {
+                    return;
+                };
+                torrent.wait_retry(at).await;
+                if !torrent.set_state(State::Resolving) {
+                    return;
+                }
+            }
+        };
+        future::or(tries, adopt).await;
     }
 
-    async fn run_tiers(&self, store: &Store, torrent: &Arc<Torrent>, swarm: &Arc<Swarm>) {
+    /// One try: resolves the metadata if need be, then supervises the tiers.
+    /// Returns only when no tier can serve the torrent, with the reason.
+    async fn run_tiers(&self, store: &Store, torrent: &Arc<Torrent>, swarm: &Arc<Swarm>) -> String {
         let ih = torrent.info_hash;
         let demand = &torrent.demand;
-        let _swarm = smol::spawn(swarm.clone().run());
         let (meta, p2p_failed) = match torrent.meta() {
             Some(meta) => (meta, false),
             None => match self.resolve(store, torrent, swarm).await {
                 Ok(found) => found,
                 Err(reason) => {
                     log::warn!("[Hybrid] {ih}: {reason}");
-                    demand.set_phase(Phase::Failed(reason));
-                    return;
+                    return reason;
                 }
             },
         };
         swarm.set_meta(meta.clone());
+        torrent.set_state(State::Ready);
         {
             let mut st = demand.lock();
             if st.file.is_none() {
@@ -125,8 +151,20 @@ impl Tiers {
                             since: Instant::now(),
                         });
                     }
+                    // No tier can serve it: this try ends, and the HTTP workers with it.
+                    Phase::Failed(reason) => return reason,
                     _ => {}
                 }
+                let complete = store
+                    .verified(&ih)
+                    .is_some_and(|(n, _)| n >= meta.piece_count());
+                torrent.set_state(if demand.active() {
+                    State::Fetching
+                } else if complete {
+                    State::Seeding
+                } else {
+                    State::Ready
+                });
                 future::or(
                     async {
                         changed.await;
@@ -138,7 +176,11 @@ impl Tiers {
                 .await;
             }
         };
-        future::or(supervise, self.progress(store, torrent, &meta)).await;
+        let progress = async {
+            self.progress(store, torrent, &meta).await;
+            future::pending().await
+        };
+        future::or(supervise, progress).await
     }
 
     /// P2P missed `P2P_TIMEOUT`: the HTTP workers start (once) and take the bulk.

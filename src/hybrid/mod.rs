@@ -36,12 +36,14 @@ use async_io::Timer;
 use futures_lite::future;
 
 mod control;
+pub mod lifecycle;
 mod progress;
 mod resolve;
 mod torrent;
 mod worker;
 
 pub use crate::demand::{file_pieces, Demand, DemandView, Phase, Waiting};
+pub use lifecycle::State;
 pub use torrent::{AddError, Torrent};
 
 use crate::config::Config;
@@ -58,15 +60,26 @@ pub struct Tiers {
 }
 
 impl Tiers {
-    /// Starts the torrent's controller once; later calls do nothing. The
-    /// controller writes into `store` (the registry passes itself).
+    /// Starts the torrent's controller once; later calls do nothing, but
+    /// that a failed torrent is tried again at once (a player asks for it),
+    /// and a removed one is never started again. The controller writes into
+    /// `store` (the registry passes itself).
     pub fn engage(&self, store: &impl AsRef<Store>, torrent: &Arc<Torrent>) {
-        let mut task = torrent.controller.lock().unwrap();
-        if task.is_some() {
-            return;
+        let mut life = torrent.life.lock().unwrap();
+        match life.state {
+            State::Removed => return,
+            State::Failed { .. } => {
+                drop(life);
+                torrent.retry_now();
+                return;
+            }
+            _ if life.controller.is_some() => return,
+            _ => {}
         }
+        // The controller holds the torrent only while it runs: removal drops
+        // this task, which ends the cycle.
         let (tiers, store, t) = (self.clone(), store.as_ref().clone(), torrent.clone());
-        *task = Some(smol::spawn(async move { tiers.control(&store, &t).await }));
+        life.controller = Some(smol::spawn(async move { tiers.control(&store, &t).await }));
     }
 }
 

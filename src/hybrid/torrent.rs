@@ -8,11 +8,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use event_listener::Event;
+
+use super::lifecycle::Life;
 use crate::demand::{self, Demand, Tier};
 use crate::format::magnet::Magnet;
 use crate::format::metainfo::{Metainfo, MetainfoError};
 use crate::format::InfoHash;
-use crate::p2p::{Swarm, SwarmStats};
+use crate::p2p::SwarmStats;
 use crate::store::{Store, StoreError};
 
 /// Why a torrent could not be added.
@@ -47,10 +50,10 @@ pub struct Torrent {
     /// What readers wait for, and the tiers' progress on it. Shared with the
     /// tiers by handle, never by a reference to this torrent.
     pub demand: Arc<Demand>,
-    /// The task that runs the tiers for this torrent, once engaged; dropping it stops them.
-    pub controller: Mutex<Option<smol::Task<()>>>,
-    /// The P2P swarm while the controller runs it, for its numbers.
-    pub(super) swarm: Mutex<Option<Arc<Swarm>>>,
+    /// Its state and the handles of every task it owns (see `lifecycle`).
+    pub(super) life: Mutex<Life>,
+    /// Notified at every change of state: a failed torrent's controller waits on it.
+    pub(super) retry: Event,
 }
 
 impl Torrent {
@@ -66,8 +69,8 @@ impl Torrent {
             served: Default::default(),
             serving: Mutex::new(None),
             demand: Arc::new(Demand::default()),
-            controller: Mutex::new(None),
-            swarm: Mutex::new(None),
+            life: Mutex::new(Life::default()),
+            retry: Event::new(),
         }
     }
 
@@ -103,7 +106,7 @@ impl Torrent {
 
     /// The swarm's numbers for the status APIs (zero until P2P runs for it).
     pub fn swarm_stats(&self) -> SwarmStats {
-        match &*self.swarm.lock().unwrap() {
+        match &self.life.lock().unwrap().swarm {
             Some(s) => s.stats(),
             None => SwarmStats::default(),
         }

@@ -8,6 +8,7 @@
 //! every tier, P2P writes verified pieces into the store and never serves a
 //! reader directly.
 
+mod blame;
 pub mod dht;
 pub mod lsd;
 mod metadata;
@@ -20,7 +21,6 @@ pub mod utp;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -35,10 +35,6 @@ use crate::config::Config;
 use crate::format::InfoHash;
 use crate::http::Client;
 use wire::PeerId;
-
-/// Handshakes read at once from incoming connections; more wait in the
-/// kernel's backlog, so a connection flood costs no memory.
-const MAX_HANDSHAKING: u32 = 16;
 
 /// The P2P tier of this box: our peer id, the listening socket, the swarms,
 /// and the limits they share. Cheap to clone.
@@ -165,28 +161,28 @@ impl P2p {
     /// An incoming connection, over either transport: refused at the caps
     /// (`MAX_HANDSHAKING`, `MAX_CONNECTIONS`), else welcomed.
     fn admit(&self, conn: peer::Conn) {
-        if self.inner.shared.handshaking.load(Ordering::Relaxed) >= MAX_HANDSHAKING
-            || !self.inner.shared.has_room()
-        {
-            log::debug!("[P2P] refusing {}: at the connection limit", conn.addr);
-            return;
-        }
+        // The place is taken here, before the spawn: a burst of
+        // connections cannot get past `MAX_HANDSHAKING`.
+        let turn = match self.inner.shared.handshaking.try_take() {
+            Some(turn) if self.inner.shared.has_room() => turn,
+            _ => {
+                log::debug!("[P2P] refusing {}: at the connection limit", conn.addr);
+                return;
+            }
+        };
         let p2p = self.clone();
-        smol::spawn(async move { p2p.welcome(conn).await }).detach();
+        smol::spawn(async move {
+            let _turn = turn;
+            p2p.welcome(conn).await
+        })
+        .detach();
     }
 
     /// Reads an incoming handshake and hands the connection to its swarm.
     async fn welcome(&self, mut conn: peer::Conn) {
+        // The caller holds this connection's place under `MAX_HANDSHAKING`.
         let addr = conn.addr;
-        self.inner
-            .shared
-            .handshaking
-            .fetch_add(1, Ordering::Relaxed);
         let theirs = peer::read_handshake(&mut conn.reader).await;
-        self.inner
-            .shared
-            .handshaking
-            .fetch_sub(1, Ordering::Relaxed);
         let theirs = match theirs {
             Ok(h) => h,
             Err(e) => return log::debug!("[P2P] incoming {addr}: {e}"),
@@ -204,16 +200,15 @@ impl P2p {
         self.inner.swarms.lock().unwrap().get(ih)?.upgrade()
     }
 
-    /// The swarm of a torrent, created on first use. Its `run` future must be
-    /// polled for it to find peers; dropping that future ends it.
+    /// A new swarm for a torrent's controller; it replaces any older swarm of
+    /// the same hash (a removed torrent's, still saying `stopped`), which is
+    /// never handed to a new torrent. Its `run` future must be polled for it
+    /// to find peers; dropping that future ends it.
     pub fn swarm(&self, ctx: SwarmCtx) -> Arc<Swarm> {
         let mut swarms = self.inner.swarms.lock().unwrap();
         // Entries of swarms nobody holds any more go first: the map stays as
         // small as the torrents that run.
         swarms.retain(|_, w| w.strong_count() > 0);
-        if let Some(s) = swarms.get(&ctx.info_hash).and_then(Weak::upgrade) {
-            return s;
-        }
         let ih = ctx.info_hash;
         let s = Swarm::new(self.inner.shared.clone(), ctx);
         swarms.insert(ih, Arc::downgrade(&s));

@@ -28,7 +28,8 @@ pub struct Shared {
     pub(super) port: u16,
     /// Peer connections open or opening, over every torrent (`MAX_CONNECTIONS`).
     connections: AtomicU32,
-    pub(super) handshaking: AtomicU32,
+    /// Incoming handshakes being read, under `MAX_HANDSHAKING`.
+    pub(super) handshaking: Arc<Gate>,
     /// The upload cap's token bucket: bytes allowed, and when last refilled.
     upload: Mutex<(f64, Instant)>,
     downloaded: AtomicU64,
@@ -42,6 +43,90 @@ pub struct Shared {
     /// Which transport reached each peer last, so the next dial goes
     /// straight to it (bounded: forgotten wholesale at [`MAX_TRANSPORTS`]).
     transports: Mutex<HashMap<SocketAddr, Transport>>,
+    /// The pings PORT messages may start (`PORT_PINGS_PER_SEC`).
+    port_pings: Mutex<Bucket>,
+}
+
+/// Handshakes read at once from incoming connections; more wait in the
+/// kernel's backlog, so a connection flood costs no memory.
+pub const MAX_HANDSHAKING: u32 = 16;
+
+/// A count of things in progress with a cap, taken before the work is
+/// spawned (so a burst cannot get past it) and given back on drop.
+pub struct Gate {
+    taken: AtomicU32,
+    max: u32,
+}
+
+/// One place taken in a [`Gate`].
+pub struct Turn(Arc<Gate>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.0.taken.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    pub fn new(max: u32) -> Gate {
+        Gate {
+            taken: AtomicU32::new(0),
+            max,
+        }
+    }
+
+    /// A place, if one is free now.
+    pub fn try_take(self: &Arc<Gate>) -> Option<Turn> {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Turn(self.clone()))
+    }
+
+    #[cfg(test)]
+    fn taken(&self) -> u32 {
+        self.taken.load(Ordering::Acquire)
+    }
+}
+
+/// DHT pings that peers' PORT messages may start: on average this many per
+/// second over every swarm, in bursts of [`PORT_PING_BURST`]. One peer (or a
+/// swarm of them reconnecting) cannot keep the DHT node busy.
+pub const PORT_PINGS_PER_SEC: f64 = 2.0;
+pub const PORT_PING_BURST: f64 = 8.0;
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved.
+pub struct Bucket {
+    tokens: f64,
+    at: Instant,
+    rate: f64,
+    burst: f64,
+}
+
+impl Bucket {
+    pub fn new(rate: f64, burst: f64, now: Instant) -> Bucket {
+        Bucket {
+            tokens: burst,
+            at: now,
+            rate,
+            burst,
+        }
+    }
+
+    /// Takes one token if there is one at `now`.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// How a peer connection is carried.
@@ -79,7 +164,7 @@ impl Shared {
             peer_id,
             port,
             connections: AtomicU32::new(0),
-            handshaking: AtomicU32::new(0),
+            handshaking: Arc::new(Gate::new(MAX_HANDSHAKING)),
             upload: Mutex::new((0.0, Instant::now())),
             downloaded: AtomicU64::new(0),
             uploaded: AtomicU64::new(0),
@@ -87,6 +172,11 @@ impl Shared {
             lsd,
             utp,
             transports: Mutex::new(HashMap::new()),
+            port_pings: Mutex::new(Bucket::new(
+                PORT_PINGS_PER_SEC,
+                PORT_PING_BURST,
+                Instant::now(),
+            )),
         }
     }
 
@@ -143,10 +233,15 @@ impl Shared {
         self.dht.as_ref().map(|d| d.local_addr().port())
     }
 
-    /// A DHT node a peer told us of (its PORT message).
+    /// A DHT node a peer told us of (its PORT message); pinged only within
+    /// the rate limit, dropped beyond it (the DHT finds nodes by itself too).
     pub(super) fn dht_node(&self, addr: SocketAddr) {
         if let Some(d) = &self.dht {
-            d.add_node(addr);
+            if self.port_pings.lock().unwrap().allow(Instant::now()) {
+                d.add_node(addr);
+            } else {
+                log::debug!("[P2P] PORT from {addr} dropped: over the ping rate limit");
+            }
         }
     }
 
@@ -180,5 +275,55 @@ impl Shared {
 
     pub(super) fn count_upload(&self, bytes: u64) {
         self.uploaded.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_far_past_the_handshake_cap_gets_only_the_cap() {
+        let gate = Arc::new(Gate::new(MAX_HANDSHAKING));
+        // 10k connections arrive at once: only MAX_HANDSHAKING places are handed out.
+        let turns: Vec<Turn> = (0..10_000).filter_map(|_| gate.try_take()).collect();
+        assert_eq!(turns.len(), MAX_HANDSHAKING as usize);
+        assert_eq!(gate.taken(), MAX_HANDSHAKING);
+        drop(turns);
+        assert_eq!(gate.taken(), 0);
+        assert!(gate.try_take().is_some());
+    }
+
+    #[test]
+    fn a_flood_of_port_messages_starts_only_the_rate_limit_of_pings() {
+        let start = Instant::now();
+        let mut b = Bucket::new(PORT_PINGS_PER_SEC, PORT_PING_BURST, start);
+        // 100k PORT messages within one second: the burst, plus two a second.
+        let allowed = (0..100_000u32)
+            .filter(|i| b.allow(start + Duration::from_micros(*i as u64 * 10)))
+            .count();
+        assert!(
+            allowed <= (PORT_PING_BURST + PORT_PINGS_PER_SEC) as usize + 1,
+            "{allowed}"
+        );
+        // A minute later, the bucket holds the burst again, no more.
+        let later = start + Duration::from_secs(60);
+        let again = (0..1000).filter(|_| b.allow(later)).count();
+        assert_eq!(again, PORT_PING_BURST as usize);
+    }
+
+    #[test]
+    fn the_cap_holds_across_threads() {
+        let gate = Arc::new(Gate::new(MAX_HANDSHAKING));
+        let held: Vec<Vec<Turn>> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| (0..1000).filter_map(|_| gate.try_take()).collect()))
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            held.iter().map(Vec::len).sum::<usize>(),
+            MAX_HANDSHAKING as usize
+        );
     }
 }

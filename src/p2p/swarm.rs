@@ -19,7 +19,7 @@
 //! once-a-second tick; `incoming` what peers send, `outgoing` what we send.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use async_io::Timer;
 use event_listener::Event;
 use futures_lite::future;
 
+use super::blame::Blame;
 use super::metadata::Assembly;
 use super::peer::{self, Link};
 pub use super::peer::{Hangup, Output};
@@ -166,6 +167,9 @@ struct Peer {
     pex_at: Option<Instant>,
     /// When we unchoked it (for the optimistic slot).
     optimistic: bool,
+    /// The address it accepts connections on, if it told us (its ext
+    /// handshake's listen port) and that differs from `addr`.
+    listen: Option<SocketAddr>,
 }
 
 struct State {
@@ -177,8 +181,8 @@ struct State {
     known: HashMap<SocketAddr, Known>,
     queue: VecDeque<SocketAddr>,
     dialing: usize,
-    banned: HashSet<IpAddr>,
-    strikes: HashMap<IpAddr, u32>,
+    /// Bans and strikes, bounded (see `blame`).
+    blame: Blame,
     /// The wanted pieces in order, rebuilt when `dirty`.
     order: Vec<u32>,
     urgent: HashSet<u32>,
@@ -215,8 +219,7 @@ impl Swarm {
                 known: HashMap::new(),
                 queue: VecDeque::new(),
                 dialing: 0,
-                banned: HashSet::new(),
-                strikes: HashMap::new(),
+                blame: Blame::default(),
                 order: Vec::new(),
                 urgent: HashSet::new(),
                 dirty: true,
@@ -314,13 +317,14 @@ impl Swarm {
     pub fn add_peers(&self, addrs: impl IntoIterator<Item = SocketAddr>, origin: Origin) {
         let mut added = 0;
         {
-            let mut st = self.state();
+            let mut guard = self.state();
+            let st = &mut *guard;
             for addr in addrs {
                 if addr.port() == 0
-                    || st.banned.contains(&addr.ip())
+                    || st.blame.is_banned(addr.ip())
                     || st.selves.contains(&addr)
                     || st.known.contains_key(&addr)
-                    || st.known.len() >= MAX_KNOWN
+                    || !make_room(&mut st.known, &mut st.queue)
                 {
                     continue;
                 }
@@ -517,7 +521,7 @@ impl Swarm {
                 let Some(k) = st.known.get(&addr) else {
                     continue;
                 };
-                if k.connected || st.banned.contains(&addr.ip()) {
+                if k.connected || st.blame.is_banned(addr.ip()) {
                     continue;
                 }
                 if k.retry_at.is_some_and(|t| t > now) {
@@ -573,7 +577,7 @@ impl Swarm {
         let addr = conn.addr;
         {
             let st = self.state();
-            if st.banned.contains(&addr.ip())
+            if st.blame.is_banned(addr.ip())
                 || st.peers.len() >= self.shared.config().max_peers as usize
             {
                 return;
@@ -606,7 +610,7 @@ impl Swarm {
             return Err(Hangup::Unwanted("connected to ourselves"));
         }
         let mut st = self.state();
-        if st.banned.contains(&addr.ip()) {
+        if st.blame.is_banned(addr.ip()) {
             return Err(Hangup::Banned);
         }
         if st.peers.values().any(|p| p.addr == addr) {
@@ -675,6 +679,7 @@ impl Swarm {
                 pex_told: HashSet::new(),
                 pex_at: None,
                 optimistic: false,
+                listen: None,
             },
         );
         log::debug!(
@@ -741,6 +746,15 @@ impl Swarm {
         }
         if matches!(why, Hangup::Protocol(_)) {
             st.known.remove(&peer.addr);
+        }
+        // Its listen address was held as connected while it was: free it, so
+        // it may be dialed later (or evicted), never kept for good.
+        if let Some(listen) = peer.listen {
+            if let Some(k) = st.known.get_mut(&listen) {
+                k.connected = false;
+                k.retry_at = Some(Instant::now() + Duration::from_secs(2));
+                st.queue.push_back(listen);
+            }
         }
         st.dirty = true;
         drop(st);
@@ -840,6 +854,30 @@ pub struct SwarmStats {
     pub uploaded: u64,
 }
 
+/// Makes room in `known` for one more address, if it is full: the eviction
+/// rule is the oldest address waiting in the dial queue (never dialed, or
+/// backing off), else any address not connected now. False only when every
+/// known address is connected, which `MAX_PEERS` keeps far below the bound.
+fn make_room(known: &mut HashMap<SocketAddr, Known>, queue: &mut VecDeque<SocketAddr>) -> bool {
+    if known.len() < MAX_KNOWN {
+        return true;
+    }
+    while let Some(addr) = queue.pop_front() {
+        if known.get(&addr).is_some_and(|k| !k.connected) {
+            known.remove(&addr);
+            return true;
+        }
+    }
+    let idle = known.iter().find(|(_, k)| !k.connected).map(|(a, _)| *a);
+    match idle {
+        Some(addr) => {
+            known.remove(&addr);
+            true
+        }
+        None => false,
+    }
+}
+
 fn new_picker(meta: &Metainfo) -> Picker {
     Picker::new(meta.piece_length, meta.total_length, PIECE_BUDGET)
 }
@@ -908,5 +946,58 @@ impl peer::SwarmSide for Swarm {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, Hangup>> + Send + '_>>
     {
         Box::pin(Swarm::read_block(self, key, block))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(connected: bool) -> Known {
+        Known {
+            failures: 0,
+            drops: 0,
+            retry_at: None,
+            connected,
+        }
+    }
+
+    #[test]
+    fn a_flood_of_addresses_keeps_known_within_its_bound_and_evicts_the_oldest() {
+        let mut map: HashMap<SocketAddr, Known> = HashMap::new();
+        let mut queue = VecDeque::new();
+        // A few connected peers stay; 100k addresses from a tracker or PEX flood come and go.
+        for i in 0..10u16 {
+            let a = SocketAddr::from(([10, 0, 0, 1], 1000 + i));
+            map.insert(a, known(true));
+        }
+        for i in 0..100_000u32 {
+            let a = SocketAddr::from((std::net::Ipv4Addr::from(0x0b00_0000 + i), 6881));
+            assert!(make_room(&mut map, &mut queue));
+            map.insert(a, known(false));
+            queue.push_back(a);
+            assert!(map.len() <= MAX_KNOWN);
+            assert!(queue.len() <= MAX_KNOWN);
+        }
+        // The connected ones were never evicted; the newest addresses are the ones kept.
+        assert_eq!(map.values().filter(|k| k.connected).count(), 10);
+        let newest = SocketAddr::from((std::net::Ipv4Addr::from(0x0b00_0000 + 99_999), 6881));
+        let oldest = SocketAddr::from((std::net::Ipv4Addr::from(0x0b00_0000), 6881));
+        assert!(map.contains_key(&newest));
+        assert!(!map.contains_key(&oldest));
+    }
+
+    #[test]
+    fn when_every_known_address_is_connected_nothing_is_evicted() {
+        let mut map: HashMap<SocketAddr, Known> = HashMap::new();
+        let mut queue = VecDeque::new();
+        for i in 0..MAX_KNOWN as u32 {
+            map.insert(
+                SocketAddr::from((std::net::Ipv4Addr::from(i), 1)),
+                known(true),
+            );
+        }
+        assert!(!make_room(&mut map, &mut queue));
+        assert_eq!(map.len(), MAX_KNOWN);
     }
 }

@@ -3,7 +3,6 @@
 //! Request bodies are read up to [`MAX_BODY`] and never further, so a client
 //! cannot make the box buffer more than that.
 
-use futures_lite::AsyncReadExt;
 use http_types::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -34,7 +33,8 @@ impl App {
                 Ok(t) => json_response(StatusCode::Ok, super::status::torrent(&self.session, &t)),
                 Err(res) => *res,
             },
-            (Method::Delete, ["torrents", ih]) => self.forget(ih),
+            (Method::Get, ["torrents", ih, "pieces"]) => self.pieces(&req, ih),
+            (Method::Delete, ["torrents", ih]) => self.forget(ih).await,
             (Method::Get, ["cache"]) => self.cache(),
             _ => error(
                 StatusCode::NotFound,
@@ -66,25 +66,10 @@ impl App {
         let is_torrent = req
             .content_type()
             .is_some_and(|m| m.essence() == "application/x-bittorrent");
-        let mut body = Vec::new();
-        if let Err(e) = req
-            .take_body()
-            .into_reader()
-            .take(MAX_BODY + 1)
-            .read_to_end(&mut body)
-            .await
-        {
-            return error(
-                StatusCode::BadRequest,
-                format!("could not read the request body: {e}"),
-            );
-        }
-        if body.len() as u64 > MAX_BODY {
-            return error(
-                StatusCode::PayloadTooLarge,
-                format!("request body is over {MAX_BODY} bytes"),
-            );
-        }
+        let body = match self.read_body(&mut req, MAX_BODY).await {
+            Ok(body) => body,
+            Err(res) => return *res,
+        };
         let added = if is_torrent {
             // Persisting the .torrent is file I/O: keep it off the event loop.
             let session = self.session.clone();
@@ -145,14 +130,14 @@ impl App {
         }
     }
 
-    fn forget(&self, ih: &str) -> Response {
+    async fn forget(&self, ih: &str) -> Response {
         let Some(hash) = InfoHash::from_hex(ih) else {
             return error(
                 StatusCode::BadRequest,
                 format!("not an info hash (40 hex characters): {ih:?}"),
             );
         };
-        match self.session.remove(&hash) {
+        match self.session.remove(&hash).await {
             Ok(true) => {
                 log::info!("[API] Forgot torrent {hash} and freed its cache");
                 json_response(StatusCode::Ok, json!({ "deleted": hash.to_hex() }))
@@ -180,9 +165,105 @@ impl App {
                 })
             })
             .collect();
+        // What content may fill: the quota less what the store's own files
+        // (index, directories, foreign files) are charged.
+        let content: u64 = usage.torrents.iter().map(|e| e.bytes_on_disk).sum();
+        let overhead = usage.used.saturating_sub(content);
+        let next = self.session.store.next_eviction().map(|n| {
+            json!({
+                "infoHash": n.info_hash.to_hex(),
+                "name": self.session.get(&n.info_hash).and_then(|t| t.name()),
+                "firstPiece": n.pieces.start,
+                "endPiece": n.pieces.end,
+                "bytes": n.bytes,
+            })
+        });
         json_response(
             StatusCode::Ok,
-            json!({"quotaBytes": usage.quota, "usedBytes": usage.used, "entries": entries}),
+            json!({
+                "quotaBytes": usage.quota,
+                // What the cache may really hold: the quota, or less when the disk is smaller.
+                "ceilingBytes": usage.ceiling,
+                "ceilingSetBy": usage.limit.name(),
+                "diskFreeBytes": usage.disk_free,
+                "diskTotalBytes": usage.disk_total,
+                "usedBytes": usage.used,
+                // Of what is used, the pieces themselves; the rest is the index and directories.
+                "contentBytes": content,
+                "overheadBytes": overhead,
+                "nextEviction": next,
+                "entries": entries,
+            }),
+        )
+    }
+
+    /// The piece map of one file, for the dashboard: which of its pieces are
+    /// verified (a hex bitmap, first piece in the high bit), where the
+    /// playhead is, and the readahead window after it.
+    fn pieces(&self, req: &Request, ih: &str) -> Response {
+        let t = match self.known(ih) {
+            Ok(t) => t,
+            Err(res) => return *res,
+        };
+        let Some(meta) = t.meta() else {
+            return error(
+                StatusCode::Conflict,
+                format!("{} has no metadata yet", t.info_hash),
+            );
+        };
+        let asked = req
+            .url()
+            .query_pairs()
+            .find(|(k, _)| k == "file")
+            .map(|(_, v)| v.into_owned());
+        let index = match asked {
+            Some(text) => text.parse::<usize>().ok(),
+            None => crate::session::Torrent::default_file(&meta),
+        };
+        let Some(index) = index.filter(|i| meta.files.get(*i).is_some_and(|f| !f.padding)) else {
+            return error(
+                StatusCode::NotFound,
+                format!("no such file in {} ({} files)", meta.name, meta.files.len()),
+            );
+        };
+        let range = crate::hybrid::file_pieces(&meta, index);
+        let mut bits = vec![0u8; (range.len()).div_ceil(8)];
+        for (i, p) in range.clone().enumerate() {
+            if self.session.store.has_piece(&meta.info_hash, p) {
+                bits[i / 8] |= 0x80 >> (i % 8);
+            }
+        }
+        let hex: String = bits.iter().map(|b| format!("{b:02x}")).collect();
+        let view = t.demand.view();
+        let piece_of = |offset: u64| (offset / meta.piece_length) as u32;
+        let playhead = view
+            .playhead
+            .map(piece_of)
+            .filter(|p| range.contains(p) && view.file.as_ref() == Some(&range));
+        let readahead = self
+            .session
+            .tiers
+            .as_ref()
+            .map_or(0, |tiers| tiers.config.readahead_bytes());
+        let window = match (view.playhead, playhead) {
+            (Some(offset), Some(first)) => {
+                let last = piece_of(offset.saturating_add(readahead)).min(range.end - 1);
+                json!([first, last + 1])
+            }
+            _ => Value::Null,
+        };
+        json_response(
+            StatusCode::Ok,
+            json!({
+                "file": index,
+                "firstPiece": range.start,
+                "pieceCount": range.len(),
+                "pieceLength": meta.piece_length,
+                "verified": hex,
+                "playheadPiece": playhead,
+                "readahead": window,
+                "waiting": view.waiting.iter().filter(|p| range.contains(p)).collect::<Vec<_>>(),
+            }),
         )
     }
 }

@@ -422,6 +422,39 @@ mod tests {
     }
 
     #[test]
+    fn ranges_past_4_gib_keep_every_bit() {
+        const GIB: u64 = 1 << 30;
+        let len = 9 * GIB + 17;
+        assert_eq!(ranges("bytes=-10", len), [(len - 10, len - 1)]);
+        assert_eq!(
+            ranges("bytes=4294967295-4294967296", len),
+            [(4 * GIB - 1, 4 * GIB)]
+        );
+        assert_eq!(ranges("bytes=4294967296-", len), [(4 * GIB, len - 1)]);
+        assert_eq!(
+            parse_range(Some("bytes=9663676433-"), len),
+            RangeRequest::Unsatisfiable
+        );
+        let RangeRequest::Ranges(parts) = parse_range(Some("bytes=0-0,4294967296-"), len) else {
+            panic!("expected ranges");
+        };
+        let boundary = multipart_boundary(1);
+        let body = multipart_length(&boundary, "video/mp4", &parts, len);
+        let headers: u64 = parts
+            .iter()
+            .map(|r| part_header(&boundary, "video/mp4", *r, len).len() as u64)
+            .sum();
+        assert_eq!(
+            body,
+            headers + 1 + (5 * GIB + 17) + closing(&boundary).len() as u64
+        );
+        assert!(
+            body > u64::from(u32::MAX),
+            "the length is not cut to 32 bits"
+        );
+    }
+
+    #[test]
     fn byte_range_length_and_content_range() {
         let r = ByteRange { start: 10, end: 19 };
         assert_eq!(r.len(), 10);

@@ -6,7 +6,10 @@ use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
 
+use std::time::Instant;
+
 use crate::demand::{Phase, Tier};
+use crate::hybrid::State;
 use crate::session::{Session, Torrent};
 
 /// The JSON the API answers for one torrent.
@@ -43,6 +46,7 @@ pub fn torrent(session: &Session, t: &Torrent) -> Value {
         "servingTier": t.serving().map(Tier::name),
         "workingTier": tier,
         "error": error,
+        "lifecycle": lifecycle(t),
         "bytesServed": served,
         "bytesFetched": fetched,
         "sources": t.demand.sources(),
@@ -94,4 +98,26 @@ pub fn torrent(session: &Session, t: &Torrent) -> Value {
         status[k] = v.clone();
     }
     status
+}
+
+/// Where the torrent is in its life, and for a failed one why and when the
+/// next try is (`retryInMs` from now; a player asking again tries at once).
+fn lifecycle(t: &Torrent) -> Value {
+    let state = t.state();
+    let (reason, retry_in) = match &state {
+        State::Failed { reason, retry_at } => (
+            json!(reason),
+            json!(retry_at
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64),
+        ),
+        _ => (Value::Null, Value::Null),
+    };
+    json!({
+        "state": state.name(),
+        "reason": reason,
+        "retryInMs": retry_in,
+        "failures": t.failures(),
+        "retries": t.retries(),
+    })
 }

@@ -22,10 +22,7 @@ use crate::hybrid::{self, Phase};
 use crate::session::{Tier, Torrent};
 use crate::stream::{self, Part};
 
-/// DLNA renderers (TVs) need these to seek; `DLNA.ORG_OP=01` says byte seeks
-/// work, the flags say streaming transfer mode.
-const DLNA_FEATURES: &str =
-    "DLNA.ORG_OP=01;DLNA.ORG_CI=0;DLNA.ORG_FLAGS=01700000000000000000000000000000";
+use super::dlna::DLNA_FEATURES;
 
 impl App {
     pub(super) async fn stream(&self, req: &Request, ih: &str, file: Option<&str>) -> Response {
@@ -180,20 +177,13 @@ impl App {
         };
         res.insert_header("Accept-Ranges", "bytes");
         res.insert_header("ETag", etag.as_str());
-        res.insert_header("transferMode.dlna.org", "Streaming");
-        res.insert_header("contentFeatures.dlna.org", DLNA_FEATURES);
+        dlna_headers(req, &mut res);
 
-        let length: u64 = parts
-            .iter()
-            .map(|p| match p {
-                Part::Bytes(b) => b.len() as u64,
-                Part::Range { len, .. } => *len,
-            })
-            .sum();
+        let length = stream::body_len(&parts);
         if req.method() == Method::Head {
             res.set_body(Body::from_reader(
                 futures_lite::io::empty(),
-                Some(length as usize),
+                framed_length(length),
             ));
             return res;
         }
@@ -253,9 +243,37 @@ impl App {
             parts,
             self.stream,
         );
-        res.set_body(Body::from_reader(body, Some(length as usize)));
+        res.set_body(Body::from_reader(body, framed_length(length)));
         res
     }
+}
+
+/// The length handed to http-types, whose bodies count in `usize`: the exact
+/// length, or `None` (chunked transfer encoding, which async-h1 picks for a
+/// body of unknown length) when it does not fit, as for a file over 4 GiB on
+/// a 32-bit board. Never a truncated length: `length as usize` sent a
+/// Content-Length of `length mod 2^32` on armv7, and players stopped there.
+pub(super) fn framed_length(length: u64) -> Option<usize> {
+    usize::try_from(length).ok()
+}
+
+/// DLNA renderers (TVs) seek only when told they may: a request with
+/// `getcontentFeatures.dlna.org: 1` gets the features (`OP=01`, byte seeks),
+/// and `transferMode.dlna.org` is echoed (`Streaming` when not asked, the
+/// mode of a video). Sent on HEAD as on GET, as TVs HEAD first.
+fn dlna_headers(req: &Request, res: &mut Response) {
+    let asked = req
+        .header("getcontentFeatures.dlna.org")
+        .is_some_and(|v| v.as_str().trim() == "1");
+    if asked {
+        res.insert_header("contentFeatures.dlna.org", DLNA_FEATURES);
+    }
+    let mode = req
+        .header("transferMode.dlna.org")
+        .map(|v| v.as_str().trim().to_string())
+        .filter(|m| matches!(m.as_str(), "Streaming" | "Interactive" | "Background"))
+        .unwrap_or_else(|| "Streaming".into());
+    res.insert_header("transferMode.dlna.org", mode);
 }
 
 /// A boundary seed that differs per response, so a boundary never matches
@@ -267,4 +285,62 @@ fn boundary_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn framed_length_is_exact_or_chunked_never_truncated() {
+        for length in [
+            0,
+            1,
+            4 * GIB - 1,
+            4 * GIB,
+            4 * GIB + 1,
+            5 * GIB + 3,
+            u64::MAX,
+        ] {
+            match framed_length(length) {
+                Some(n) => assert_eq!(n as u64, length, "a Content-Length must be exact"),
+                None => assert!(length > usize::MAX as u64, "{length} fits a usize"),
+            }
+        }
+        #[cfg(target_pointer_width = "32")]
+        assert_eq!(
+            framed_length(5 * GIB + 3),
+            None,
+            "chunked on a 32-bit board"
+        );
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(framed_length(5 * GIB + 3), Some((5 * GIB + 3) as usize));
+    }
+
+    #[test]
+    fn a_range_past_4_gib_is_a_206_with_the_right_numbers() {
+        let file_len = 6 * GIB + 1000;
+        let r = match range::parse_range(Some("bytes=4294967296-4294968295"), file_len) {
+            RangeRequest::Ranges(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(r[0].len(), 1000);
+        assert_eq!(
+            r[0].content_range(file_len),
+            "bytes 4294967296-4294968295/6442451944"
+        );
+        // An open range from 5 GiB covers the rest of the file, in u64.
+        let open = match range::parse_range(Some("bytes=5368709120-"), file_len) {
+            RangeRequest::Ranges(r) => r[0],
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(open.len(), GIB + 1000);
+        let parts = vec![Part::Range {
+            start: open.start,
+            len: open.len(),
+        }];
+        assert_eq!(stream::body_len(&parts), GIB + 1000);
+    }
 }

@@ -18,7 +18,6 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use futures_lite::AsyncReadExt;
 use http_types::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
@@ -218,7 +217,7 @@ impl App {
     /// streme's settings come from its env file; the apps' changes are acknowledged (as
     /// stremio-core's `SuccessResponse`) so that they do not retry, and logged.
     async fn post_settings(&self, mut req: Request) -> Response {
-        match Self::read_json(&mut req).await {
+        match self.read_json(&mut req).await {
             Ok(Value::Object(changes)) => {
                 let keys: Vec<&String> = changes.keys().collect();
                 log::info!("[Stremio] Settings change asked for {keys:?}; streme keeps its env file's values");
@@ -318,26 +317,8 @@ impl App {
         }
     }
 
-    async fn read_json(req: &mut Request) -> Result<Value, Box<Response>> {
-        let mut body = Vec::new();
-        let read = req
-            .take_body()
-            .into_reader()
-            .take(MAX_CREATE_BODY + 1)
-            .read_to_end(&mut body)
-            .await;
-        if let Err(e) = read {
-            return Err(Box::new(error(
-                StatusCode::BadRequest,
-                format!("could not read the body: {e}"),
-            )));
-        }
-        if body.len() as u64 > MAX_CREATE_BODY {
-            return Err(Box::new(error(
-                StatusCode::PayloadTooLarge,
-                format!("body is over {MAX_CREATE_BODY} bytes"),
-            )));
-        }
+    async fn read_json(&self, req: &mut Request) -> Result<Value, Box<Response>> {
+        let body = self.read_body(req, MAX_CREATE_BODY).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(json!({}));
         }
@@ -351,7 +332,7 @@ impl App {
 
     /// `POST /{infoHash}/create {torrent: {infoHash}, peerSearch: {sources}, guessFileIdx}`.
     async fn create(&self, mut req: Request, ih: &str) -> Response {
-        let body = match Self::read_json(&mut req).await {
+        let body = match self.read_json(&mut req).await {
             Ok(v) => v,
             Err(res) => return *res,
         };
@@ -381,7 +362,7 @@ impl App {
 
     /// `POST /create {blob: "<hex .torrent>"}`: the .torrent itself.
     async fn create_from_blob(&self, mut req: Request) -> Response {
-        let body = match Self::read_json(&mut req).await {
+        let body = match self.read_json(&mut req).await {
             Ok(v) => v,
             Err(res) => return *res,
         };

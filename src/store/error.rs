@@ -12,6 +12,16 @@ pub enum StoreError {
         needed: u64,
         free: u64,
     },
+    /// The file system is full (ENOSPC) and nothing can be evicted: every
+    /// segment is pinned by a stream or busy.
+    DiskFull {
+        /// Bytes the write wanted.
+        needed: u64,
+        /// Free on the file system at the last reading.
+        free: u64,
+        /// What the cache holds, all of it in use.
+        used: u64,
+    },
     HashMismatch {
         piece: u32,
     },
@@ -51,7 +61,11 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::QuotaExceeded { needed, free } => write!(
                 f,
-                "cache quota exceeded: {needed} more bytes needed but only {free} free, and everything evictable is in use"
+                "cache full: {needed} more bytes needed but only {free} free under the ceiling (the quota, or less when the disk is smaller: see /api/cache), and everything evictable is in use"
+            ),
+            StoreError::DiskFull { needed, free, used } => write!(
+                f,
+                "the cache's disk is full: {needed} bytes to write, {free} bytes free on the file system, and the cache's {used} bytes are all in use by streams, so nothing can be evicted"
             ),
             StoreError::HashMismatch { piece } => {
                 write!(f, "piece {piece} failed its SHA-1 check and was discarded")
@@ -96,4 +110,10 @@ pub(super) fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) ->
 
 pub(super) fn is_not_found(e: &StoreError) -> bool {
     matches!(e, StoreError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+}
+
+/// The file system is full: ENOSPC (or EDQUOT, a user quota on the disk).
+pub(super) fn is_no_space(e: &StoreError) -> bool {
+    matches!(e, StoreError::Io { source, .. }
+        if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
 }

@@ -20,12 +20,16 @@
 //! Lock order: `persist` (index changes and deletions) → a torrent's `gate`
 //! (its directory's existence) → `state` (never held across I/O or await).
 
+mod disk;
 mod durable;
 mod error;
+mod files;
 mod index;
 mod quota;
 mod recover;
 mod segment;
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;
 mod write;
@@ -43,9 +47,11 @@ use futures_lite::future;
 
 use crate::format::metainfo::Metainfo;
 use crate::format::InfoHash;
+use files::Files;
 use quota::{State, Torrent};
 use segment::{Geometry, Layout};
 
+pub use disk::Limit;
 pub use error::StoreError;
 pub use segment::SEGMENT_TARGET_BYTES;
 
@@ -64,6 +70,14 @@ const FLUSH_EVERY_BYTES: u64 = 64 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
     pub quota: u64,
+    /// The effective ceiling: the quota, or less when the disk cannot hold it.
+    pub ceiling: u64,
+    /// Which of the two sets `ceiling`.
+    pub limit: Limit,
+    /// Free bytes on the cache's file system at the last reading.
+    pub disk_free: Option<u64>,
+    /// Size of the cache's file system.
+    pub disk_total: Option<u64>,
     /// Bytes charged: what `du` would count, rounded up conservatively.
     pub used: u64,
     pub torrents: Vec<TorrentUsage>,
@@ -77,6 +91,15 @@ pub struct TorrentUsage {
     pub piece_count: u32,
 }
 
+/// The segment eviction would take next (the least recently used one that
+/// is not pinned), for the dashboard's cache card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextEviction {
+    pub info_hash: InfoHash,
+    pub pieces: Range<u32>,
+    pub bytes: u64,
+}
+
 /// Handle to the cache; cheap to clone and shared by every task.
 #[derive(Clone)]
 pub struct Store {
@@ -85,6 +108,9 @@ pub struct Store {
 
 struct Inner {
     layout: Layout,
+    /// Every file operation goes through here: the real file system, or a
+    /// simulated disk in the crash tests.
+    files: Arc<dyn Files>,
     /// Segment span new torrents aim for; persisted per torrent, so changing it
     /// never reinterprets existing files.
     segment_target: u64,
@@ -99,7 +125,8 @@ struct Inner {
     /// An exclusive lock on `<dir>/lock` for the store's lifetime: two
     /// processes keeping their own accounts of one directory would break the
     /// quota and the index.
-    _lock: fs::File,
+    /// `None` on a simulated disk.
+    _lock: Option<fs::File>,
 }
 
 /// Marks segments busy (a read or write in flight) so they are not evicted.
@@ -178,12 +205,12 @@ impl Store {
     /// Opens or creates the cache at `dir`, loads the index, removes orphans, computes usage.
     /// Blocking: call it before the executor starts, or through `smol::unblock`.
     ///
-    /// Segments are at most a sixteenth of the quota: a small quota must still
-    /// hold the segment a reader is in, the ones workers are writing, and room
-    /// to evict, or a stream larger than the quota would stall.
+    /// Segments are at most a sixteenth of the ceiling (the quota, or what the
+    /// disk can hold when that is less): a small ceiling must still hold the
+    /// segment a reader is in, the ones workers are writing, and room to
+    /// evict, or a stream larger than the ceiling would stall.
     pub fn open(dir: &Path, quota_bytes: u64) -> Result<Store, StoreError> {
-        let target = SEGMENT_TARGET_BYTES.min(quota_bytes / 16).max(64 * 1024);
-        Store::open_with_segment_target(dir, quota_bytes, target)
+        Store::open_inner(dir, quota_bytes, None)
     }
 
     /// Takes the cache's lock file, or says who has it.
@@ -217,16 +244,59 @@ impl Store {
         quota_bytes: u64,
         segment_target: u64,
     ) -> Result<Store, StoreError> {
+        Store::open_inner(dir, quota_bytes, Some(segment_target))
+    }
+
+    fn open_inner(
+        dir: &Path,
+        quota_bytes: u64,
+        segment_target: Option<u64>,
+    ) -> Result<Store, StoreError> {
+        let lock_file = Self::take_lock(dir)?;
+        Store::open_on(
+            Arc::new(files::Real),
+            Some(lock_file),
+            dir,
+            quota_bytes,
+            segment_target,
+        )
+    }
+
+    /// Opens the cache on `files` (the real file system, or a simulated disk).
+    fn open_on(
+        files: Arc<dyn Files>,
+        lock_file: Option<fs::File>,
+        dir: &Path,
+        quota_bytes: u64,
+        segment_target: Option<u64>,
+    ) -> Result<Store, StoreError> {
         let layout = Layout {
             root: dir.to_path_buf(),
         };
-        let lock_file = Self::take_lock(dir)?;
-        let found = recover::scan(&layout)?;
+        let found = recover::scan(&layout, &*files)?;
         let rewrite = found.index_changed;
-        let state = found.into_state(quota_bytes);
+        let mut state = found.into_state(quota_bytes);
+        match files.space(dir) {
+            Ok(sample) => state.note_disk(sample),
+            Err(e) => log::warn!(
+                "cannot measure the disk under {}: {e}; the quota alone is the ceiling",
+                dir.display()
+            ),
+        }
+        let (ceiling, limit) = state.ceiling();
+        if limit == Limit::Disk {
+            log::info!(
+                "the disk under {} holds less than the quota of {} bytes: the cache's ceiling is {ceiling} bytes",
+                dir.display(),
+                quota_bytes
+            );
+        }
+        let segment_target =
+            segment_target.unwrap_or_else(|| SEGMENT_TARGET_BYTES.min(ceiling / 16).max(64 * 1024));
         let store = Store {
             inner: Arc::new(Inner {
                 layout,
+                files,
                 segment_target: segment_target.max(1),
                 state: Mutex::new(state),
                 persist: Mutex::new(()),
@@ -243,13 +313,14 @@ impl Store {
         loop {
             let victim = {
                 let mut st = lock(&store.inner.state);
-                if st.used() <= st.quota {
+                let (ceiling, limit) = st.ceiling();
+                if st.used() <= ceiling {
                     break;
                 }
                 match st.pick_victim() {
                     Some(v) => claim(&mut st, v),
                     None => {
-                        log::warn!("cache at {} holds {} bytes, over its quota of {} bytes, and nothing more can be evicted", dir.display(), st.used(), st.quota);
+                        log::warn!("cache at {} holds {} bytes, over its ceiling of {ceiling} bytes (set by the {}), and nothing more can be evicted", dir.display(), st.used(), limit.name());
                         break;
                     }
                 }
@@ -262,6 +333,14 @@ impl Store {
 
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.inner.state)
+    }
+
+    /// Takes a new reading of the disk under the cache. Blocking (a `statvfs`).
+    pub(super) fn sample_disk(&self) {
+        match self.inner.files.space(&self.inner.layout.root) {
+            Ok(sample) => self.state().note_disk(sample),
+            Err(e) => log::debug!("cannot measure the disk under the cache: {e}"),
+        }
     }
 
     /// Registers a torrent and persists its .torrent bytes (counted against the quota). Idempotent.
@@ -319,19 +398,25 @@ impl Store {
             return Err(e);
         }
         let layout = &self.inner.layout;
+        let files = &*self.inner.files;
         let tdir = layout.torrent_dir(&ih);
         let file = layout.torrent_file(&ih);
-        let written = fs::create_dir_all(&tdir)
+        let written = files
+            .create_dir_all(&tdir)
             .map_err(io_err(&tdir, "create directory"))
             .and_then(|()| {
-                segment::replace_atomically(&file, &tdir.join(segment::TORRENT_TMP), torrent_bytes)
+                let tmp = tdir.join(segment::TORRENT_TMP);
+                files::replace_atomically(files, &file, &tmp, torrent_bytes)
                     .map_err(io_err(&file, "write"))
-            })
-            .and_then(|()| segment::sync_dir(&layout.root).map_err(io_err(&layout.root, "sync")));
+            });
+        // No fsync of the root for the new directory here: the index that
+        // will list the torrent is renamed into the root, and that rename is
+        // made durable by a sync of the root, which makes the directory's
+        // entry durable with it (the crash tests found this sync redundant).
         if let Err(e) = written {
             undo(self);
             if fresh {
-                let _ = fs::remove_dir_all(&tdir);
+                let _ = files.remove_dir_all(&tdir);
             }
             return Err(e);
         }
@@ -340,7 +425,9 @@ impl Store {
             t.needs_dir = false;
             t.hashes = Some(meta.pieces.clone());
         }
-        self.persist_index(None)
+        let persisted = self.persist_index(None);
+        self.sample_disk();
+        persisted
     }
 
     /// Charges the .torrent file (and, for a fresh torrent, its directory and
@@ -358,7 +445,8 @@ impl Store {
                 let charge = st.charges.file(len);
                 st.torrents.get_mut(ih).expect("checked above").meta_charge = charge;
                 let after = st.used();
-                if after <= st.quota {
+                let ceiling = st.ceiling().0;
+                if after <= ceiling {
                     return Ok(());
                 }
                 st.torrents.get_mut(ih).expect("checked above").meta_charge = 0;
@@ -368,7 +456,7 @@ impl Store {
                     None => {
                         return Err(StoreError::QuotaExceeded {
                             needed: after - before,
-                            free: st.quota.saturating_sub(before),
+                            free: ceiling.saturating_sub(before),
                         })
                     }
                 }
@@ -392,7 +480,9 @@ impl Store {
             .iter()
             .filter_map(|ih| {
                 let path = self.inner.layout.torrent_file(ih);
-                fs::read(&path)
+                self.inner
+                    .files
+                    .read(&path)
                     .map_err(|e| log::warn!("cannot read {}: {e}", path.display()))
                     .ok()
             })
@@ -418,7 +508,7 @@ impl Store {
             return Err(e);
         }
         let tdir = self.inner.layout.torrent_dir(ih);
-        let deleted = match fs::remove_dir_all(&tdir) {
+        let deleted = match self.inner.files.remove_dir_all(&tdir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         };
@@ -507,13 +597,16 @@ impl Store {
             })
             .collect();
         let unknown = StoreError::UnknownTorrent(*ih);
+        let files = self.inner.files.clone();
         let result = smol::unblock(move || {
             let removed = gate.read().unwrap_or_else(|e| e.into_inner());
             if *removed {
                 return Err(unknown);
             }
             for (path, at, range) in plan {
-                segment::read_at(&path, at, &mut buf[range]).map_err(io_err(&path, "read"))?;
+                files
+                    .read_at(&path, at, &mut buf[range])
+                    .map_err(io_err(&path, "read"))?;
             }
             Ok(buf)
         })
@@ -563,6 +656,18 @@ impl Store {
         }
     }
 
+    /// What would be evicted next if a write needed room now; read-only.
+    pub fn next_eviction(&self) -> Option<NextEviction> {
+        let st = self.state();
+        let v = st.pick_victim()?;
+        let t = st.torrents.get(&v.info_hash)?;
+        Some(NextEviction {
+            info_hash: v.info_hash,
+            pieces: t.geometry.pieces_in(v.segment),
+            bytes: t.segments[v.segment as usize].charged_len,
+        })
+    }
+
     pub fn usage(&self) -> Usage {
         let st = self.state();
         let mut torrents: Vec<TorrentUsage> = st
@@ -576,8 +681,13 @@ impl Store {
             })
             .collect();
         torrents.sort_by_key(|t| t.info_hash);
+        let (ceiling, limit) = st.ceiling();
         Usage {
             quota: st.quota,
+            ceiling,
+            limit,
+            disk_free: st.disk.map(|d| d.sample.free),
+            disk_total: st.disk.map(|d| d.sample.total),
             used: st.used(),
             torrents,
         }

@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use super::disk::{self, Disk, Limit};
 use super::index::Bitfield;
 use super::segment::Geometry;
 use crate::format::InfoHash;
@@ -136,7 +137,10 @@ pub struct Victim {
 }
 
 pub struct State {
+    /// `CACHE_MAX_DISK_MB`; the ceiling is lower when the disk is smaller (`ceiling`).
     pub quota: u64,
+    /// The last reading of the file system under the cache (`None` until one succeeded).
+    pub disk: Option<Disk>,
     pub charges: Charges,
     pub torrents: HashMap<InfoHash, Torrent>,
     /// LRU clock; bumped on every use.
@@ -159,6 +163,19 @@ pub struct State {
 }
 
 impl State {
+    /// The effective ceiling on `used`, and which of quota or disk sets it.
+    pub fn ceiling(&self) -> (u64, Limit) {
+        disk::ceiling(self.quota, self.disk.as_ref())
+    }
+
+    /// Records a reading of the file system, with what the cache is charged now.
+    pub fn note_disk(&mut self, sample: disk::Sample) {
+        self.disk = Some(Disk {
+            sample,
+            charged_then: self.used(),
+        });
+    }
+
     pub fn used(&self) -> u64 {
         let root = self
             .root_floor
@@ -181,13 +198,24 @@ impl State {
     /// The least recently used segment that holds bytes and is neither pinned,
     /// busy nor already being evicted, over all torrents.
     pub fn pick_victim(&self) -> Option<Victim> {
+        self.pick_victim_where(|_| true)
+    }
+
+    /// Like `pick_victim`, but among segments the index on disk does not list
+    /// first: deleting one needs no index rewrite, which a full disk refuses.
+    pub fn pick_victim_on_full_disk(&self) -> Option<Victim> {
+        self.pick_victim_where(|s| !s.listed)
+            .or_else(|| self.pick_victim())
+    }
+
+    fn pick_victim_where(&self, keep: impl Fn(&Segment) -> bool + Copy) -> Option<Victim> {
         self.torrents
             .iter()
             .flat_map(|(ih, t)| {
                 t.segments
                     .iter()
                     .enumerate()
-                    .filter(|(_, s)| s.evictable())
+                    .filter(move |(_, s)| s.evictable() && keep(s))
                     .map(move |(i, s)| {
                         (
                             s.last_use,
@@ -245,6 +273,7 @@ mod tests {
         let ih = InfoHash([1; 20]);
         let mut state = State {
             quota: 1 << 30,
+            disk: None,
             charges,
             torrents: HashMap::from([(ih, t)]),
             clock: 0,

@@ -8,12 +8,11 @@
 //! not make: strangers in the cache dir are counted against the quota and left alone.
 
 use std::collections::HashMap;
-use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::SystemTime;
 
+use super::files::Files;
 use super::index::{self, Entry};
 use super::quota::{Charges, State, Torrent, MIN_UNIT};
 use super::segment::{self, Layout};
@@ -47,6 +46,7 @@ impl Found {
         let next_id = self.torrents.len() as u64;
         let mut state = State {
             quota,
+            disk: None,
             charges: self.charges,
             torrents: self.torrents,
             clock,
@@ -64,29 +64,24 @@ impl Found {
     }
 }
 
-/// On-disk size as `du` counts it.
-fn allocated(meta: &fs::Metadata) -> u64 {
-    meta.blocks() * 512
-}
-
 /// `du` of a path the store does not own, without following links.
-fn du(path: &Path) -> u64 {
-    let Ok(meta) = fs::symlink_metadata(path) else {
+fn du(files: &dyn Files, path: &Path) -> u64 {
+    let Ok(meta) = files.metadata(path) else {
         return 0;
     };
-    let mut total = allocated(&meta);
-    if meta.is_dir() {
-        if let Ok(entries) = fs::read_dir(path) {
-            total += entries.flatten().map(|e| du(&e.path())).sum::<u64>();
+    let mut total = meta.allocated;
+    if meta.is_dir {
+        if let Ok(names) = files.list(path) {
+            total += names.iter().map(|n| du(files, &path.join(n))).sum::<u64>();
         }
     }
     total
 }
 
-fn remove_any(path: &Path) {
-    let gone = match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
+fn remove_any(files: &dyn Files, path: &Path) {
+    let gone = match files.metadata(path) {
+        Ok(m) if m.is_dir => files.remove_dir_all(path),
+        Ok(_) => files.remove_file(path),
         Err(e) => Err(e),
     };
     match gone {
@@ -96,15 +91,17 @@ fn remove_any(path: &Path) {
     }
 }
 
-pub fn scan(layout: &Layout) -> Result<Found, StoreError> {
+pub fn scan(layout: &Layout, files: &dyn Files) -> Result<Found, StoreError> {
     let root = &layout.root;
-    fs::create_dir_all(root).map_err(io_err(root, "create directory"))?;
-    let root_meta = fs::metadata(root).map_err(io_err(root, "stat"))?;
+    files
+        .create_dir_all(root)
+        .map_err(io_err(root, "create directory"))?;
+    let root_meta = files.metadata(root).map_err(io_err(root, "stat"))?;
     let charges = Charges {
-        unit: MIN_UNIT.max(root_meta.blksize()),
+        unit: MIN_UNIT.max(root_meta.blksize),
     };
     let index_path = layout.index();
-    let (mut entries, mut index_changed, index_len) = match fs::read(&index_path) {
+    let (mut entries, mut index_changed, index_len) = match files.read(&index_path) {
         Ok(bytes) => match index::decode(&bytes) {
             Ok(entries) => (entries, false, bytes.len() as u64),
             Err(e) => {
@@ -122,22 +119,20 @@ pub fn scan(layout: &Layout) -> Result<Found, StoreError> {
         charges,
         torrents: HashMap::new(),
         uses: Vec::new(),
-        root_floor: allocated(&root_meta),
+        root_floor: root_meta.allocated,
         index_len,
         foreign: 0,
         index_changed: false,
     };
-    let listing = fs::read_dir(root).map_err(io_err(root, "list"))?;
-    for dirent in listing {
-        let dirent = dirent.map_err(io_err(root, "list"))?;
-        let path = dirent.path();
-        let name = dirent.file_name();
-        let name = name.to_str().unwrap_or("");
+    let listing = files.list(root).map_err(io_err(root, "list"))?;
+    for name in listing {
+        let path = root.join(&name);
+        let name = name.as_str();
         if name == segment::INDEX_FILE || name == segment::LOCK_FILE {
             continue;
         }
         if name == segment::INDEX_TMP {
-            remove_any(&path);
+            remove_any(files, &path);
             continue;
         }
         match InfoHash::from_hex(name).filter(|ih| ih.to_hex() == name) {
@@ -145,25 +140,25 @@ pub fn scan(layout: &Layout) -> Result<Found, StoreError> {
                 Some(at) => {
                     let entry = entries.swap_remove(at);
                     let id = found.torrents.len() as u64 + 1;
-                    match load_torrent(layout, entry, id, &mut found) {
+                    match load_torrent(layout, files, entry, id, &mut found) {
                         Some((t, changed)) => {
                             index_changed |= changed;
                             found.torrents.insert(ih, t);
                         }
                         None => {
                             index_changed = true;
-                            remove_any(&path);
+                            remove_any(files, &path);
                         }
                     }
                 }
-                None => remove_any(&path),
+                None => remove_any(files, &path),
             },
             None => {
                 log::warn!(
                     "{} is not the cache's own; counting it against the quota",
                     path.display()
                 );
-                found.foreign += du(&path);
+                found.foreign += du(files, &path);
             }
         }
     }
@@ -177,6 +172,7 @@ pub fn scan(layout: &Layout) -> Result<Found, StoreError> {
 /// its `.torrent` file is missing. The flag says the entry lost pieces.
 fn load_torrent(
     layout: &Layout,
+    files: &dyn Files,
     entry: Entry,
     id: u64,
     found: &mut Found,
@@ -184,49 +180,48 @@ fn load_torrent(
     let ih = entry.info_hash;
     let g = entry.geometry;
     let charges = found.charges;
-    let meta = fs::metadata(layout.torrent_file(&ih))
+    let meta = files
+        .metadata(&layout.torrent_file(&ih))
         .ok()
-        .filter(|m| m.is_file() && m.len() > 0)?;
-    let dir_meta = fs::metadata(layout.torrent_dir(&ih)).ok()?;
+        .filter(|m| m.is_file && m.len > 0)?;
+    let dir_meta = files.metadata(&layout.torrent_dir(&ih)).ok()?;
     let mut t = Torrent::new(id, g, &charges);
-    t.dir_charge = t.dir_charge.max(allocated(&dir_meta));
-    t.meta_charge = charges.file(meta.len()).max(allocated(&meta));
+    t.dir_charge = t.dir_charge.max(dir_meta.allocated);
+    t.meta_charge = charges.file(meta.len).max(meta.allocated);
     t.meta_on_disk = true;
     let mut durable = entry.durable;
     let mut changed = false;
     let mut present = vec![false; g.segment_count() as usize];
-    for dirent in fs::read_dir(layout.torrent_dir(&ih)).ok()?.flatten() {
-        let path = dirent.path();
-        let name = dirent.file_name();
-        let name = name.to_str().unwrap_or("");
+    let tdir = layout.torrent_dir(&ih);
+    for name in files.list(&tdir).ok()? {
+        let path = tdir.join(&name);
+        let name = name.as_str();
         if name == segment::TORRENT_FILE {
             continue;
         }
         let seg = segment::parse_segment_name(name).filter(|s| *s < g.segment_count());
-        let meta = dirent.metadata().ok().filter(|m| m.is_file());
+        let meta = files.metadata(&path).ok().filter(|m| m.is_file);
         let (Some(s), Some(meta)) = (seg, meta) else {
-            remove_any(&path);
+            remove_any(files, &path);
             continue;
         };
         // A piece the file is too short for was never made durable (or was truncated).
         for p in g.pieces_in(s) {
-            if durable.get(p) && g.end_in_segment(p) > meta.len() {
+            if durable.get(p) && g.end_in_segment(p) > meta.len {
                 durable.set(p, false);
                 changed = true;
             }
         }
         if !durable.any_in(g.pieces_in(s)) {
-            remove_any(&path);
+            remove_any(files, &path);
             continue;
         }
         present[s as usize] = true;
         let seg = &mut t.segments[s as usize];
         // Charge at least what is allocated, should the file system have preallocated.
-        seg.charged_len = meta.len().max(allocated(&meta));
+        seg.charged_len = meta.len.max(meta.allocated);
         seg.listed = true;
-        found
-            .uses
-            .push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), ih, s));
+        found.uses.push((meta.modified, ih, s));
     }
     for s in (0..g.segment_count()).filter(|s| !present[*s as usize]) {
         for p in g.pieces_in(s) {

@@ -12,13 +12,10 @@
 //! Only hex info hashes and decimal segment numbers ever become path
 //! components; names from a torrent never touch the file system.
 //!
-//! Everything here blocks: callers run it through `smol::unblock`.
+//! Pure arithmetic and names: the file operations are in `files`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::format::InfoHash;
 
@@ -177,43 +174,6 @@ impl Layout {
 pub fn parse_segment_name(name: &str) -> Option<u32> {
     let n: u32 = name.parse().ok()?;
     (n.to_string() == name).then_some(n)
-}
-
-/// Writes `bytes` at `offset` of the file at `path`, creating it. The file
-/// grows to at least `offset + bytes.len()`; the caller has reserved that.
-pub fn write_at(path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    file.write_all_at(bytes, offset)
-}
-
-/// Fills `buf` from `offset` of the file at `path`.
-pub fn read_at(path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-    File::open(path)?.read_exact_at(buf, offset)
-}
-
-/// fdatasync: the bytes are on the medium, so an index may now list them.
-pub fn sync_data(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_data()
-}
-
-/// fsync of a directory, so that created, renamed or deleted entries survive a power cut.
-pub fn sync_dir(path: &Path) -> io::Result<()> {
-    File::open(path)?.sync_all()
-}
-
-/// Replaces `path` by `bytes` atomically: write `tmp`, fsync it, rename, fsync the directory.
-/// After a crash either the old or the new content is there, never a mix.
-pub fn replace_atomically(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = File::create(tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(tmp, path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 #[cfg(test)]

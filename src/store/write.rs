@@ -6,15 +6,16 @@
 //! before its space is charged. Must never hold the state lock across I/O or
 //! an await, and never delete a segment the on-disk index still lists.
 
-use std::fs;
 use std::io;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use sha1::{Digest, Sha1};
 
+use super::disk::Limit;
+use super::error::is_no_space;
 use super::quota::{State, Victim};
-use super::segment::{self, Geometry};
+use super::segment::Geometry;
 use super::{io_err, lock, wait_until, Busy, Store, StoreError, FLUSH_EVERY_BYTES};
 use crate::format::InfoHash;
 
@@ -80,22 +81,61 @@ impl Store {
             )
         };
         let offset = geometry.piece_offset(piece) - u64::from(segment) * geometry.span();
-        let unknown = StoreError::UnknownTorrent(*ih);
-        let written = smol::unblock(move || {
-            let removed = gate.read().unwrap_or_else(|e| e.into_inner());
-            if *removed {
-                return Err(unknown);
+        let mut data = data;
+        loop {
+            let (store, path, tdir, gate) =
+                (self.clone(), path.clone(), tdir.clone(), gate.clone());
+            let unknown = StoreError::UnknownTorrent(*ih);
+            let (back, written) = smol::unblock(move || {
+                let removed = gate.read().unwrap_or_else(|e| e.into_inner());
+                if *removed {
+                    return (data, Err(unknown));
+                }
+                let files = &*store.inner.files;
+                let written = if needs_dir {
+                    files
+                        .create_dir_all(&tdir)
+                        .map_err(io_err(&tdir, "create directory"))
+                } else {
+                    Ok(())
+                }
+                .and_then(|()| {
+                    files
+                        .write_at(&path, offset, &data)
+                        .map_err(io_err(&path, "write"))
+                });
+                // The disk moves as this cache and other programs write: a new
+                // reading after every write keeps the ceiling honest.
+                store.sample_disk();
+                (data, written)
+            })
+            .await;
+            data = back;
+            match written {
+                Ok(()) => break,
+                Err(e) if is_no_space(&e) => {
+                    // The disk holds less than the charge said (other programs
+                    // wrote, or the file system's own overhead): evict and retry.
+                    if !self.evict_one().await? {
+                        let (free, used) = {
+                            let st = self.state();
+                            (st.disk.map_or(0, |d| d.sample.free), st.used())
+                        };
+                        drop(busy);
+                        return Err(StoreError::DiskFull {
+                            needed: data.len() as u64,
+                            free,
+                            used,
+                        });
+                    }
+                    log::info!("cache disk full writing piece {piece} of {ih}: evicted a segment, retrying");
+                }
+                Err(e) => {
+                    drop(busy);
+                    self.after_io_error(&e).await;
+                    return Err(e);
+                }
             }
-            if needs_dir {
-                fs::create_dir_all(&tdir).map_err(io_err(&tdir, "create directory"))?;
-            }
-            segment::write_at(&path, offset, &data).map_err(io_err(&path, "write"))
-        })
-        .await;
-        if let Err(e) = written {
-            drop(busy);
-            self.after_io_error(&e).await;
-            return Err(e);
         }
         let flush_due = {
             let mut st = self.state();
@@ -160,25 +200,27 @@ impl Store {
     ) -> Result<(), StoreError> {
         let ih = &busy.info_hash;
         let deadline = Instant::now().checked_add(wait);
+        let mut resampled = false;
         loop {
             let listener = self.inner.space.listen();
-            let (victim, needed, free) = {
+            let (victim, needed, free, limit) = {
                 let mut st = self.state();
-                let (charges, used, quota) = (st.charges, st.used(), st.quota);
+                let (charges, used, (ceiling, limit)) = (st.charges, st.used(), st.ceiling());
                 let t = st
                     .torrent_by_id(ih, busy.id)
                     .ok_or(StoreError::UnknownTorrent(*ih))?;
                 let seg = &mut t.segments[segment as usize];
                 let grown = seg.charged_len.max(end);
                 let needed = charges.file(grown) - charges.file(seg.charged_len);
-                if used + needed <= quota {
+                if used + needed <= ceiling {
                     seg.charged_len = grown;
                     return Ok(());
                 }
                 (
                     st.pick_victim().map(|v| claim(&mut st, v)),
                     needed,
-                    quota.saturating_sub(used),
+                    ceiling.saturating_sub(used),
+                    limit,
                 )
             };
             match victim {
@@ -190,6 +232,13 @@ impl Store {
                     })
                     .await?;
                 }
+                // The disk may have room again (another program freed some):
+                // read it once more before waiting on an unpin.
+                None if limit == Limit::Disk && !resampled => {
+                    resampled = true;
+                    let store = self.clone();
+                    smol::unblock(move || store.sample_disk()).await;
+                }
                 None => {
                     if !wait_until(listener, deadline).await {
                         return Err(StoreError::QuotaExceeded { needed, free });
@@ -197,6 +246,26 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// After ENOSPC: evicts the least recently used evictable segment, one
+    /// the index does not list if there is one, off the loop. Returns false
+    /// when nothing can be evicted.
+    pub(super) async fn evict_one(&self) -> Result<bool, StoreError> {
+        let victim = {
+            let mut st = self.state();
+            st.pick_victim_on_full_disk().map(|v| claim(&mut st, v))
+        };
+        let Some(v) = victim else {
+            return Ok(false);
+        };
+        let store = self.clone();
+        smol::unblock(move || {
+            let _p = lock(&store.inner.persist);
+            store.evict_claimed(v)
+        })
+        .await?;
+        Ok(true)
     }
 
     /// Deletes a claimed segment: index first, then the file, then the charge.
@@ -219,13 +288,24 @@ impl Store {
             store.inner.space.notify(usize::MAX);
         };
         if listed {
-            if let Err(e) = self.persist_index(None) {
-                unclaim(self);
-                return Err(e);
+            match self.persist_index(None) {
+                Ok(()) => {}
+                // The disk is too full for the new index: drop the old one
+                // instead, which also stops it listing the victim.
+                Err(e) if is_no_space(&e) => {
+                    if let Err(e) = self.drop_index_for_space() {
+                        unclaim(self);
+                        return Err(e);
+                    }
+                }
+                Err(e) => {
+                    unclaim(self);
+                    return Err(e);
+                }
             }
         }
         let path = self.inner.layout.segment(&v.info_hash, v.segment);
-        match fs::remove_file(&path) {
+        match self.inner.files.remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 unclaim(self);
                 return Err(io_err(&path, "delete")(e));
@@ -236,7 +316,41 @@ impl Store {
             let seg = &mut t.segments[v.segment as usize];
             (seg.charged_len, seg.dirty, seg.listed, seg.evicting) = (0, false, false, false);
         }
+        self.sample_disk();
         self.inner.space.notify(usize::MAX);
+        Ok(())
+    }
+}
+
+impl Store {
+    /// On a disk too full to rewrite the index: deletes it (durably), so that
+    /// no segment is listed any more and any can be deleted. A crash before
+    /// the next flush then finds an empty cache, never a wrong byte; the next
+    /// flush writes a whole index again. Caller holds `persist`.
+    fn drop_index_for_space(&self) -> Result<(), StoreError> {
+        let layout = &self.inner.layout;
+        let files = &*self.inner.files;
+        let index = layout.index();
+        match files.remove_file(&index) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err(&index, "delete")(e))
+            }
+            _ => {}
+        }
+        files
+            .sync_dir(&layout.root)
+            .map_err(io_err(&layout.root, "sync"))?;
+        log::warn!(
+            "cache disk full: {} dropped until the next flush, to make room",
+            index.display()
+        );
+        let mut st = self.state();
+        st.index_stale = true;
+        for t in st.torrents.values_mut() {
+            for seg in t.segments.iter_mut() {
+                seg.listed = false;
+            }
+        }
         Ok(())
     }
 }

@@ -163,7 +163,7 @@ pub fn assert_healthy(addr: SocketAddr, after: &str) {
     );
 }
 
-fn read_response(stream: &mut TcpStream, head_request: bool, started: Instant) -> Response {
+pub fn read_response(stream: &mut TcpStream, head_request: bool, started: Instant) -> Response {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(pos) = find(&buf, b"\r\n\r\n") {

@@ -38,60 +38,72 @@ pub struct Nginx {
 impl Nginx {
     /// Starts nginx with its prefix in `dir` (created), on a free loopback port.
     pub fn start(dir: &Path) -> Nginx {
+        // The port is found by binding port 0 and releasing it; another process could take it
+        // in between, so a failed start is retried on a new port.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            match Nginx::try_start(dir, free_port()) {
+                Ok(nginx) => return nginx,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("nginx would not start: {last_error}");
+    }
+
+    /// Starts nginx on `port` (a test that pointed streme at that port before anything
+    /// listened there, to bring a source up late).
+    pub fn start_on(dir: &Path, port: u16) -> Nginx {
+        Nginx::try_start(dir, port)
+            .unwrap_or_else(|e| panic!("nginx would not start on port {port}: {e}"))
+    }
+
+    fn try_start(dir: &Path, port: u16) -> Result<Nginx, String> {
         require_tool("nginx");
         let www = dir.join("www");
         for sub in ["www/torrents", "www/content", "www/seed", "tmp"] {
             std::fs::create_dir_all(dir.join(sub))
                 .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.join(sub).display()));
         }
-        // The port is found by binding port 0 and releasing it; another process could take it
-        // in between, so a failed start is retried on a new port.
-        let mut last_error = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let conf = dir.join("nginx.conf");
-            std::fs::write(&conf, config(dir, &www, port)).expect("cannot write nginx.conf");
-            let mut child = Command::new("nginx")
-                .arg("-p")
-                .arg(dir)
-                .arg("-c")
-                .arg(&conf)
-                .arg("-e")
-                .arg(dir.join("error.log"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("cannot start nginx");
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let started = Instant::now();
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let mut stderr = String::new();
-                    if let Some(mut pipe) = child.stderr.take() {
-                        let _ = pipe.read_to_string(&mut stderr);
-                    }
-                    let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-                    last_error = format!("nginx exited ({status}):\n{stderr}\n{log}");
-                    break;
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, config(dir, &www, port)).expect("cannot write nginx.conf");
+        let mut child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start nginx");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = pipe.read_to_string(&mut stderr);
                 }
-                if TcpStream::connect(addr).is_ok() {
-                    return Nginx {
-                        child,
-                        addr,
-                        dir: dir.to_path_buf(),
-                        www,
-                    };
-                }
-                if started.elapsed() > START_DEADLINE {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("nginx did not listen on {addr} within {START_DEADLINE:?}");
-                }
-                thread::sleep(Duration::from_millis(20));
+                let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+                return Err(format!("nginx exited ({status}):\n{stderr}\n{log}"));
             }
+            if TcpStream::connect(addr).is_ok() {
+                return Ok(Nginx {
+                    child,
+                    addr,
+                    dir: dir.to_path_buf(),
+                    www,
+                });
+            }
+            if started.elapsed() > START_DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("nginx did not listen on {addr} within {START_DEADLINE:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
         }
-        panic!("nginx would not start: {last_error}");
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -158,7 +170,7 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("cannot find a free loopback port")

@@ -38,16 +38,17 @@ pub fn base_env(cache_dir: &Path, quota_mb: u64) -> Vec<(String, String)> {
 
 /// Settings whose defaults reach outside the machine (`TORRENT_SOURCES` defaults to a public
 /// .torrent cache, `TRACKERS` to public trackers, `DHT_BOOTSTRAP` to the public routers, LSD
-/// multicasts on the LAN), overridden for every run so that no test ever tries a public
+/// multicasts on the LAN, so does DLNA's SSDP), overridden for every run so that no test ever tries a public
 /// address. The peer port is the kernel's choice, so parallel tests never collide. A test that
 /// wants sources passes its own loopback values in `env`, which come later and win.
-pub const OFFLINE_ENV: [(&str, &str); 7] = [
+pub const OFFLINE_ENV: [(&str, &str); 8] = [
     ("TORRENT_SOURCES", ""),
     ("HTTP_SOURCES", ""),
     ("TRACKERS", ""),
     ("DHT_BOOTSTRAP", ""),
     ("ENABLE_DHT", "false"),
     ("ENABLE_LSD", "false"),
+    ("ENABLE_DLNA", "false"),
     ("TORRENT_PORT", "0"),
 ];
 
@@ -253,6 +254,11 @@ impl Server {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The server's process id, for its RSS (/proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `http://127.0.0.1:PORT` + `path`.

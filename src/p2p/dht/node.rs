@@ -151,6 +151,15 @@ impl Node {
             p.waiting.insert((tid, addr), tx);
             tid
         };
+        // Removed however this future ends, cancelled too: a lookup dropped
+        // mid-query must not leak its place under `MAX_OUTSTANDING`.
+        struct Forget<'a>(&'a Node, [u8; 2], SocketAddrV4);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                lock(&self.0.pending).waiting.remove(&(self.1, self.2));
+            }
+        }
+        let forget = Forget(self, tid, addr);
         let datagram = Message {
             tid: tid.to_vec(),
             body: Body::Query(query),
@@ -170,7 +179,7 @@ impl Node {
                 .await
             }
         };
-        lock(&self.pending).waiting.remove(&(tid, addr));
+        drop(forget);
         if reply == Err(QueryError::Timeout) {
             self.state().table.failed(addr, Instant::now());
         }

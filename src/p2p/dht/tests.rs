@@ -275,3 +275,31 @@ fn a_damaged_state_file_means_a_fresh_start() {
     let ok = parse_saved(b"d2:id20:abcdefghij01234567895:nodes0:e").unwrap();
     assert!(ok.nodes.is_empty());
 }
+
+/// Queries dropped mid-flight (a lookup cancelled: its torrent was removed) give their place
+/// under `MAX_OUTSTANDING` back at once; before, each leaked its slot until the node was full.
+#[test]
+fn cancelled_queries_free_their_slots() {
+    smol::block_on(async {
+        let socket = Async::<UdpSocket>::bind(loopback()).unwrap();
+        let node = Node::new(NodeId::random(), socket).unwrap();
+        // A socket that never answers.
+        let silent = UdpSocket::bind(loopback()).unwrap();
+        let SocketAddr::V4(to) = silent.local_addr().unwrap() else {
+            unreachable!()
+        };
+        // Far more queries than the bound, each cancelled after it was sent.
+        for _ in 0..(4 * node::MAX_OUTSTANDING) {
+            let q = node.ping(to);
+            let cancelled = future::or(async { Some(q.await) }, async {
+                Timer::after(Duration::from_millis(1)).await;
+                None
+            })
+            .await;
+            assert!(cancelled.is_none(), "the silent socket answered");
+            assert_eq!(node.outstanding(), 0, "a cancelled query kept its slot");
+        }
+        // And the node still queries.
+        assert_eq!(node.outstanding(), 0);
+    });
+}

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    block_fits, set_bit, Hangup, Known, Origin, State, Swarm, MAX_KNOWN, MAX_QUEUED_UPLOADS,
-    MAX_STRIKES,
+    block_fits, set_bit, Hangup, Known, Origin, State, Swarm, MAX_QUEUED_UPLOADS, MAX_STRIKES,
 };
 use crate::format::metainfo::Metainfo;
 use crate::p2p::metadata::{self, Assembly};
@@ -179,9 +178,13 @@ impl Swarm {
                 {
                     let listen = SocketAddr::new(peer.addr.ip(), port);
                     if listen != peer.addr
+                        && peer.listen.is_none()
                         && !st.known.contains_key(&listen)
-                        && st.known.len() < MAX_KNOWN
+                        && super::make_room(&mut st.known, &mut st.queue)
                     {
+                        // Held as connected while this peer is (so it is not
+                        // dialed twice), and freed when it leaves.
+                        peer.listen = Some(listen);
                         // The port it accepts connections on: worth telling others over PEX.
                         st.known.insert(
                             listen,
@@ -287,48 +290,56 @@ impl Swarm {
                 peer.link.wake();
                 if complete {
                     let a = st.metadata.take().expect("present");
-                    let contributors = a.contributors.clone();
-                    match a.finish(&self.info_hash) {
-                        Ok(info) => {
-                            let swarm = self.clone();
-                            smol::spawn(async move { swarm.adopt_metadata(info).await }).detach();
-                        }
-                        Err(e) => {
-                            log::warn!("[P2P] {}: {e}; asking other peers", self.info_hash);
-                            for k in contributors {
-                                if let Some(p) = st.peers.get(&k) {
-                                    let ip = p.addr.ip();
-                                    st.banned.insert(ip);
-                                    p.link.close();
-                                }
-                            }
-                        }
-                    }
+                    // Hashing up to 8 MiB runs on the blocking pool, not
+                    // under this lock on the executor.
+                    let swarm = self.clone();
+                    smol::spawn(async move { swarm.adopt_metadata(a).await }).detach();
                 }
             }
         }
         Ok(())
     }
 
-    /// Verified metadata from peers goes to the torrent's owner, which
-    /// stores it and answers with [`Swarm::set_meta`].
-    async fn adopt_metadata(self: Arc<Swarm>, info: Vec<u8>) {
+    /// A complete metadata download: hashed and parsed on the blocking pool;
+    /// if it is the torrent's, it goes to the owner, which stores it and
+    /// answers with [`Swarm::set_meta`]; if not, its senders are banned.
+    async fn adopt_metadata(self: Arc<Swarm>, assembly: Assembly) {
         let (trackers, web_seeds) = match &self.magnet {
             Some(m) => (vec![m.trackers.clone()], m.web_seeds.clone()),
             None => (Vec::new(), Vec::new()),
         };
-        let meta = match Metainfo::from_info_bytes(&info, trackers, web_seeds) {
-            Ok(meta) => meta,
-            Err(e) => {
-                log::warn!(
-                    "[P2P] {}: the peers' metadata hashes right but is not a valid torrent: {e}",
-                    self.info_hash
-                );
-                return;
+        let contributors = assembly.contributors.clone();
+        let ih = self.info_hash;
+        let checked = smol::unblock(move || {
+            let info = assembly.finish(&ih)?;
+            Ok(Metainfo::from_info_bytes(&info, trackers, web_seeds))
+        })
+        .await;
+        match checked {
+            Ok(Ok(meta)) => {
+                // Full only if an earlier copy is still being stored: that one will do.
+                let _ = self.found.try_send(meta);
             }
-        };
-        // Full only if an earlier copy is still being stored: that one will do.
-        let _ = self.found.try_send(meta);
+            Ok(Err(e)) => log::warn!(
+                "[P2P] {}: the peers' metadata hashes right but is not a valid torrent: {e}",
+                self.info_hash
+            ),
+            Err(e) => {
+                let e: metadata::MetadataError = e;
+                log::warn!("[P2P] {}: {e}; asking other peers", self.info_hash);
+                let mut st = self.state();
+                let mut banned = Vec::new();
+                for k in contributors {
+                    if let Some(p) = st.peers.get(&k) {
+                        banned.push(p.addr.ip());
+                        p.link.close();
+                    }
+                }
+                for ip in banned {
+                    st.blame.ban(ip);
+                }
+            }
+        }
     }
 
     /// A complete piece: verified and written by the store, off the loop.
@@ -353,7 +364,7 @@ impl Swarm {
                 st.delivered += 1;
                 st.dirty = true;
                 for ip in &contributors {
-                    st.strikes.remove(ip);
+                    st.blame.forgive(*ip);
                 }
                 for p in st.peers.values() {
                     p.link.send(&Message::Have(piece));
@@ -369,14 +380,13 @@ impl Swarm {
                 unique.dedup();
                 let alone = unique.len() == 1;
                 for ip in unique {
-                    let strikes = st.strikes.entry(ip).or_insert(0);
-                    *strikes += if alone { MAX_STRIKES } else { 1 };
-                    if *strikes >= MAX_STRIKES {
+                    let strikes = st.blame.strike(ip, if alone { MAX_STRIKES } else { 1 });
+                    if strikes >= MAX_STRIKES {
                         log::warn!(
                             "[P2P] {}: banning {ip}: it sent corrupt data",
                             self.info_hash
                         );
-                        st.banned.insert(ip);
+                        st.blame.ban(ip);
                         if let Some(picker) = st.picker.as_mut() {
                             picker.drop_from(ip);
                         }

@@ -11,6 +11,8 @@ use sha1::{Digest, Sha1};
 use super::*;
 use crate::format::metainfo::{FileEntry, Metainfo};
 
+mod crash;
+
 const PL: u64 = 16 * 1024;
 /// Two 16 KiB pieces a segment.
 const TARGET: u64 = 32 * 1024;
@@ -681,4 +683,56 @@ fn a_second_owner_of_the_cache_is_refused_by_the_lock() {
     }
     drop(store);
     open(&dir, 1 << 30);
+}
+
+#[test]
+fn pieces_past_4_gib_are_written_and_read_at_u64_offsets() {
+    // A 6 GiB torrent of 4 MiB pieces; only pieces past 4 GiB are written, so
+    // the files stay small (one piece a segment, each its own file).
+    const GIB: u64 = 1 << 30;
+    let piece_length = 4 << 20;
+    let total = 6 * GIB + 12345;
+    let count = total.div_ceil(piece_length) as u32;
+    let last = count - 1;
+    let at_4g = (4 * GIB / piece_length) as u32;
+    let body = |p: u32| -> Vec<u8> {
+        let len = if p == last {
+            total - u64::from(last) * piece_length
+        } else {
+            piece_length
+        };
+        (0..len).map(|i| (i as u8) ^ (p as u8)).collect()
+    };
+    let mut hashes = vec![[0u8; 20]; count as usize];
+    for p in [at_4g - 1, at_4g, last] {
+        hashes[p as usize] = Sha1::digest(body(p)).into();
+    }
+    let mut f = fixture(140, PL, PL);
+    f.meta.piece_length = piece_length;
+    f.meta.total_length = total;
+    f.meta.pieces = hashes;
+    let dir = TempDir::new("past4g");
+    let store = open(&dir, 1 << 30);
+    store.add_torrent(&f.meta, &f.torrent).unwrap();
+    smol::block_on(async {
+        for p in [at_4g - 1, at_4g, last] {
+            store.write_piece(&f.ih(), p, body(p), NOW).await.unwrap();
+        }
+    });
+    // Across the 4 GiB line, which a u32 offset would wrap to 0.
+    let got = read(&store, &f, 4 * GIB - 100, 200).unwrap();
+    let (before, after) = (body(at_4g - 1), body(at_4g));
+    assert_eq!(&got[..100], &before[before.len() - 100..]);
+    assert_eq!(&got[100..], &after[..100]);
+    let tail = read(&store, &f, total - 10, 10).unwrap();
+    let end = body(last);
+    assert_eq!(tail, end[end.len() - 10..]);
+    assert!(matches!(
+        read(&store, &f, 0, 1),
+        Err(StoreError::NotVerified { piece: 0 })
+    ));
+    store.flush().unwrap();
+    drop(store);
+    let store = open(&dir, 1 << 30);
+    assert_eq!(store.verified(&f.ih()).map(|v| v.0), Some(3));
 }

@@ -1,0 +1,151 @@
+//! The store's seam to the file system: every file operation the cache makes
+//! goes through [`Files`], so that tests can run the store on a simulated disk
+//! that forgets what was not made durable at a crash (`sim`, test-only).
+//!
+//! Owns the list of operations and their real implementations. Must never
+//! grow policy: what is written where and in which order is the store's
+//! business (`segment`, `durable`, `write`, `recover`); this is the narrowest
+//! interface that lets a simulated disk see every write, fdatasync, rename,
+//! delete and directory sync.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::SystemTime;
+
+use super::disk;
+
+/// What the store needs to know about a path (never following symlinks).
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    pub is_dir: bool,
+    pub is_file: bool,
+    pub len: u64,
+    /// Bytes allocated, as `du` counts them.
+    pub allocated: u64,
+    /// The file system's preferred I/O size (exFAT reports its cluster).
+    pub blksize: u64,
+    pub modified: SystemTime,
+}
+
+/// The file operations of the store. Everything here blocks: callers run it
+/// through `smol::unblock`.
+pub trait Files: Send + Sync {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Writes `bytes` at `offset`, creating the file; it grows as needed.
+    fn write_at(&self, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Creates or truncates `path` and writes `bytes` (not durable yet).
+    fn create_with(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// fdatasync: the file's bytes and length are on the medium.
+    fn sync_data(&self, path: &Path) -> io::Result<()>;
+    /// fsync of a directory: its created, renamed and deleted entries are on the medium.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// The names in a directory.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    fn metadata(&self, path: &Path) -> io::Result<Meta>;
+    /// The file system's free space and size.
+    fn space(&self, path: &Path) -> io::Result<disk::Sample>;
+}
+
+/// The real file system.
+pub struct Real;
+
+impl Files for Real {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+
+    fn write_at(&self, path: &Path, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        file.write_all_at(bytes, offset)
+    }
+
+    fn create_with(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        File::create(path)?.write_all(bytes)
+    }
+
+    fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        File::open(path)?.read_exact_at(buf, offset)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn sync_data(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_data()
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir_all(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for e in fs::read_dir(dir)? {
+            // A name that is not UTF-8 is never the store's: an empty name
+            // makes it a stranger to `recover`, as before the seam.
+            names.push(e?.file_name().into_string().unwrap_or_default());
+        }
+        Ok(names)
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<Meta> {
+        let m = fs::symlink_metadata(path)?;
+        Ok(Meta {
+            is_dir: m.is_dir(),
+            is_file: m.is_file(),
+            len: m.len(),
+            allocated: m.blocks() * 512,
+            blksize: m.blksize(),
+            modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        })
+    }
+
+    fn space(&self, path: &Path) -> io::Result<disk::Sample> {
+        disk::measure(path)
+    }
+}
+
+/// Replaces `path` by `bytes` atomically: write `tmp`, fdatasync it, rename,
+/// fsync the directory. After a crash either the old or the new content is
+/// there, never a mix. A failed attempt removes its temp file: on a full disk
+/// a half-written one would hold the very space the next attempt needs.
+pub fn replace_atomically(
+    files: &dyn Files,
+    path: &Path,
+    tmp: &Path,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let written = files
+        .create_with(tmp, bytes)
+        .and_then(|()| files.sync_data(tmp));
+    if let Err(e) = written {
+        let _ = files.remove_file(tmp);
+        return Err(e);
+    }
+    files.rename(tmp, path)?;
+    files.sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
