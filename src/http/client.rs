@@ -71,9 +71,7 @@ impl Client {
         if let Some(bundle) = openssl_probe::probe().cert_file {
             builder = builder.ssl_ca_certificate(CaCertificate::file(bundle));
         }
-        let agent = builder
-            .build()
-            .map_err(|e| ClientError(e.to_string()))?;
+        let agent = builder.build().map_err(|e| ClientError(e.to_string()))?;
         Ok(Client {
             agent,
             timeout,

@@ -24,8 +24,8 @@
 
 mod api;
 pub mod conn;
-pub mod guard;
 pub mod dlna;
+pub mod guard;
 mod page;
 mod playlist;
 pub mod range;

@@ -135,7 +135,11 @@ pub fn looks_like_utp(datagram: &[u8]) -> bool {
         && datagram[0] >> 4 <= Type::Syn as u8
 }
 
-fn fixed(input: &[u8]) -> IResult<&[u8], (u8, u8, u16, u32, u32, u32, u16, u16)> {
+/// The 20-byte header's fields in wire order: type/version, extension,
+/// connection id, timestamp, timestamp difference, window, seq, ack.
+type Fixed = (u8, u8, u16, u32, u32, u32, u16, u16);
+
+fn fixed(input: &[u8]) -> IResult<&[u8], Fixed> {
     (byte, byte, be_u16, be_u32, be_u32, be_u32, be_u16, be_u16).parse(input)
 }
 
