@@ -56,19 +56,25 @@ impl P2p {
         let port = listener.local_addr()?.port();
         let peer_id = PeerId::generate();
         log::info!("[P2P] Listening for peers on port {port}");
-        // uTP on the UDP port of the same number; the DHT shares its socket.
-        let utp = match utp::UtpSocket::bind(
-            (config.host, port).into(),
-            utp::Limits {
-                max_connections: config.max_connections as usize,
-                ..utp::Limits::default()
-            },
-        ) {
-            Ok(u) => Some(Arc::new(u)),
-            Err(e) => {
-                log::warn!("[P2P] uTP off: cannot bind UDP port {port}: {e}");
-                None
+        // uTP (`ENABLE_UTP`, off by default while libtorrent closes our uTP
+        // connections) on the UDP port of the same number; the DHT shares its
+        // socket. Off, nothing listens for uTP and every dial is TCP.
+        let utp = if config.enable_utp {
+            match utp::UtpSocket::bind(
+                (config.host, port).into(),
+                utp::Limits {
+                    max_connections: config.max_connections as usize,
+                    ..utp::Limits::default()
+                },
+            ) {
+                Ok(u) => Some(Arc::new(u)),
+                Err(e) => {
+                    log::warn!("[P2P] uTP off: cannot bind UDP port {port}: {e}");
+                    None
+                }
             }
+        } else {
+            None
         };
         let dht = if config.enable_dht {
             // The DHT is IPv4 only; it listens where the peers do.
