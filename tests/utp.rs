@@ -23,6 +23,8 @@ fn env(dir: &TestDir) -> Vec<(String, String)> {
     set(&mut env, "TORRENT_TIMEOUT", "30000");
     set(&mut env, "TORRENT_MAX_RETRIES", "1");
     set(&mut env, "PIECE_TIMEOUT", "60000");
+    // uTP is off by default (experimental until libtorrent interop works).
+    set(&mut env, "ENABLE_UTP", "true");
     env
 }
 
@@ -76,6 +78,7 @@ fn data_dir(content: &Path) -> std::path::PathBuf {
 }
 
 #[test]
+#[ignore = "libtorrent closes streme's uTP connections (FIN after ~2 MB; a leecher closes at once): issue 13 stays open"]
 fn a_magnet_streams_from_a_utp_only_libtorrent_seeder() {
     let f = fixture("utp_seeder", 6 << 20);
     let seeder =
@@ -134,6 +137,7 @@ fn a_magnet_streams_from_a_utp_only_libtorrent_seeder() {
 }
 
 #[test]
+#[ignore = "libtorrent closes streme's uTP connections (FIN after ~2 MB; a leecher closes at once): issue 13 stays open"]
 fn a_utp_only_libtorrent_leecher_downloads_a_cached_torrent() {
     let f = fixture("utp_leecher", 6 << 20);
     let env = env(&f.dir);
