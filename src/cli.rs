@@ -122,7 +122,7 @@ Settings (environment variables or env file keys; the environment wins):
                            without trackers; empty for none (default
                            udp://tracker.opentrackr.org:1337/announce,udp://open.stealth.si:80/announce,udp://tracker.torrent.eu.org:451/announce,udp://exodus.desync.com:6969/announce)
   TORRENT_PORT             TCP port for incoming peers and UDP port of the
-                           DHT, 0 for any free one (default 6881)
+                           DHT (and uTP), 0 for any free one (default 6881)
   STREAM_READAHEAD_MB      MiB fetched ahead of each playhead, at most a
                            quarter of the quota (default 16)
   MAX_PEERS                peer connections per torrent (default 40)
@@ -137,6 +137,9 @@ Settings (environment variables or env file keys; the environment wins):
                            (default 239.192.152.143:6771)
   LSD_INTERFACE            IPv4 address of the interface LSD joins and sends
                            on; 127.0.0.1 keeps it on this host (default 0.0.0.0)
+  ENABLE_UTP               true|false: uTP peers on the UDP TORRENT_PORT,
+                           experimental until libtorrent interop works
+                           (default false)
   CLIENT_MAX               HTTP client connections held; when full, the
                            quietest is closed (default 256)
   CLIENT_MAX_PER_ADDR      HTTP connections per client address (default 64)

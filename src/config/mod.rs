@@ -39,7 +39,7 @@ pub const ENV_FILE_VAR: &str = "STREME_ENV_FILE";
 
 /// Every key streme reads, with its default as an env file would spell it, in
 /// the order `streme config` prints them.
-pub const KEYS: [(&str, &str); 41] = [
+pub const KEYS: [(&str, &str); 42] = [
     ("HOST", "0.0.0.0"),
     ("PORT", "11470"),
     ("CACHE_DIR", "$CACHE_DIRECTORY, else $HOME/.cache/streme"),
@@ -67,6 +67,7 @@ pub const KEYS: [(&str, &str); 41] = [
     ("ENABLE_LSD", "true"),
     ("LSD_GROUP", "239.192.152.143:6771"),
     ("LSD_INTERFACE", "0.0.0.0"),
+    ("ENABLE_UTP", "false"),
     ("CLIENT_MAX", "256"),
     ("CLIENT_MAX_PER_ADDR", "64"),
     ("CLIENT_HEAD_TIMEOUT", "10000"),
@@ -223,6 +224,12 @@ pub struct Config {
     /// sends on. Default 0.0.0.0, the default route's interface; 127.0.0.1
     /// keeps LSD on this host.
     pub lsd_interface: Ipv4Addr,
+    /// `ENABLE_UTP`: uTP (BEP 29) on the UDP port of `TORRENT_PORT`, in and
+    /// out, raced against TCP on each dial. Default false: uTP is
+    /// experimental until libtorrent interop works (libtorrent closes our uTP
+    /// connections: a FIN after ~2 MB, and a libtorrent leecher closes at
+    /// once). Off, nothing listens for uTP and every dial is TCP.
+    pub enable_utp: bool,
     /// `CLIENT_MAX`: HTTP client connections held at once. Default 256: an
     /// idle or paused client costs a few KiB plus at most its stream's
     /// channel buffers, so a few hundred fit a 512 MB Pi Zero 2 W. When
@@ -598,6 +605,8 @@ impl Config {
         let lsd_interface = setting("LSD_INTERFACE").map_or(Ok(Ipv4Addr::UNSPECIFIED), |v| {
             value::ipv4("LSD_INTERFACE", &v)
         })?;
+        let enable_utp =
+            setting("ENABLE_UTP").map_or(Ok(false), |v| value::boolean("ENABLE_UTP", &v))?;
         let state_dir = match setting("STATE_DIR") {
             Some(v) if v.is_empty() => {
                 return Err(ConfigError::BadValue {
@@ -690,6 +699,7 @@ impl Config {
             enable_lsd,
             lsd_group,
             lsd_interface,
+            enable_utp,
             client_max,
             client_max_per_addr,
             client_head_timeout,
@@ -790,6 +800,7 @@ impl Config {
             self.enable_lsd.to_string(),
             self.lsd_group.to_string(),
             self.lsd_interface.to_string(),
+            self.enable_utp.to_string(),
             self.client_max.to_string(),
             self.client_max_per_addr.to_string(),
             self.client_head_timeout.as_millis().to_string(),

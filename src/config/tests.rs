@@ -49,9 +49,18 @@ fn defaults_without_any_source() {
         .contains(&"https://web.stremio.com".to_string()));
     assert!(c.allowed_hosts.is_empty());
     assert_eq!(c.api_token, None);
+    // uTP stays off until libtorrent keeps our uTP connections open.
+    assert!(!c.enable_utp);
     for (key, _) in KEYS {
         assert_eq!(c.source(key), Some(&Source::Default), "{key}");
     }
+}
+
+#[test]
+fn enable_utp_turns_utp_on() {
+    let (c, _) = Config::load(None, &env(&[("ENABLE_UTP", "true")])).unwrap();
+    assert!(c.enable_utp);
+    assert_eq!(c.source("ENABLE_UTP"), Some(&Source::Environment));
 }
 
 #[test]
@@ -227,6 +236,7 @@ fn bad_values_name_key_and_value() {
         ("ALLOWED_ORIGINS", "https://a.example/path", "ALLOWED_ORIGINS: expected origins such as https://web.stremio.com or http://192.168.1.5:8080 (no path), got \"https://a.example/path\""),
         ("ALLOWED_HOSTS", "a b", "ALLOWED_HOSTS: expected host names such as streme.example.com or .example.com, got \"a b\""),
         ("STATE_DIR", "", "STATE_DIR: expected a directory path, got \"\""),
+        ("ENABLE_UTP", "maybe", "ENABLE_UTP: expected a boolean (true/false, 1/0, yes/no, on/off), got \"maybe\""),
         ("ENABLE_DLNA", "sure", "ENABLE_DLNA: expected a boolean (true/false, 1/0, yes/no, on/off), got \"sure\""),
         ("DLNA_NAME", "a\u{7}b", "DLNA_NAME: expected a name of at most 64 characters without control characters, got \"a\\u{7}b\""),
         ("DLNA_INTERFACE", "eth0; rm", "DLNA_INTERFACE: expected an interface name such as eth0, an IPv4 address, or empty for every interface, got \"eth0; rm\""),

@@ -18,16 +18,16 @@ mod picker;
 mod shared;
 mod swarm;
 pub mod tracker;
+pub mod utp;
 pub mod wire;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::future;
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 
 pub use shared::Shared;
 pub use swarm::{Swarm, SwarmCtx, SwarmStats};
@@ -57,6 +57,26 @@ impl P2p {
         let port = listener.local_addr()?.port();
         let peer_id = PeerId::generate();
         log::info!("[P2P] Listening for peers on port {port}");
+        // uTP (`ENABLE_UTP`, off by default while libtorrent closes our uTP
+        // connections) on the UDP port of the same number; the DHT shares its
+        // socket. Off, nothing listens for uTP and every dial is TCP.
+        let utp = if config.enable_utp {
+            match utp::UtpSocket::bind(
+                (config.host, port).into(),
+                utp::Limits {
+                    max_connections: config.max_connections as usize,
+                    ..utp::Limits::default()
+                },
+            ) {
+                Ok(u) => Some(Arc::new(u)),
+                Err(e) => {
+                    log::warn!("[P2P] uTP off: cannot bind UDP port {port}: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let dht = if config.enable_dht {
             // The DHT is IPv4 only; it listens where the peers do.
             let ip = match config.host {
@@ -64,7 +84,14 @@ impl P2p {
                 std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
             };
             let state = config.cache_dir.join("dht.dat");
-            match dht::Dht::start((ip, port).into(), config.dht_bootstrap.clone(), state).await {
+            let bootstrap = config.dht_bootstrap.clone();
+            let started = match &utp {
+                Some(u) if u.local_addr().is_ipv4() => {
+                    dht::Dht::start_shared(u.udp(), u.dht_inbox(), bootstrap, state).await
+                }
+                _ => dht::Dht::start((ip, port).into(), bootstrap, state).await,
+            };
+            match started {
                 Ok(d) => Some(d),
                 Err(e) => {
                     log::warn!("[P2P] DHT off: cannot bind UDP port {port}: {e}");
@@ -88,7 +115,15 @@ impl P2p {
         let heard = lsd.as_ref().map(lsd::Lsd::incoming);
         let p2p = P2p {
             inner: Arc::new(Inner {
-                shared: Arc::new(Shared::new(config, client, peer_id, port, dht, lsd)),
+                shared: Arc::new(Shared::new(
+                    config,
+                    client,
+                    peer_id,
+                    port,
+                    dht,
+                    lsd,
+                    utp.clone(),
+                )),
                 swarms: Mutex::new(HashMap::new()),
             }),
         };
@@ -110,34 +145,55 @@ impl P2p {
             while let Ok((stream, addr)) = listener.accept().await {
                 let Some(inner) = weak.upgrade() else { return };
                 let p2p = P2p { inner };
-                // The place is taken here, before the spawn: a burst of
-                // connections cannot get past `MAX_HANDSHAKING`.
-                let turn = match p2p.inner.shared.handshaking.try_take() {
-                    Some(turn) if p2p.inner.shared.has_room() => turn,
-                    _ => {
-                        log::debug!("[P2P] refusing {addr}: at the connection limit");
-                        continue;
-                    }
-                };
-                smol::spawn(async move {
-                    let _turn = turn;
-                    p2p.welcome(stream, addr).await
-                })
-                .detach();
+                p2p.admit(peer::Conn::tcp(stream, addr));
             }
         })
         .detach();
+        if let Some(utp) = utp {
+            // Incoming uTP connections take the same path and caps as TCP.
+            let weak = Arc::downgrade(&p2p.inner);
+            smol::spawn(async move {
+                while let Some(stream) = utp.accept().await {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let p2p = P2p { inner };
+                    log::debug!("[P2P] incoming uTP connection from {}", stream.peer_addr());
+                    p2p.admit(peer::Conn::utp(stream));
+                }
+            })
+            .detach();
+        }
         Ok(p2p)
     }
 
-    /// Reads an incoming handshake (plain or MSE) and hands the connection
-    /// to its swarm.
-    async fn welcome(&self, stream: TcpStream, addr: SocketAddr) {
+    /// An incoming connection, over either transport: refused at the caps
+    /// (`MAX_HANDSHAKING`, `MAX_CONNECTIONS`), else welcomed.
+    fn admit(&self, conn: peer::Conn) {
+        // The place is taken here, before the spawn: a burst of
+        // connections cannot get past `MAX_HANDSHAKING`.
+        let turn = match self.inner.shared.handshaking.try_take() {
+            Some(turn) if self.inner.shared.has_room() => turn,
+            _ => {
+                log::debug!("[P2P] refusing {}: at the connection limit", conn.addr);
+                return;
+            }
+        };
+        let p2p = self.clone();
+        smol::spawn(async move {
+            let _turn = turn;
+            p2p.welcome(conn).await
+        })
+        .detach();
+    }
+
+    /// Reads an incoming handshake (plain or MSE), over either transport,
+    /// and hands the connection to its swarm.
+    async fn welcome(&self, conn: peer::Conn) {
         // The caller holds this connection's place under `MAX_HANDSHAKING`.
+        let addr = conn.addr;
         // The SKEYs an MSE peer may ask for: the torrents whose swarms run.
         let skeys: Vec<InfoHash> = self.inner.swarms.lock().unwrap().keys().copied().collect();
         let policy = self.inner.shared.config().encryption;
-        let opened = peer::read_incoming(peer::Conn::tcp(stream, addr), policy, &skeys).await;
+        let opened = peer::read_incoming(conn, policy, &skeys).await;
         let (conn, theirs) = match opened {
             Ok(opened) => opened,
             Err(e) => return log::debug!("[P2P] incoming {addr}: {e}"),

@@ -28,7 +28,8 @@ mod opening;
 pub(super) use opening::read_incoming;
 
 use super::picker::PeerKey;
-use super::shared::Slot;
+use super::shared::{Shared, Slot, Transport};
+use super::utp::UtpStream;
 use super::wire::{self, BlockRef, Handshake, Message, PeerId, HANDSHAKE_LEN};
 use crate::config::Encryption;
 use crate::format::InfoHash;
@@ -151,6 +152,61 @@ impl Conn {
             addr,
         }
     }
+
+    pub fn utp(stream: UtpStream) -> Conn {
+        let addr = stream.peer_addr();
+        Conn {
+            reader: Box::new(stream.clone()),
+            writer: Box::new(stream),
+            addr,
+        }
+    }
+}
+
+/// Connects to `addr` the way that reached it last, or else over uTP and
+/// TCP at once, as libtorrent tries both: the first to connect is kept (the
+/// other is dropped), and remembered for the next dial.
+pub(super) async fn connect(shared: &Shared, addr: SocketAddr) -> Result<Conn, Hangup> {
+    let tcp = || async move {
+        let s = TcpStream::connect(addr).await?;
+        Ok::<_, std::io::Error>((Conn::tcp(s, addr), Transport::Tcp))
+    };
+    let utp = |sock: Arc<super::utp::UtpSocket>| async move {
+        let s = sock.connect(addr).await?;
+        Ok::<_, std::io::Error>((Conn::utp(s), Transport::Utp))
+    };
+    let attempt = async {
+        match (shared.transport_of(addr), shared.utp.clone()) {
+            (Some(Transport::Tcp), _) | (_, None) => tcp().await,
+            (Some(Transport::Utp), Some(sock)) => utp(sock).await,
+            (None, Some(sock)) => {
+                // The first success wins; an error waits for the other's result.
+                let failed = std::sync::atomic::AtomicU8::new(0);
+                let settle = |r: std::io::Result<(Conn, Transport)>| async {
+                    match r {
+                        Ok(ok) => Ok(ok),
+                        Err(e) if failed.fetch_add(1, Ordering::Relaxed) == 1 => Err(e),
+                        Err(_) => future::pending().await,
+                    }
+                };
+                future::or(async { settle(utp(sock).await).await }, async {
+                    settle(tcp().await).await
+                })
+                .await
+            }
+        }
+    };
+    match within(CONNECT_TIMEOUT, "connecting", attempt).await {
+        Ok((conn, how)) => {
+            log::debug!("[P2P] {addr}: reached over {how:?}");
+            shared.remember_transport(addr, Some(how));
+            Ok(conn)
+        }
+        Err(e) => {
+            shared.remember_transport(addr, None);
+            Err(e)
+        }
+    }
 }
 
 /// What the swarm tells a connection's writer: bytes to send, and a nudge.
@@ -208,14 +264,17 @@ async fn within<T>(
 }
 
 /// Connects to `addr` for the swarm's torrent and runs the connection.
-pub(super) async fn dial(swarm: &Arc<Swarm>, addr: SocketAddr, key: PeerKey) -> Result<(), Hangup> {
+pub(super) async fn dial(
+    swarm: &Arc<Swarm>,
+    shared: &Shared,
+    addr: SocketAddr,
+    key: PeerKey,
+) -> Result<(), Hangup> {
     let _slot = swarm.slot();
     let ours = Handshake::new(swarm.info_hash(), swarm.peer_id());
-    let connect = || async move {
-        let stream = within(CONNECT_TIMEOUT, "connecting", TcpStream::connect(addr)).await?;
-        Ok(Conn::tcp(stream, addr))
-    };
-    let mut conn = opening::open_outgoing(addr, swarm.encryption(), &ours, connect).await?;
+    // Over TCP or uTP (`connect` races them), then MSE or plaintext by ENCRYPTION.
+    let reach = || connect(shared, addr);
+    let mut conn = opening::open_outgoing(addr, swarm.encryption(), &ours, reach).await?;
     let theirs = read_handshake(&mut conn.reader).await?;
     if theirs.info_hash != swarm.info_hash() {
         return Err(Hangup::Protocol(

@@ -6,6 +6,7 @@
 //! connections all hold it, and it knows none of them. It must never hold a
 //! swarm, or a lock across an `.await`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 
 use super::wire::PeerId;
-use super::{dht, lsd};
+use super::{dht, lsd, utp};
 use crate::config::Config;
 use crate::http::Client;
 
@@ -37,6 +38,11 @@ pub struct Shared {
     pub(super) dht: Option<dht::Dht>,
     /// Local Service Discovery (`ENABLE_LSD`).
     pub(super) lsd: Option<lsd::Lsd>,
+    /// uTP on the UDP port of the same number (shared with the DHT).
+    pub(super) utp: Option<Arc<utp::UtpSocket>>,
+    /// Which transport reached each peer last, so the next dial goes
+    /// straight to it (bounded: forgotten wholesale at [`MAX_TRANSPORTS`]).
+    transports: Mutex<HashMap<SocketAddr, Transport>>,
     /// The pings PORT messages may start (`PORT_PINGS_PER_SEC`).
     port_pings: Mutex<Bucket>,
 }
@@ -123,6 +129,16 @@ impl Bucket {
     }
 }
 
+/// How a peer connection is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Utp,
+}
+
+/// Peers whose transport is remembered; 4096 × ~40 bytes.
+const MAX_TRANSPORTS: usize = 4096;
+
 /// A peer connection's place under `MAX_CONNECTIONS`, given back on drop.
 pub struct Slot(Arc<Shared>);
 
@@ -140,6 +156,7 @@ impl Shared {
         port: u16,
         dht: Option<dht::Dht>,
         lsd: Option<lsd::Lsd>,
+        utp: Option<Arc<utp::UtpSocket>>,
     ) -> Shared {
         Shared {
             config,
@@ -153,11 +170,34 @@ impl Shared {
             uploaded: AtomicU64::new(0),
             dht,
             lsd,
+            utp,
+            transports: Mutex::new(HashMap::new()),
             port_pings: Mutex::new(Bucket::new(
                 PORT_PINGS_PER_SEC,
                 PORT_PING_BURST,
                 Instant::now(),
             )),
+        }
+    }
+
+    /// The transport that last reached `addr`, if any.
+    pub(super) fn transport_of(&self, addr: SocketAddr) -> Option<Transport> {
+        self.transports.lock().unwrap().get(&addr).copied()
+    }
+
+    /// Records how `addr` was reached (None: the remembered way failed).
+    pub(super) fn remember_transport(&self, addr: SocketAddr, t: Option<Transport>) {
+        let mut map = self.transports.lock().unwrap();
+        match t {
+            Some(t) => {
+                if map.len() >= MAX_TRANSPORTS && !map.contains_key(&addr) {
+                    map.clear();
+                }
+                map.insert(addr, t);
+            }
+            None => {
+                map.remove(&addr);
+            }
         }
     }
 

@@ -538,7 +538,7 @@ impl Swarm {
             let key = self.reserve_key();
             let task = smol::spawn(async move {
                 let wire: Arc<peer::Swarm> = swarm.clone();
-                let outcome = peer::dial(&wire, addr, key).await;
+                let outcome = peer::dial(&wire, &swarm.shared, addr, key).await;
                 swarm.state().dialing -= 1;
                 if let Err(e) = outcome {
                     log::debug!("[P2P] {addr}: connection failed: {e}");

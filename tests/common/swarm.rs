@@ -414,5 +414,67 @@ pub fn tuned_libtorrent(
     if seed {
         wait_listening(port, "libtorrent", &mut p.child);
     }
+const LT_UTP_PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/lt_utp_peer.py");
+
+/// A libtorrent peer with TCP off both ways (uTP only), seeding `torrent` from `data_dir` or
+/// (with `seed` false) downloading it there. It has no TCP port to wait on: the caller waits
+/// for the tracker to list it, or for the file.
+pub fn utp_only_libtorrent(dir: &Path, torrent: &Path, data_dir: &Path, seed: bool) -> Process {
+    Client::Libtorrent.require();
+    std::fs::create_dir_all(data_dir).expect("create the client's data dir");
+    let port = free_port();
+    let log = dir.join(format!("libtorrent-utp-{port}.log"));
+    Process::spawn(
+        "libtorrent (uTP only)",
+        Command::new("/usr/bin/python3")
+            .arg(LT_UTP_PEER)
+            .arg(if seed { "seed" } else { "leech" })
+            .arg(torrent)
+            .arg(data_dir)
+            .arg(port.to_string()),
+        port,
+        log,
+    )
+}
+
+/// transmission-cli seeding `torrent` from `data_dir` with its uTP on (its default, which the
+/// other tests turn off), DHT, LSD and port forwarding off, on loopback.
+pub fn transmission_with_utp(dir: &Path, torrent: &Path, data_dir: &Path) -> Process {
+    Client::Transmission.require();
+    let port = free_port();
+    let config = dir.join(format!("transmission-utp-{port}"));
+    std::fs::create_dir_all(&config).expect("transmission config dir");
+    let settings = serde_json::json!({
+        "dht-enabled": false,
+        "lpd-enabled": false,
+        "utp-enabled": true,
+        "pex-enabled": true,
+        "port-forwarding-enabled": false,
+        "bind-address-ipv4": "127.0.0.1",
+        "bind-address-ipv6": "::1",
+        "peer-port": port,
+        "peer-port-random-on-start": false,
+        "ratio-limit-enabled": false,
+        "idle-seeding-limit-enabled": false,
+        "speed-limit-up-enabled": false,
+        "speed-limit-down-enabled": false,
+        "encryption": 0,
+        "blocklist-enabled": false,
+        "message-level": 2,
+    });
+    std::fs::write(config.join("settings.json"), settings.to_string())
+        .expect("write transmission settings");
+    let log = dir.join(format!("transmission-utp-{port}.log"));
+    let mut cmd = Command::new("transmission-cli");
+    cmd.arg("-g").arg(&config).arg("-w").arg(data_dir).args([
+        "-p",
+        &port.to_string(),
+        "-M",
+        "-U",
+        "-D",
+        "-et",
+    ]);
+    let mut p = Process::spawn("transmission (uTP on)", cmd.arg(torrent), port, log);
+    wait_listening(port, "transmission", &mut p.child);
     p
 }

@@ -106,13 +106,39 @@ impl Dht {
                 format!("dht: bind {bind}: only IPv4 is supported"),
             ));
         }
+        let socket = Arc::new(Async::<UdpSocket>::bind(bind)?);
+        Dht::start_with(socket, None, bootstrap, state_file).await
+    }
+
+    /// Runs on a socket someone else reads (uTP's, on `TORRENT_PORT`): our
+    /// datagrams come through `inbox`, and we send on `socket`.
+    pub async fn start_shared(
+        socket: Arc<Async<UdpSocket>>,
+        inbox: channel::Receiver<(Vec<u8>, SocketAddr)>,
+        bootstrap: Vec<String>,
+        state_file: PathBuf,
+    ) -> io::Result<Dht> {
+        if !socket.get_ref().local_addr()?.is_ipv4() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "dht: only IPv4 is supported",
+            ));
+        }
+        Dht::start_with(socket, Some(inbox), bootstrap, state_file).await
+    }
+
+    async fn start_with(
+        socket: Arc<Async<UdpSocket>>,
+        inbox: Option<channel::Receiver<(Vec<u8>, SocketAddr)>>,
+        bootstrap: Vec<String>,
+        state_file: PathBuf,
+    ) -> io::Result<Dht> {
         let saved = {
             let path = state_file.clone();
             smol::unblock(move || load(&path)).await
         };
         let id = saved.as_ref().map_or_else(NodeId::random, |s| s.id);
-        let socket = Async::<UdpSocket>::bind(bind)?;
-        let node = Arc::new(Node::new(id, socket)?);
+        let node = Arc::new(Node::new(id, socket, inbox)?);
         log::info!(
             "dht: node {id:?} on {} ({} saved nodes)",
             node.local,

@@ -66,7 +66,10 @@ struct Pending {
 
 pub(crate) struct Node {
     pub id: NodeId,
-    pub socket: Async<UdpSocket>,
+    /// Shared with uTP when the socket on `TORRENT_PORT` is demultiplexed
+    /// (`inbox` then brings our datagrams); our own otherwise.
+    pub socket: Arc<Async<UdpSocket>>,
+    inbox: Option<channel::Receiver<(Vec<u8>, SocketAddr)>>,
     pub local: SocketAddr,
     state: Mutex<State>,
     pending: Mutex<Pending>,
@@ -91,12 +94,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Node {
-    pub fn new(id: NodeId, socket: Async<UdpSocket>) -> io::Result<Node> {
+    pub fn new(
+        id: NodeId,
+        socket: Arc<Async<UdpSocket>>,
+        inbox: Option<channel::Receiver<(Vec<u8>, SocketAddr)>>,
+    ) -> io::Result<Node> {
         let local = socket.get_ref().local_addr()?;
         let now = Instant::now();
         Ok(Node {
             id,
             socket,
+            inbox,
             local,
             state: Mutex::new(State {
                 table: Table::new(id),
@@ -188,7 +196,19 @@ impl Node {
         // A KRPC datagram larger than this is rejected by the parser anyway.
         let mut buf = vec![0u8; krpc::MAX_DATAGRAM + 1];
         loop {
-            let (len, from) = match self.socket.recv_from(&mut buf).await {
+            let received = match &self.inbox {
+                Some(inbox) => match inbox.recv().await {
+                    Ok((datagram, from)) => {
+                        let len = datagram.len().min(buf.len());
+                        buf[..len].copy_from_slice(&datagram[..len]);
+                        Ok((len, from))
+                    }
+                    // The socket's owner is gone.
+                    Err(_) => return,
+                },
+                None => self.socket.recv_from(&mut buf).await,
+            };
+            let (len, from) = match received {
                 Ok(r) => r,
                 Err(e) => {
                     // ICMP port unreachable surfaces here on Linux as

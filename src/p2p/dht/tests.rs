@@ -282,7 +282,7 @@ fn a_damaged_state_file_means_a_fresh_start() {
 fn cancelled_queries_free_their_slots() {
     smol::block_on(async {
         let socket = Async::<UdpSocket>::bind(loopback()).unwrap();
-        let node = Node::new(NodeId::random(), socket).unwrap();
+        let node = Node::new(NodeId::random(), std::sync::Arc::new(socket), None).unwrap();
         // A socket that never answers.
         let silent = UdpSocket::bind(loopback()).unwrap();
         let SocketAddr::V4(to) = silent.local_addr().unwrap() else {

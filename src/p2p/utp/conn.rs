@@ -1,0 +1,925 @@
+//! One uTP connection as a state machine without I/O: packets and the
+//! clock go in, datagrams to send and bytes for the reader come out.
+//!
+//! Owns the sequence numbers, the send queue and the packets in flight,
+//! the reordering buffer, RTT/RTO, and LEDBAT's congestion window. It never
+//! touches a socket, a task or the wall clock: `now` is always passed in,
+//! so the tests drive it deterministically and the socket layer
+//! ([`super::socket`]) decides when to call it.
+//!
+//! # Design (facts from BEP 29 and libtorrent's `utp_stream.cpp`)
+//! - The dialer picks `recv_id` and sends the SYN with it; it sends on
+//!   `recv_id + 1`. The answerer sends on the SYN's id and receives on id + 1.
+//! - The SYN's `seq_nr` is random and consumes one number. The answerer
+//!   replies ST_STATE with `ack_nr` = the SYN's `seq_nr` and its own random
+//!   `seq_nr` (the next it will send), so the dialer's `ack_nr` becomes
+//!   `seq_nr - 1`. ST_STATE never consumes a sequence number; ST_FIN does.
+//! - `wnd_size` is the receive buffer's free room (libtorrent: capacity
+//!   minus buffered bytes); we never send more than the peer's window.
+//! - Every packet carries `timestamp_difference`: our clock at arrival of
+//!   the peer's last packet minus its timestamp. The peer's value for our
+//!   packets, minus its minimum over two minutes (the base delay), is the
+//!   queuing delay LEDBAT keeps under [`TARGET_DELAY`].
+//! - Acks: one ST_STATE per batch of received datagrams (the socket calls
+//!   [`Connection::transmit`] after a batch), carrying a selective ACK when
+//!   packets wait in the reordering buffer.
+//! - Loss: a packet is declared lost when a packet sent at least three
+//!   sends after it has been acked (cumulatively or selectively): this is
+//!   BEP 29's "three packets past it acked" rule, and it also finds a lost
+//!   retransmission, which duplicate acks alone cannot. Three duplicate
+//!   acks resend the oldest packet. The window halves at most once per
+//!   window of data. A timeout resends everything unacked with the window
+//!   at its minimum, and the timeout doubles until an ack comes.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::header::{Extension, Header, Type};
+
+/// The largest datagram we send: below the 1500-byte Ethernet MTU with
+/// room for IP/UDP and tunnels (libtorrent starts its MTU search near it).
+pub const PACKET_SIZE: usize = 1400;
+/// The SACK we write covers at most this many bytes (256 packets).
+const MAX_SACK_BYTES: usize = 32;
+/// Payload per packet: room left for the header and the largest SACK.
+pub const MAX_PAYLOAD: usize = PACKET_SIZE - 20 - 2 - MAX_SACK_BYTES;
+
+/// Bytes a connection holds for its reader (in order and reordered): its
+/// advertised window. 1 MiB keeps a loopback peer at full speed (RTT
+/// ~1 ms) and a 100 ms path at ~10 MB/s; 40 peers on a Pi 3 fit 40 MiB,
+/// and the socket's budget ([`super::socket::Limits`]) caps the total below that.
+pub const RECV_BUFFER: usize = 1 << 20;
+/// Bytes a connection holds from its writer, queued or in flight.
+pub const SEND_BUFFER: usize = 1 << 20;
+/// Room kept free of reordered packets, per connection and over the
+/// socket: the packet that fills the gap must always fit, or a window full
+/// of packets past a gap would wait for it forever.
+pub const REORDER_RESERVE: usize = 64 * 1024;
+/// Packets in flight or held for reordering, at most: half the sequence
+/// space would be ambiguous, and this bounds the bookkeeping per packet.
+const MAX_PACKETS: usize = 2048;
+
+/// LEDBAT's target queuing delay (BEP 29, libtorrent's `utp_target_delay`).
+pub const TARGET_DELAY: Duration = Duration::from_millis(100);
+/// Window growth per RTT at zero delay (libtorrent's `utp_gain_factor`).
+const GAIN: f64 = 3000.0;
+const MIN_CWND: f64 = 2.0 * MAX_PAYLOAD as f64;
+/// The initial window: libtorrent starts at two packets and slow-starts.
+const INITIAL_CWND: f64 = 2.0 * MAX_PAYLOAD as f64;
+/// The base delay is the minimum over this many one-minute periods.
+const BASE_DELAY_MINUTES: usize = 2;
+
+/// BEP 29: the timeout is never below 500 ms; the SYN's, without an RTT
+/// estimate, is a conservative second.
+const MIN_RTO: Duration = Duration::from_millis(500);
+const SYN_RTO: Duration = Duration::from_secs(1);
+const MAX_RTO: Duration = Duration::from_secs(60);
+/// Consecutive timeouts without an ack before the peer is gone (SYNs: 5
+/// tries over ~31 s; data: ~2 min of doubling).
+const MAX_SYN_TIMEOUTS: u32 = 5;
+const MAX_TIMEOUTS: u32 = 7;
+/// An ST_STATE goes out after this long without sending (libtorrent's 29 s
+/// keeps NAT mappings open); a peer silent for `IDLE` is gone.
+const KEEPALIVE: Duration = Duration::from_secs(29);
+const IDLE: Duration = Duration::from_secs(120);
+/// Packets sent after one, and acked, before it counts as lost.
+const REORDER_THRESHOLD: u64 = 3;
+const DUP_ACKS: u32 = 3;
+
+/// `a` comes after `b` in the 16-bit sequence space.
+pub fn seq_after(a: u16, b: u16) -> bool {
+    (a.wrapping_sub(b) as i16) > 0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Our SYN is out; no answer yet.
+    SynSent,
+    Connected,
+    /// Ended: by a reset, a timeout, or both FINs acked.
+    Closed,
+}
+
+/// Why a connection ended abnormally, as the reader and writer see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Reset,
+    TimedOut,
+}
+
+impl Failure {
+    pub fn io(self) -> std::io::Error {
+        match self {
+            Failure::Reset => std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "the uTP peer reset the connection",
+            ),
+            Failure::TimedOut => std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the uTP peer stopped answering",
+            ),
+        }
+    }
+}
+
+/// A packet we sent (or will send) and the peer has not acked.
+struct Sent {
+    kind: Type,
+    payload: Vec<u8>,
+    /// Waiting for its first send, or declared lost and waiting to go again.
+    need_send: bool,
+    /// Acked by a selective ACK (it stays until the cumulative ack passes).
+    sacked: bool,
+    /// Counted in `in_flight`: sent and neither acked nor declared lost.
+    counted: bool,
+    transmissions: u32,
+    sent_at: Instant,
+    /// Position of its last send in the connection's order of sends.
+    order: u64,
+}
+
+/// A packet received ahead of a gap.
+struct Held {
+    fin: bool,
+    payload: Vec<u8>,
+}
+
+pub struct Connection {
+    pub state: State,
+    pub failure: Option<Failure>,
+    pub recv_id: u16,
+    pub send_id: u16,
+    epoch: Instant,
+
+    // Sending.
+    /// The next sequence number we send.
+    seq_nr: u16,
+    /// Bytes from the writer not yet in a packet.
+    queue: VecDeque<u8>,
+    /// Unacked packets; `unacked[i]` has seq `acked_seq + 1 + i`.
+    unacked: VecDeque<Sent>,
+    acked_seq: u16,
+    /// Payload bytes of packets counted in flight.
+    in_flight: usize,
+    /// Payload bytes of `unacked`.
+    unacked_bytes: usize,
+    sends: u64,
+    highest_acked_order: u64,
+    dup_acks: u32,
+    peer_wnd: usize,
+    /// The writer is done: a FIN follows the queue.
+    closing: bool,
+    fin_queued: bool,
+
+    // Receiving.
+    /// The last sequence number received in order.
+    ack_nr: u16,
+    /// Bytes in order for the reader.
+    readable: VecDeque<u8>,
+    /// `reorder[j]` holds seq `ack_nr + 1 + j` if it arrived.
+    reorder: VecDeque<Option<Held>>,
+    reorder_bytes: usize,
+    /// The peer's FIN arrived in order: the reader gets EOF after `readable`.
+    eof: bool,
+    need_ack: bool,
+    /// The socket's budget left at the last packet, for the advertised window.
+    room: usize,
+    /// Our clock minus the peer's timestamp, at its last packet.
+    reply_micro: u32,
+    last_advertised: usize,
+
+    // Timing and congestion.
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    /// When we last resent a packet: a packet sent before it may have
+    /// waited for the resend to be acked, so it cannot measure the RTT.
+    last_resend: Option<Instant>,
+    timeouts: u32,
+    rto_at: Option<Instant>,
+    last_recv: Instant,
+    last_send: Instant,
+    cwnd: f64,
+    slow_start: bool,
+    ssthresh: f64,
+    /// A loss of a packet at or before this seq belongs to the last window cut.
+    loss_seq_nr: u16,
+    /// Minimum delay sample per minute, the newest last.
+    base_delays: VecDeque<u32>,
+    base_minute_start: Instant,
+    /// The last queuing delay measured, for tests and logs.
+    pub last_delay: Duration,
+}
+
+/// What the caller must allow beyond this connection's own bounds: the
+/// socket's budget left for buffered bytes over every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Room(pub usize);
+
+impl Connection {
+    fn new(recv_id: u16, send_id: u16, seq_nr: u16, now: Instant) -> Connection {
+        Connection {
+            state: State::SynSent,
+            failure: None,
+            recv_id,
+            send_id,
+            epoch: now,
+            seq_nr,
+            queue: VecDeque::new(),
+            unacked: VecDeque::new(),
+            acked_seq: seq_nr.wrapping_sub(1),
+            in_flight: 0,
+            unacked_bytes: 0,
+            sends: 0,
+            highest_acked_order: 0,
+            dup_acks: 0,
+            peer_wnd: RECV_BUFFER,
+            closing: false,
+            fin_queued: false,
+            ack_nr: 0,
+            readable: VecDeque::new(),
+            reorder: VecDeque::new(),
+            reorder_bytes: 0,
+            eof: false,
+            need_ack: false,
+            room: usize::MAX,
+            reply_micro: 0,
+            last_advertised: RECV_BUFFER,
+            srtt: None,
+            rttvar: Duration::ZERO,
+            last_resend: None,
+            timeouts: 0,
+            rto_at: None,
+            last_recv: now,
+            last_send: now,
+            cwnd: INITIAL_CWND,
+            slow_start: true,
+            ssthresh: f64::MAX,
+            loss_seq_nr: seq_nr.wrapping_sub(1),
+            base_delays: VecDeque::new(),
+            base_minute_start: now,
+            last_delay: Duration::ZERO,
+        }
+    }
+
+    /// A connection we dial, receiving on `recv_id`: the SYN is queued.
+    pub fn dial(recv_id: u16, now: Instant) -> Connection {
+        let mut c = Connection::new(recv_id, recv_id.wrapping_add(1), fastrand::u16(..), now);
+        c.push(Type::Syn, Vec::new());
+        c
+    }
+
+    /// A connection a peer's SYN opens: connected at once, the ST_STATE
+    /// answering the SYN is queued.
+    pub fn answer(syn: &Header, now: Instant) -> Connection {
+        let mut c = Connection::new(
+            syn.connection_id.wrapping_add(1),
+            syn.connection_id,
+            fastrand::u16(..),
+            now,
+        );
+        c.state = State::Connected;
+        c.ack_nr = syn.seq_nr;
+        c.reply_micro = c.micros(now).wrapping_sub(syn.timestamp);
+        c.need_ack = true;
+        c
+    }
+
+    fn micros(&self, now: Instant) -> u32 {
+        now.duration_since(self.epoch).as_micros() as u32
+    }
+
+    /// Bytes this connection holds (its share of the socket's budget).
+    pub fn held(&self) -> usize {
+        self.queue.len() + self.unacked_bytes + self.readable.len() + self.reorder_bytes
+    }
+
+    /// Whether the reader has bytes or an end to see.
+    pub fn readable(&self) -> bool {
+        !self.readable.is_empty() || self.eof || self.failure.is_some()
+    }
+
+    /// Whether the connection is over for good and may be forgotten: failed,
+    /// or both directions closed and our FIN acked.
+    pub fn finished(&self) -> bool {
+        self.state == State::Closed || (self.fin_queued && self.unacked.is_empty() && self.eof)
+    }
+
+    /// Whether our FIN went out and was acked (the peer may still send).
+    pub fn fin_acked(&self) -> bool {
+        self.fin_queued && self.unacked.is_empty()
+    }
+
+    /// Copies in-order bytes to `buf`; 0 at EOF or when nothing is there
+    /// (the caller checks [`Connection::readable`]).
+    pub fn read(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.readable.len());
+        let (a, b) = self.readable.as_slices();
+        let from_a = n.min(a.len());
+        buf[..from_a].copy_from_slice(&a[..from_a]);
+        buf[from_a..n].copy_from_slice(&b[..n - from_a]);
+        self.readable.drain(..n);
+        self.window_update();
+        n
+    }
+
+    /// The socket's budget left, which also bounds our advertised window.
+    pub fn set_room(&mut self, room: Room) {
+        self.room = room.0;
+        self.window_update();
+    }
+
+    /// A window that reopens must be told, or a peer stalled on a closed
+    /// window waits for its next probe.
+    fn window_update(&mut self) {
+        if self.last_advertised < RECV_BUFFER / 2 && self.advertised() >= RECV_BUFFER / 2 {
+            self.need_ack = true;
+        }
+    }
+
+    fn advertised(&self) -> usize {
+        self.window().min(self.room)
+    }
+
+    /// Queues what fits of `data` for sending; returns how much.
+    pub fn write(&mut self, data: &[u8], room: Room) -> usize {
+        if self.closing || self.failure.is_some() {
+            return 0;
+        }
+        let free = SEND_BUFFER
+            .saturating_sub(self.queue.len() + self.unacked_bytes)
+            .min(room.0);
+        let n = data.len().min(free);
+        self.queue.extend(&data[..n]);
+        n
+    }
+
+    /// The writer is done: a FIN goes after what is queued.
+    pub fn close(&mut self) {
+        self.closing = true;
+    }
+
+    /// Whether the writer closed (or the connection ended).
+    pub fn closing(&self) -> bool {
+        self.closing || self.state == State::Closed
+    }
+
+    /// Whether [`Connection::write`] would take a byte now.
+    pub fn writable(&self) -> bool {
+        self.failure.is_some()
+            || self.closing
+            || self.queue.len() + self.unacked_bytes < SEND_BUFFER
+    }
+
+    fn window(&self) -> usize {
+        RECV_BUFFER.saturating_sub(self.readable.len() + self.reorder_bytes)
+    }
+
+    fn fail(&mut self, why: Failure) {
+        self.state = State::Closed;
+        self.failure = Some(why);
+        self.rto_at = None;
+    }
+
+    /// Puts a new packet at the end of the unacked queue.
+    fn push(&mut self, kind: Type, payload: Vec<u8>) {
+        self.unacked_bytes += payload.len();
+        self.unacked.push_back(Sent {
+            kind,
+            payload,
+            need_send: true,
+            sacked: false,
+            counted: false,
+            transmissions: 0,
+            sent_at: self.epoch,
+            order: 0,
+        });
+        self.seq_nr = self.seq_nr.wrapping_add(1);
+    }
+
+    fn rto(&self) -> Duration {
+        let base = match self.srtt {
+            None => SYN_RTO,
+            Some(srtt) => (srtt + 4 * self.rttvar).max(MIN_RTO),
+        };
+        (base * (1u32 << self.timeouts.min(7))).min(MAX_RTO)
+    }
+
+    /// One received packet, addressed to this connection.
+    pub fn on_packet(&mut self, h: &Header, payload: &[u8], now: Instant, room: Room) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.room = room.0;
+        if h.kind == Type::Reset {
+            return self.fail(Failure::Reset);
+        }
+        self.last_recv = now;
+        self.reply_micro = self.micros(now).wrapping_sub(h.timestamp);
+        if h.kind == Type::Syn {
+            // A repeated SYN: our answer was lost. Ack it again.
+            self.need_ack = true;
+            return;
+        }
+        if self.state == State::SynSent {
+            if h.ack_nr != self.acked_seq.wrapping_add(1) {
+                return;
+            }
+            self.state = State::Connected;
+            self.ack_nr = h.seq_nr.wrapping_sub(1);
+        }
+        self.on_ack(h, now);
+        if matches!(h.kind, Type::Data | Type::Fin) {
+            self.on_data(h.seq_nr, h.kind == Type::Fin, payload, room);
+        }
+    }
+
+    /// The ack part of any packet: cumulative ack, SACK, window, delay.
+    fn on_ack(&mut self, h: &Header, now: Instant) {
+        self.peer_wnd = h.wnd_size as usize;
+        let newly = h.ack_nr.wrapping_sub(self.acked_seq) as usize;
+        let mut acked_bytes = 0usize;
+        let mut rtt_sample = None;
+        let before_flight = self.in_flight;
+        if newly >= 1 && newly <= self.unacked.len() {
+            for _ in 0..newly {
+                let p = self.unacked.pop_front().expect("counted");
+                self.unacked_bytes -= p.payload.len();
+                if p.counted {
+                    self.in_flight -= p.payload.len();
+                }
+                if !p.sacked {
+                    acked_bytes += p.payload.len();
+                    self.highest_acked_order = self.highest_acked_order.max(p.order);
+                }
+                // Karn: only a packet sent once measures the RTT, and only
+                // if no resend went out before its ack could.
+                if p.transmissions == 1 && self.last_resend.is_none_or(|t| p.sent_at > t) {
+                    let sample = now.duration_since(p.sent_at);
+                    rtt_sample = Some(rtt_sample.map_or(sample, |s: Duration| s.min(sample)));
+                }
+            }
+            self.acked_seq = h.ack_nr;
+            self.timeouts = 0;
+            self.dup_acks = 0;
+            self.rto_at = (!self.unacked.is_empty()).then(|| now + self.rto());
+        } else if newly == 0
+            && h.kind == Type::State
+            && self.unacked.front().is_some_and(|p| p.counted)
+        {
+            self.dup_acks += 1;
+            if self.dup_acks == DUP_ACKS {
+                let seq = self.acked_seq.wrapping_add(1);
+                self.lose(0, seq);
+            }
+        }
+        if let Some(mask) = h.sack() {
+            // Bit i is seq ack_nr + 2 + i, which sits at unacked[i + 1] once
+            // the cumulative ack is applied (only when it matches ours).
+            if h.ack_nr == self.acked_seq {
+                for (byte_i, byte) in mask.iter().enumerate() {
+                    for bit in 0..8 {
+                        if byte & (1 << bit) == 0 {
+                            continue;
+                        }
+                        let idx = 1 + byte_i * 8 + bit;
+                        let Some(p) = self.unacked.get_mut(idx) else {
+                            break;
+                        };
+                        if p.sacked || p.transmissions == 0 {
+                            continue;
+                        }
+                        p.sacked = true;
+                        // Arrived: a resend it was waiting for is moot.
+                        p.need_send = false;
+                        if p.counted {
+                            p.counted = false;
+                            self.in_flight -= p.payload.len();
+                        }
+                        if p.transmissions == 1 && self.last_resend.is_none_or(|t| p.sent_at > t) {
+                            let sample = now.duration_since(p.sent_at);
+                            rtt_sample =
+                                Some(rtt_sample.map_or(sample, |s: Duration| s.min(sample)));
+                        }
+                        acked_bytes += p.payload.len();
+                        self.highest_acked_order = self.highest_acked_order.max(p.order);
+                    }
+                }
+            }
+        }
+        if let Some(sample) = rtt_sample {
+            self.update_rtt(sample);
+        }
+        if acked_bytes > 0 {
+            self.detect_losses(now);
+            if h.timestamp_difference != 0 {
+                self.on_delay_sample(h.timestamp_difference, now);
+            }
+            self.grow(acked_bytes, before_flight);
+        }
+    }
+
+    fn update_rtt(&mut self, sample: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(sample);
+                self.rttvar = sample / 2;
+            }
+            Some(srtt) => {
+                let delta = srtt.abs_diff(sample);
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + sample) / 8);
+            }
+        }
+    }
+
+    /// Declares lost every packet that a later send overtook: by three
+    /// sends, or (with too few packets in flight for three, as when the
+    /// window is small after losses) by more than an RTT and a quarter,
+    /// as RACK does, rather than waiting half a second for the timeout.
+    fn detect_losses(&mut self, now: Instant) {
+        // Without an RTT estimate only the count of later sends decides.
+        let reorder_wait = self.srtt.map_or(Duration::MAX, |srtt| {
+            srtt + srtt / 4 + Duration::from_millis(2)
+        });
+        let mut lost = Vec::new();
+        for (i, p) in self.unacked.iter().enumerate() {
+            if !p.counted || p.sacked || p.order >= self.highest_acked_order {
+                continue;
+            }
+            if p.order + REORDER_THRESHOLD <= self.highest_acked_order
+                || now.duration_since(p.sent_at) > reorder_wait
+            {
+                lost.push(i);
+            }
+        }
+        for i in lost {
+            let seq = self.acked_seq.wrapping_add(1 + i as u16);
+            self.lose(i, seq);
+        }
+    }
+
+    /// Marks `unacked[i]` (seq `seq`) for a resend and cuts the window once
+    /// per window of data.
+    fn lose(&mut self, i: usize, seq: u16) {
+        let Some(p) = self.unacked.get_mut(i) else {
+            return;
+        };
+        if p.sacked || p.need_send {
+            return;
+        }
+        if p.counted {
+            p.counted = false;
+            self.in_flight -= p.payload.len();
+        }
+        p.need_send = true;
+        if seq_after(seq, self.loss_seq_nr) {
+            self.cwnd = (self.cwnd * 0.5).max(MIN_CWND);
+            self.slow_start = false;
+            self.ssthresh = self.cwnd;
+            self.loss_seq_nr = self.seq_nr.wrapping_sub(1);
+        }
+    }
+
+    fn on_delay_sample(&mut self, sample: u32, now: Instant) {
+        if now.duration_since(self.base_minute_start) >= Duration::from_secs(60)
+            || self.base_delays.is_empty()
+        {
+            self.base_minute_start = now;
+            self.base_delays.push_back(sample);
+            while self.base_delays.len() > BASE_DELAY_MINUTES {
+                self.base_delays.pop_front();
+            }
+        }
+        let newest = self.base_delays.back_mut().expect("pushed");
+        // The clocks are unrelated, so samples wrap: compare differences.
+        if (sample.wrapping_sub(*newest) as i32) < 0 {
+            *newest = sample;
+        }
+        let base = self
+            .base_delays
+            .iter()
+            .copied()
+            .reduce(|a, b| if (b.wrapping_sub(a) as i32) < 0 { b } else { a })
+            .expect("non-empty");
+        let delay = (sample.wrapping_sub(base) as i32).max(0) as u64;
+        self.last_delay = Duration::from_micros(delay);
+    }
+
+    /// LEDBAT: grow (or shrink) the window by how far the delay is from
+    /// the target, scaled by the share of the window just acked.
+    fn grow(&mut self, acked: usize, flight_before: usize) {
+        let target = TARGET_DELAY.as_secs_f64();
+        let delay = self.last_delay.as_secs_f64();
+        let off_target = (target - delay) / target;
+        // An application that does not fill the window says nothing about it.
+        let saturated = flight_before + acked + MAX_PAYLOAD > self.cwnd as usize;
+        if delay >= target && self.slow_start {
+            self.slow_start = false;
+            self.ssthresh = self.cwnd / 2.0;
+        }
+        if !saturated {
+            return;
+        }
+        if self.slow_start && off_target > 0.0 {
+            self.cwnd += acked as f64;
+            if self.cwnd > self.ssthresh {
+                self.slow_start = false;
+            }
+        } else {
+            self.cwnd += GAIN * off_target * acked as f64 / self.cwnd.max(1.0);
+        }
+        self.cwnd = self.cwnd.clamp(MIN_CWND, SEND_BUFFER as f64);
+    }
+
+    /// A data or FIN packet: into the reader's bytes, or the reorder buffer.
+    fn on_data(&mut self, seq: u16, fin: bool, payload: &[u8], room: Room) {
+        self.need_ack = true;
+        let ahead = seq.wrapping_sub(self.ack_nr) as usize;
+        if ahead == 0 || ahead > MAX_PACKETS || self.eof {
+            // A duplicate (the ack is repeated), or beyond anything sane.
+            return;
+        }
+        let j = ahead - 1;
+        // Past a gap, leave the reserve free for the packet that fills it.
+        let reserve = if j == 0 { 0 } else { REORDER_RESERVE };
+        if payload.len() + reserve > self.window() || payload.len() + reserve > room.0 {
+            // No room: dropped (and acked), resent once the reader drains.
+            return;
+        }
+        if j >= self.reorder.len() {
+            self.reorder.resize_with(j + 1, || None);
+        }
+        if self.reorder[j].is_some() {
+            return;
+        }
+        self.reorder_bytes += payload.len();
+        self.reorder[j] = Some(Held {
+            fin,
+            payload: payload.to_vec(),
+        });
+        while let Some(Some(_)) = self.reorder.front() {
+            let held = self.reorder.pop_front().flatten().expect("checked");
+            self.reorder_bytes -= held.payload.len();
+            self.ack_nr = self.ack_nr.wrapping_add(1);
+            self.readable.extend(&held.payload);
+            if held.fin {
+                self.eof = true;
+                self.reorder.clear();
+                self.reorder_bytes = 0;
+                break;
+            }
+        }
+    }
+
+    /// The selective ACK for the reorder buffer: bit i is `ack_nr + 2 + i`.
+    fn sack(&self) -> Option<Vec<u8>> {
+        if self.reorder.len() < 2 {
+            return None;
+        }
+        let bits = (self.reorder.len() - 1).min(MAX_SACK_BYTES * 8);
+        let mut mask = vec![0u8; bits.div_ceil(32) * 4];
+        for i in 0..bits {
+            if self.reorder[i + 1].is_some() {
+                mask[i / 8] |= 1 << (i % 8);
+            }
+        }
+        Some(mask)
+    }
+
+    fn header(&mut self, kind: Type, seq_nr: u16, now: Instant) -> Header {
+        let window = self.advertised().min(u32::MAX as usize);
+        self.last_advertised = window;
+        Header {
+            kind,
+            connection_id: if kind == Type::Syn {
+                self.recv_id
+            } else {
+                self.send_id
+            },
+            timestamp: self.micros(now),
+            timestamp_difference: self.reply_micro,
+            wnd_size: if kind == Type::Syn { 0 } else { window as u32 },
+            seq_nr,
+            ack_nr: if kind == Type::Syn { 0 } else { self.ack_nr },
+            extensions: match (kind, self.sack()) {
+                (Type::Syn, _) | (_, None) => Vec::new(),
+                (_, Some(mask)) => vec![Extension::Sack(mask)],
+            },
+        }
+    }
+
+    /// The send window: the smaller of ours and the peer's; an empty pipe
+    /// may always send one packet (it probes a zero window).
+    fn may_send(&self, len: usize) -> bool {
+        let limit = (self.cwnd as usize).min(self.peer_wnd);
+        self.in_flight == 0 || self.in_flight + len <= limit
+    }
+
+    /// Datagrams due now: resends, new data, a FIN, and an ack if nothing
+    /// else carries it.
+    pub fn transmit(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
+        if self.state == State::Closed {
+            return;
+        }
+        // Resends (and the SYN) first: they hold the oldest sequence numbers.
+        let mut sent_any = self.send_due(now, out);
+        if self.state == State::Connected {
+            // New packets from the writer's queue, while the pipe has room.
+            // Resends still waiting for room go before anything new.
+            let resends_waiting = self.unacked.iter().any(|p| p.need_send);
+            while !resends_waiting && !self.queue.is_empty() && self.unacked.len() < MAX_PACKETS {
+                let n = self.queue.len().min(MAX_PAYLOAD);
+                if !self.may_send(n) {
+                    break;
+                }
+                let payload: Vec<u8> = self.queue.drain(..n).collect();
+                self.push(Type::Data, payload);
+                self.send_one(self.unacked.len() - 1, now, out);
+                sent_any = true;
+            }
+            if self.closing && self.queue.is_empty() && !self.fin_queued {
+                self.fin_queued = true;
+                self.push(Type::Fin, Vec::new());
+                self.send_one(self.unacked.len() - 1, now, out);
+                sent_any = true;
+            }
+        }
+        let quiet = now.duration_since(self.last_send) >= KEEPALIVE;
+        if (self.need_ack || quiet) && !sent_any && self.state == State::Connected {
+            let h = self.header(Type::State, self.seq_nr, now);
+            let mut d = Vec::with_capacity(h.encoded_len());
+            h.encode(&mut d);
+            out.push(d);
+            self.last_send = now;
+        }
+        self.need_ack = false;
+    }
+
+    /// Sends the unacked packets marked for sending, oldest first, while
+    /// the window allows. True if any went.
+    fn send_due(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) -> bool {
+        let mut any = false;
+        for i in 0..self.unacked.len() {
+            let p = &self.unacked[i];
+            if !p.need_send || p.sacked {
+                continue;
+            }
+            if p.kind != Type::Syn && self.state != State::Connected {
+                break;
+            }
+            if !self.may_send(p.payload.len()) {
+                break;
+            }
+            self.send_one(i, now, out);
+            any = true;
+        }
+        any
+    }
+
+    /// Sends `unacked[i]` now.
+    fn send_one(&mut self, i: usize, now: Instant, out: &mut Vec<Vec<u8>>) {
+        let seq = self.acked_seq.wrapping_add(1 + i as u16);
+        let h = self.header(self.unacked[i].kind, seq, now);
+        if self.unacked[i].transmissions > 0 {
+            self.last_resend = Some(now);
+        }
+        let p = &mut self.unacked[i];
+        let mut d = Vec::with_capacity(h.encoded_len() + p.payload.len());
+        h.encode(&mut d);
+        d.extend_from_slice(&p.payload);
+        out.push(d);
+        p.need_send = false;
+        p.counted = true;
+        p.transmissions += 1;
+        p.sent_at = now;
+        self.sends += 1;
+        p.order = self.sends;
+        self.in_flight += p.payload.len();
+        self.last_send = now;
+        self.need_ack = false;
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rto());
+        }
+    }
+
+    /// When [`Connection::tick`] has work next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.rto_at
+    }
+
+    /// Timeouts: resends after an RTO, keepalives, and the idle limit.
+    pub fn tick(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if now.duration_since(self.last_recv) >= IDLE {
+            return self.fail(Failure::TimedOut);
+        }
+        // The time half of loss detection runs between acks too.
+        self.detect_losses(now);
+        let Some(at) = self.rto_at else { return };
+        if now < at {
+            return;
+        }
+        if self.unacked.is_empty() {
+            self.rto_at = None;
+            return;
+        }
+        self.timeouts += 1;
+        if self.peer_wnd < MAX_PAYLOAD && self.state == State::Connected {
+            // A closed window is not a dead peer (it acks our probes):
+            // probe every few seconds for as long as it keeps answering.
+            self.timeouts = self.timeouts.min(3);
+        }
+        let limit = if self.state == State::SynSent {
+            MAX_SYN_TIMEOUTS
+        } else {
+            MAX_TIMEOUTS
+        };
+        if self.timeouts > limit {
+            return self.fail(Failure::TimedOut);
+        }
+        // Everything unacked is presumed lost; start again from one window.
+        for p in self.unacked.iter_mut() {
+            if p.sacked {
+                continue;
+            }
+            if p.counted {
+                p.counted = false;
+                self.in_flight -= p.payload.len();
+            }
+            if p.transmissions > 0 {
+                p.need_send = true;
+            }
+        }
+        self.ssthresh = (self.cwnd / 2.0).max(MIN_CWND);
+        self.cwnd = MIN_CWND;
+        self.slow_start = true;
+        self.loss_seq_nr = self.seq_nr.wrapping_sub(1);
+        self.rto_at = Some(now + self.rto());
+    }
+
+    /// A datagram that resets this connection (when we drop it unfinished).
+    pub fn reset_packet(&mut self, now: Instant) -> Vec<u8> {
+        let h = self.header(Type::Reset, self.seq_nr, now);
+        let mut d = Vec::new();
+        h.encode(&mut d);
+        d
+    }
+
+    /// The numbers that explain a stall, for logs and failing tests.
+    pub fn describe(&self) -> String {
+        let need = self.unacked.iter().filter(|p| p.need_send).count();
+        let sacked = self.unacked.iter().filter(|p| p.sacked).count();
+        format!(
+            "state {:?} seq {} acked {} ack_nr {} unacked {} (need_send {need}, sacked {sacked}) \
+             in_flight {} queue {} cwnd {:.0} peer_wnd {} timeouts {} rto_at {:?} \
+             readable {} reorder {} ({} B) room {}",
+            self.state,
+            self.seq_nr,
+            self.acked_seq,
+            self.ack_nr,
+            self.unacked.len(),
+            self.in_flight,
+            self.queue.len(),
+            self.cwnd,
+            self.peer_wnd,
+            self.timeouts,
+            self.rto_at
+                .map(|t| t.saturating_duration_since(Instant::now())),
+            self.readable.len(),
+            self.reorder.len(),
+            self.reorder_bytes,
+            self.room,
+        )
+    }
+
+    /// The bookkeeping agrees with the packets (the tests call it after
+    /// every step: a drift here once stalled a lossy transfer for good).
+    #[cfg(test)]
+    pub fn check(&self) {
+        let counted: usize = self
+            .unacked
+            .iter()
+            .filter(|p| p.counted)
+            .map(|p| p.payload.len())
+            .sum();
+        assert_eq!(self.in_flight, counted, "in_flight drifted");
+        let all: usize = self.unacked.iter().map(|p| p.payload.len()).sum();
+        assert_eq!(self.unacked_bytes, all);
+        assert!(self
+            .unacked
+            .iter()
+            .all(|p| !(p.sacked && (p.counted || p.need_send))));
+        let held: usize = self.reorder.iter().flatten().map(|h| h.payload.len()).sum();
+        assert_eq!(self.reorder_bytes, held);
+    }
+
+    #[cfg(test)]
+    pub fn cwnd(&self) -> usize {
+        self.cwnd as usize
+    }
+}
+
+#[cfg(test)]
+mod tests;
