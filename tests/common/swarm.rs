@@ -414,6 +414,9 @@ pub fn tuned_libtorrent(
     if seed {
         wait_listening(port, "libtorrent", &mut p.child);
     }
+    p
+}
+
 const LT_UTP_PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/lt_utp_peer.py");
 
 /// A libtorrent peer with TCP off both ways (uTP only), seeding `torrent` from `data_dir` or
