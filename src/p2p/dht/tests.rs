@@ -233,15 +233,28 @@ fn a_flood_of_malformed_and_hostile_datagrams_changes_nothing() {
             };
             let _ = flood.send_to(&m.encode(), to);
         }
-        until(
-            "the node has read the flood",
-            Duration::from_secs(30),
-            || {
-                dht.footprint().malformed + dht.footprint().rate_limited > 0
-                    && dht.footprint().malformed >= sent * 3 / 5 / 2
-            },
-        )
-        .await;
+        // UDP drops what a slow reader cannot take in time (qemu on a loaded
+        // machine read under 30 % of it once), so the test waits until the
+        // node has read what reached it: both counts moving, then steady.
+        let start = Instant::now();
+        let mut last = (u64::MAX, u64::MAX);
+        let mut steady_since = Instant::now();
+        loop {
+            let f = dht.footprint();
+            let now = (f.malformed as u64, f.rate_limited as u64);
+            if now != last {
+                last = now;
+                steady_since = Instant::now();
+            }
+            if now.0 > 0 && now.1 > 0 && steady_since.elapsed() >= Duration::from_secs(1) {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "the node has read the flood: not within 120 s ({f:?})"
+            );
+            Timer::after(Duration::from_millis(100)).await;
+        }
         Timer::after(Duration::from_millis(500)).await;
         let after = dht.footprint();
         eprintln!("sent {sent} malformed, footprint before {before:?} after {after:?}");
