@@ -1,16 +1,20 @@
 //! Reading a byte range of one torrent, in order, through a fixed buffer.
 //!
 //! # Design
-//! A [`Body`] is what the HTTP server sends. Behind it, one small task walks
-//! the requested parts: for each chunk it makes sure the pieces are in the
-//! store (raising demand and waiting with a deadline) under a pin, reads them
-//! from the store, drops the pin, and hands the chunk over a channel of
-//! capacity one, when the body asks for it. A reader pins only while it
+//! A [`Body`] is what the HTTP server sends. It walks the requested parts
+//! itself, when the server asks it for bytes: for each chunk it makes sure
+//! the pieces are in the store (raising demand and waiting with a deadline)
+//! under a pin, reads them from the store into its one buffer, drops the pin,
+//! and hands the buffer out until it is sent. A reader pins only while it
 //! reads, and reads only when asked, so a paused client holds the one chunk
-//! it is being sent, and no cache segment. The
-//! asking is the backpressure: a slow client leaves the task parked before
-//! its next read, so a stream holds at most two buffers (one being sent, one
-//! being read) whatever the file size. Dropping the body cancels the task.
+//! it is being sent, and no cache segment. The asking is the backpressure:
+//! a slow client leaves the body parked before its next read, so a stream
+//! holds one buffer whatever the file size, reused from chunk to chunk.
+//! Dropping the body cancels the read in progress.
+//!
+//! Why no task of its own: the read runs in the connection's task, so a
+//! chunk costs one hop to the blocking pool and back, not also two channel
+//! wake-ups between tasks (a quarter-core board felt each of them, issue 14).
 //!
 //! A reader never talks to a peer or a source: it only reads the store, which
 //! holds nothing but verified pieces.
@@ -22,7 +26,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_lite::{future, AsyncBufRead, AsyncRead, Stream};
+use std::future::Future;
+
+use futures_lite::{future, AsyncBufRead, AsyncRead};
 
 use crate::format::metainfo::Metainfo;
 use crate::hybrid::Phase;
@@ -165,18 +171,29 @@ pub fn piece_at(meta: &Metainfo, offset: u64) -> u32 {
 
 /// A streaming response body. See the module docs.
 pub struct Body {
-    /// Boxed because the receiver is `!Unpin`, and the body must be `Unpin`.
-    rx: Pin<Box<smol::channel::Receiver<io::Result<Vec<u8>>>>>,
-    /// Asks the producer for the next chunk. The producer reads a chunk only
-    /// when asked, so a paused client holds the one chunk it is being sent
-    /// and nothing more, and none of the cache.
-    ask: smol::channel::Sender<()>,
-    /// Whether the next chunk was asked for and not yet received.
-    asked: bool,
+    /// Behind a mutex only because http-types wants a `Sync` body; it is
+    /// reached through `get_mut`, so it is never locked.
+    state: std::sync::Mutex<BodyState>,
+}
+
+struct BodyState {
+    next: Next,
+    /// The chunk being sent, and how much of it is.
     chunk: Vec<u8>,
     pos: usize,
-    _producer: smol::Task<()>,
 }
+
+/// What comes after the chunk being sent.
+enum Next {
+    /// Nothing asked yet: the cursor waits for the chunk to be sent.
+    Idle(Box<Cursor>),
+    /// The next chunk is being read (or its pieces awaited).
+    Reading(Pin<Box<dyn Future<Output = Read> + Send>>),
+    Done,
+}
+
+/// A finished read: the cursor back, and the chunk or the end.
+type Read = (Box<Cursor>, Option<Result<Vec<u8>, FetchError>>);
 
 impl Body {
     /// Streams `parts` of the file whose pieces are `file`.
@@ -188,96 +205,115 @@ impl Body {
         parts: Vec<Part>,
         opts: StreamOptions,
     ) -> Body {
-        let (tx, rx) = smol::channel::bounded(1);
-        let (ask, asks) = smol::channel::bounded(1);
-        let producer = smol::spawn(async move {
-            let out = Out { tx, asks };
-            if let Err(e) = produce(&session, &torrent, &meta, file, parts, opts, &out).await {
-                log::warn!("[Stream] {}: stream ended early: {e}", meta.info_hash);
-                let _ = out.tx.send(Err(io::Error::other(e.to_string()))).await;
-            }
+        let cursor = Box::new(Cursor {
+            session,
+            torrent,
+            meta,
+            file,
+            parts: parts.into_iter(),
+            range: None,
+            opts,
+            told: None,
         });
         Body {
-            rx: Box::pin(rx),
-            ask,
-            asked: false,
-            chunk: Vec::new(),
-            pos: 0,
-            _producer: producer,
+            state: std::sync::Mutex::new(BodyState {
+                next: Next::Idle(cursor),
+                chunk: Vec::new(),
+                pos: 0,
+            }),
         }
     }
 }
 
-/// The producer's side of a [`Body`]: chunks out, requests for them in.
-struct Out {
-    tx: smol::channel::Sender<io::Result<Vec<u8>>>,
-    asks: smol::channel::Receiver<()>,
-}
-
-impl Out {
-    /// Waits until the body asks for the next chunk; false once it is gone.
-    async fn asked(&self) -> bool {
-        self.asks.recv().await.is_ok()
-    }
-
-    /// Hands a chunk over; false once the body is gone. Never waits long: the
-    /// body asked, so the channel is empty.
-    async fn send(&self, chunk: Vec<u8>) -> bool {
-        self.tx.send(Ok(chunk)).await.is_ok()
-    }
-}
-
-async fn produce(
-    session: &Session,
-    torrent: &Arc<Torrent>,
-    meta: &Metainfo,
+/// Where a body is in its parts, and what it needs to read them. Moves into
+/// each read and back, so that a read owns everything it touches.
+struct Cursor {
+    session: Session,
+    torrent: Arc<Torrent>,
+    meta: Arc<Metainfo>,
     file: Range<u32>,
-    parts: Vec<Part>,
+    parts: std::vec::IntoIter<Part>,
+    /// The range part being read: the next offset and the end.
+    range: Option<(u64, u64)>,
     opts: StreamOptions,
-    out: &Out,
-) -> Result<(), FetchError> {
-    let ih = meta.info_hash;
-    for part in parts {
-        let (mut offset, end) = match part {
-            Part::Bytes(bytes) => {
-                if !out.asked().await || !out.send(bytes).await {
-                    return Ok(());
+    /// The piece the demand was last told the reader is in. A reader moving
+    /// through a cached piece tells the demand once per piece, not once per
+    /// chunk: every telling wakes the tiers' schedulers.
+    told: Option<u32>,
+}
+
+impl Cursor {
+    /// The next chunk, read into `buf` (the chunk just sent, reused so that
+    /// a stream allocates its buffer once); `None` at the end.
+    async fn next(&mut self, mut buf: Vec<u8>) -> Option<Result<Vec<u8>, FetchError>> {
+        let (offset, end) = loop {
+            match self.range {
+                Some((offset, end)) if offset < end => break (offset, end),
+                _ => {}
+            }
+            match self.parts.next()? {
+                Part::Bytes(bytes) => {
+                    self.range = None;
+                    return Some(Ok(bytes));
                 }
-                continue;
+                Part::Range { start, len } => self.range = Some((start, start + len)),
             }
-            Part::Range { start, len } => (start, start + len),
         };
-        while offset < end {
-            // At most the buffer, a usize: the chunk's `n as usize` below is lossless.
-            let n = (end - offset).min(opts.buffer as u64);
-            if !out.asked().await {
-                log::debug!("[Stream] {ih}: client went away at byte {offset}");
-                return Ok(());
+        // At most the buffer, a usize: `n as usize` below is lossless.
+        let n = (end - offset).min(self.opts.buffer as u64);
+        let result = self.read(offset, n, {
+            buf.resize(n as usize, 0);
+            buf
+        });
+        let chunk = match result.await {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                self.range = None;
+                self.parts = Vec::new().into_iter();
+                return Some(Err(e));
             }
-            let mut tier = Tier::Cache;
-            // Pinned before the pieces are awaited, so that an earlier piece of
-            // this chunk is not evicted while a later one is fetched; released
-            // before the send, so that a paused client pins nothing.
-            let pin = session.store.pin(&ih, offset..offset + n);
-            for piece in piece_at(meta, offset)..=piece_at(meta, offset + n - 1) {
-                tier =
-                    ensure_piece(session, torrent, meta, piece, offset, file.clone(), opts).await?;
-            }
-            let chunk = session
-                .store
-                .read(&ih, offset, vec![0; n as usize])
-                .await
-                .map_err(FetchError::Store)?;
-            drop(pin);
-            torrent.record_served(tier, n);
-            if !out.send(chunk).await {
-                log::debug!("[Stream] {ih}: client went away at byte {offset}");
-                return Ok(());
-            }
-            offset += n;
-        }
+        };
+        self.range = Some((offset + n, end));
+        Some(Ok(chunk))
     }
-    Ok(())
+
+    /// Reads `n` bytes at `offset` into `buf` once every piece under them is
+    /// verified in the store.
+    async fn read(&mut self, offset: u64, n: u64, buf: Vec<u8>) -> Result<Vec<u8>, FetchError> {
+        let (session, torrent, meta) = (&self.session, &self.torrent, &*self.meta);
+        let ih = meta.info_hash;
+        let mut tier = Tier::Cache;
+        // Pinned before the pieces are awaited, so that an earlier piece of
+        // this chunk is not evicted while a later one is fetched; released
+        // before the chunk is sent, so that a paused client pins nothing.
+        let pin = session.store.pin(&ih, offset..offset + n);
+        let first = piece_at(meta, offset);
+        for piece in first..=piece_at(meta, offset + n - 1) {
+            tier = if self.told == Some(first) && session.store.has_piece(&ih, piece) {
+                torrent.demand.origin(piece)
+            } else {
+                ensure_piece(
+                    session,
+                    torrent,
+                    meta,
+                    piece,
+                    offset,
+                    self.file.clone(),
+                    self.opts,
+                )
+                .await?
+            };
+            self.told = Some(first);
+        }
+        let chunk = session
+            .store
+            .read(&ih, offset, buf)
+            .await
+            .map_err(FetchError::Store)?;
+        drop(pin);
+        torrent.record_served(tier, n);
+        Ok(chunk)
+    }
 }
 
 impl AsyncRead for Body {
@@ -300,34 +336,53 @@ impl AsyncRead for Body {
 
 impl AsyncBufRead for Body {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
-        let this = self.get_mut();
-        while this.pos >= this.chunk.len() {
-            if !this.asked {
-                // The chunk is sent: free it before waiting, and ask for the next.
-                this.chunk = Vec::new();
-                this.pos = 0;
-                // Fails only when the producer is done, and then rx ends too.
-                let _ = this.ask.try_send(());
-                this.asked = true;
-            }
-            match this.rx.as_mut().poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => {
-                    this.chunk = chunk;
-                    this.pos = 0;
-                    this.asked = false;
+        let st = self
+            .get_mut()
+            .state
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner());
+        while st.pos >= st.chunk.len() {
+            match std::mem::replace(&mut st.next, Next::Done) {
+                Next::Idle(mut cursor) => {
+                    // The chunk is sent: its buffer takes the next read.
+                    let spent = std::mem::take(&mut st.chunk);
+                    st.pos = 0;
+                    st.next = Next::Reading(Box::pin(async move {
+                        let got = cursor.next(spent).await;
+                        (cursor, got)
+                    }));
                 }
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                // The producer finished: end of body.
-                Poll::Ready(None) => return Poll::Ready(Ok(&[])),
-                Poll::Pending => return Poll::Pending,
+                Next::Reading(mut read) => match read.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        st.next = Next::Reading(read);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready((cursor, Some(Ok(chunk)))) => {
+                        st.chunk = chunk;
+                        st.pos = 0;
+                        st.next = Next::Idle(cursor);
+                    }
+                    Poll::Ready((cursor, Some(Err(e)))) => {
+                        let ih = cursor.meta.info_hash;
+                        log::warn!("[Stream] {ih}: stream ended early: {e}");
+                        return Poll::Ready(Err(io::Error::other(e.to_string())));
+                    }
+                    // The last part is sent: end of body.
+                    Poll::Ready((_, None)) => return Poll::Ready(Ok(&[])),
+                },
+                Next::Done => return Poll::Ready(Ok(&[])),
             }
         }
-        Poll::Ready(Ok(&this.chunk[this.pos..]))
+        Poll::Ready(Ok(&st.chunk[st.pos..]))
     }
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
-        let this = self.get_mut();
-        this.pos = (this.pos + amt).min(this.chunk.len());
+        let st = self
+            .get_mut()
+            .state
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner());
+        st.pos = (st.pos + amt).min(st.chunk.len());
     }
 }
 

@@ -10,7 +10,9 @@
 //! deadlines for the third.
 //!
 //! # Design
-//! One async-h1 exchange at a time per connection, on the smol executor.
+//! One exchange at a time per connection ([`exchange`]: async-h1 parses and
+//! encodes the head, the body is written from its own buffer), on the smol
+//! executor.
 //! Every client is admitted at once ([`conn::Registry::admit`] closes the
 //! quietest connection when a cap is reached), and every wait on a client
 //! has a deadline from the config. Handlers never fail with a bare status:
@@ -25,6 +27,7 @@
 mod api;
 pub mod conn;
 pub mod dlna;
+mod exchange;
 pub mod guard;
 mod page;
 mod playlist;
@@ -141,8 +144,7 @@ impl App {
                 let shared = shared.clone();
                 async move { Ok(self.handle(req, shared).await) }
             };
-            let mut server = async_h1::server::Server::new(io.clone(), endpoint);
-            let exchange = async { Some(server.accept_one().await) };
+            let exchange = async { Some(exchange::exchange(io.clone(), endpoint).await) };
             let head_deadline = async {
                 async_io::Timer::at(head_due).await;
                 if shared.in_head() {
@@ -151,12 +153,12 @@ impl App {
                 future::pending().await
             };
             match future::or(exchange, head_deadline).await {
-                Some(Ok(async_h1::server::ConnectionStatus::KeepAlive)) => {
+                Some(Ok(exchange::Status::KeepAlive)) => {
                     if shared.reading_stopped() {
                         return;
                     }
                 }
-                Some(Ok(async_h1::server::ConnectionStatus::Close)) => return,
+                Some(Ok(exchange::Status::Close)) => return,
                 Some(Err(e)) => {
                     let (status, message) = bad_head(&shared, &e);
                     log::debug!("[Server] bad request: {status}: {message}");

@@ -38,6 +38,13 @@ pub trait Files: Send + Sync {
     /// Creates or truncates `path` and writes `bytes` (not durable yet).
     fn create_with(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
     fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Fills `buf` from `offset` only if that needs no disk access (the path
+    /// and the bytes are cached in memory): `Ok(true)` once filled, `Ok(false)`
+    /// when it would have to wait on the disk. Never blocks, so it may run on
+    /// the async loop. The default never reads (callers then use `read_at`).
+    fn read_cached(&self, _path: &Path, _offset: u64, _buf: &mut [u8]) -> io::Result<bool> {
+        Ok(false)
+    }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// fdatasync: the file's bytes and length are on the medium.
     fn sync_data(&self, path: &Path) -> io::Result<()>;
@@ -76,6 +83,40 @@ impl Files for Real {
 
     fn read_at(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         File::open(path)?.read_exact_at(buf, offset)
+    }
+
+    /// `openat2` with `RESOLVE_CACHED` (Linux 5.12) fails with EAGAIN unless
+    /// every component of the path is in the dentry cache, and `preadv2` with
+    /// `RWF_NOWAIT` (4.14) fails, or reads short, rather than wait for the
+    /// disk. Any failure (an older kernel, a file system without NOWAIT, a
+    /// page not cached) is "not now": `read_at` then reads, and reports real
+    /// errors.
+    fn read_cached(&self, path: &Path, offset: u64, buf: &mut [u8]) -> io::Result<bool> {
+        use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
+        use rustix::io::{preadv2, ReadWriteFlags};
+        let Ok(fd) = openat2(
+            CWD,
+            path,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::CACHED,
+        ) else {
+            return Ok(false);
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            match preadv2(
+                &fd,
+                &mut [io::IoSliceMut::new(&mut buf[done..])],
+                at,
+                ReadWriteFlags::NOWAIT,
+            ) {
+                Ok(n) if n > 0 => done += n,
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -148,4 +189,29 @@ pub fn replace_atomically(
     }
     files.rename(tmp, path)?;
     files.sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_read_gives_the_same_bytes_as_a_blocking_one_or_declines() {
+        let dir = std::env::temp_dir().join(format!("streme-read-cached-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("segment");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        Real.write_at(&path, 0, &bytes).unwrap();
+        // Just written, so in the page cache: read in place, byte-exact.
+        let mut got = vec![0u8; 100_000];
+        assert!(Real.read_cached(&path, 150_000, &mut got).unwrap());
+        assert_eq!(got, bytes[150_000..250_000]);
+        // Past the end of the file, or a missing file: declined, not a short or wrong read.
+        let mut past = vec![0u8; 100_000];
+        assert!(!Real.read_cached(&path, 250_000, &mut past).unwrap());
+        assert!(!Real
+            .read_cached(&dir.join("missing"), 0, &mut past)
+            .unwrap());
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -3,7 +3,9 @@
 //! Owns everything under the cache directory. Must never make a byte readable
 //! before its SHA-1 matched, never let the bytes under the directory (as `du`
 //! counts them) exceed the quota, never turn a name from a torrent into a
-//! path, and never do file I/O or hashing on the async loop.
+//! path, and never do file I/O or hashing on the async loop (a read the
+//! kernel can answer from memory alone, `Files::read_cached`, is not I/O that
+//! can wait: it runs in place).
 //!
 //! # Design
 //! Pieces live in torrent space, cut into segment files (`segment`). A write
@@ -596,6 +598,10 @@ impl Store {
                 (self.inner.layout.segment(ih, s), from - seg_start, at)
             })
             .collect();
+        if self.read_cached(&gate, &plan, &mut buf) {
+            drop(busy);
+            return Ok(buf);
+        }
         let unknown = StoreError::UnknownTorrent(*ih);
         let files = self.inner.files.clone();
         let result = smol::unblock(move || {
@@ -616,6 +622,34 @@ impl Store {
             self.after_io_error(e).await;
         }
         result
+    }
+
+    /// Reads `plan` into `buf` on the calling thread, but only when every
+    /// byte is in the page cache and every path is in the dentry cache, so
+    /// that the read cannot wait on the disk ([`Files::read_cached`]); false
+    /// when any part is not, and then `buf` is to be read the blocking way.
+    /// A stream mostly reads what a tier wrote a moment ago, so this spares
+    /// the hop to the blocking pool and back for most chunks (issue 14: that
+    /// hop was most of the cache tier's context switches).
+    fn read_cached(
+        &self,
+        gate: &std::sync::RwLock<bool>,
+        plan: &[(PathBuf, u64, Range<usize>)],
+        buf: &mut [u8],
+    ) -> bool {
+        // A removal holds the gate while it deletes: never wait for it here.
+        let Ok(removed) = gate.try_read() else {
+            return false;
+        };
+        !*removed
+            && plan.iter().all(|(path, at, range)| {
+                matches!(
+                    self.inner
+                        .files
+                        .read_cached(path, *at, &mut buf[range.clone()]),
+                    Ok(true)
+                )
+            })
     }
 
     /// While the guard lives, segments overlapping the byte range (torrent space) are not evicted.
