@@ -17,7 +17,7 @@ FAULT, optional:
                     (a peer that leaves and comes back)
 Choking is the seeder's own (tests/peers/lt_wan_seed.py --choke), not the relay's.
 
-Prints "relay LISTEN_PORT ready" per relay, and one status line per relay every 5 s
+Prints "relay LISTEN_PORT ready" per relay, and one status line per relay every second
 (bytes forwarded each way). Runs until killed. Nothing but loopback is touched.
 """
 import asyncio
@@ -158,7 +158,7 @@ class Relay:
 
 async def status(relays):
     while True:
-        await asyncio.sleep(5)
+        await asyncio.sleep(1)
         for r in relays:
             print(f"relay {r.port}: up={r.up} down={r.down} conns={len(r.conns) // 2}", flush=True)
 
