@@ -66,8 +66,9 @@ const OPTIMISTIC_EVERY: Duration = Duration::from_secs(30);
 const SNUB_AFTER: Duration = Duration::from_secs(15);
 
 /// Requests outstanding per peer: a starting depth, and bounds. The depth
-/// follows the peer's rate (one second's worth of blocks).
+/// follows the peer's measured bandwidth-delay product (`outgoing::depth`).
 const PIPELINE_START: usize = 16;
+const PIPELINE_MIN: usize = 4;
 const PIPELINE_MAX: usize = 256;
 
 /// Hash failures an address may be behind, with no good piece in between,
@@ -150,6 +151,11 @@ struct Peer {
     am_interested: bool,
     /// Blocks asked of this peer, oldest first.
     asked: VecDeque<(BlockRef, Instant)>,
+    /// A request sent when nothing else was outstanding, so its answer
+    /// times the round trip alone (no queue ahead of it at the peer).
+    probe: Option<(BlockRef, Instant)>,
+    /// The measured round trip, seconds (from the probes).
+    rtt: Option<f64>,
     /// Blocks they asked of us, in order.
     uploads: VecDeque<BlockRef>,
     allowed_fast: HashSet<u32>,
@@ -202,6 +208,9 @@ impl Swarm {
     pub(super) fn new(shared: Arc<Shared>, ctx: SwarmCtx) -> Arc<Swarm> {
         let meta = ctx.meta;
         let picker = meta.as_ref().map(|m| new_picker(m));
+        if let Some(m) = &meta {
+            ctx.demand.set_piece_length(m.piece_length);
+        }
         Arc::new(Swarm {
             info_hash: ctx.info_hash,
             shared,
@@ -285,6 +294,7 @@ impl Swarm {
         let mut st = self.state();
         if st.meta.is_none() {
             let n = meta.piece_count();
+            self.demand.set_piece_length(meta.piece_length);
             st.picker = Some(new_picker(&meta));
             st.meta = Some(meta);
             st.metadata = None;
@@ -666,6 +676,8 @@ impl Swarm {
                 am_choking: true,
                 am_interested: false,
                 asked: VecDeque::new(),
+                probe: None,
+                rtt: None,
                 uploads: VecDeque::new(),
                 allowed_fast: HashSet::new(),
                 got: 0,
