@@ -175,6 +175,8 @@ pub struct Asker<'a> {
     pub has: &'a dyn Fn(u32) -> bool,
     /// Whether this peer already has this block outstanding.
     pub asked: &'a dyn Fn(&BlockRef) -> bool,
+    /// Whether a reader is blocked on a piece now (not only about to be).
+    pub waited: &'a dyn Fn(u32) -> bool,
     pub speed: Speed,
     /// Seconds: an urgent block goes to this peer only if it would arrive
     /// within this long (the swarm's best next arrival plus a slack).
@@ -321,7 +323,9 @@ impl Picker {
                 let expected = due.saturating_duration_since(at).as_secs_f64();
                 let late =
                     now.saturating_duration_since(at).as_secs_f64() > 2.0 * expected + LATE_GRACE;
-                let sooner = mine + secs(DUPLICATE_MARGIN) < due;
+                // Sooner only counts where a reader is blocked: elsewhere a
+                // copy would mostly waste a slower peer's work.
+                let sooner = (peer.waited)(piece) && mine + secs(DUPLICATE_MARGIN) < due;
                 let block = self.block(piece, i);
                 if peers < MAX_ASKED
                     && (sooner || late)

@@ -58,6 +58,9 @@ const MAX_QUEUED_UPLOADS: usize = 250;
 /// Peers unchoked by the choker, plus one optimistic slot.
 const UPLOAD_SLOTS: usize = 4;
 
+/// Seconds between updates of the peers' rates (at least).
+const RATE_EVERY: f64 = 0.9;
+
 const CHOKE_EVERY: Duration = Duration::from_secs(10);
 const OPTIMISTIC_EVERY: Duration = Duration::from_secs(30);
 
@@ -192,11 +195,16 @@ struct State {
     /// The wanted pieces in order, rebuilt when `dirty`.
     order: Vec<u32>,
     urgent: HashSet<u32>,
+    /// The pieces readers are blocked on now (a subset of `urgent`).
+    waited: HashSet<u32>,
     dirty: bool,
     downloaded: u64,
     uploaded: u64,
     connection_tries: u32,
     last_choke: Option<Instant>,
+    /// When the peers' rates were last updated: `tick` also runs on every
+    /// change, so the rates are bytes over the time that really passed.
+    last_rates: Instant,
     last_optimistic: Option<Instant>,
     /// Pieces delivered by peers in the last tick, for the handover.
     delivered: u64,
@@ -231,11 +239,13 @@ impl Swarm {
                 blame: Blame::default(),
                 order: Vec::new(),
                 urgent: HashSet::new(),
+                waited: HashSet::new(),
                 dirty: true,
                 downloaded: 0,
                 uploaded: 0,
                 connection_tries: 0,
                 last_choke: None,
+                last_rates: Instant::now(),
                 last_optimistic: None,
                 delivered: 0,
                 selves: HashSet::new(),
@@ -783,11 +793,39 @@ impl Swarm {
         let st = &mut *st;
         // Evictions and the other tier's progress change what is missing.
         st.dirty = true;
+        let dt = now.duration_since(st.last_rates).as_secs_f64();
+        let rates = dt >= RATE_EVERY;
+        if rates {
+            st.last_rates = now;
+        }
         for peer in st.peers.values_mut() {
-            peer.rate_in = 0.6 * peer.rate_in + 0.4 * (peer.got - peer.got_at_tick) as f64;
-            peer.rate_out = 0.6 * peer.rate_out + 0.4 * (peer.sent - peer.sent_at_tick) as f64;
-            peer.got_at_tick = peer.got;
-            peer.sent_at_tick = peer.sent;
+            if rates {
+                // A peer's first sample is taken whole: starting from zero
+                // would halve its rate (and its pipeline) for seconds.
+                let got = (peer.got - peer.got_at_tick) as f64 / dt;
+                let sent = (peer.sent - peer.sent_at_tick) as f64 / dt;
+                peer.rate_in = if peer.got_at_tick == 0 {
+                    got
+                } else {
+                    0.6 * peer.rate_in + 0.4 * got
+                };
+                peer.rate_out = 0.6 * peer.rate_out + 0.4 * sent;
+                peer.got_at_tick = peer.got;
+                peer.sent_at_tick = peer.sent;
+                log::trace!(
+                    "[P2P] {}: {} in {:.0} B/s, rtt {:?}, {} asked{}",
+                    self.info_hash,
+                    peer.addr,
+                    peer.rate_in,
+                    peer.rtt,
+                    peer.asked.len(),
+                    if peer.peer_choking {
+                        ", choking us"
+                    } else {
+                        ""
+                    }
+                );
+            }
             if !peer.peer_choking
                 && !peer.asked.is_empty()
                 && now.duration_since(peer.last_block) > SNUB_AFTER

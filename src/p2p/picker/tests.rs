@@ -60,6 +60,7 @@ fn asker<'a>(
     Asker {
         has,
         asked,
+        waited: &|_| false,
         speed: Speed {
             rtt: 0.05,
             rate,
@@ -279,6 +280,8 @@ fn at_speed<'a>(
     Asker {
         has,
         asked,
+        // A reader is blocked on every piece these tests name.
+        waited: &|_| true,
         speed: Speed {
             rtt: 0.05,
             rate,

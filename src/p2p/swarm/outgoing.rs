@@ -115,9 +115,11 @@ impl Swarm {
                 let allowed = |p: u32| has(p) && (unchoked || peer.allowed_fast.contains(&p));
                 let asked_set: HashSet<BlockRef> = peer.asked.iter().map(|(b, _)| *b).collect();
                 let asked = |b: &BlockRef| asked_set.contains(b);
+                let waited = |p: u32| st.waited.contains(&p);
                 let asker = Asker {
                     has: &allowed,
                     asked: &asked,
+                    waited: &waited,
                     speed: speed(peer),
                     urgent_within: if peer.snubbed || !unchoked {
                         0.0
@@ -204,6 +206,7 @@ impl Swarm {
         st.order = picker::wanted(&want, |p| {
             !store.has_piece(&ih, p) && (!http.contains(&p) || waiting.contains(&p))
         });
+        st.waited = waiting.clone();
         // Time-critical: what readers wait on, and the first pieces at the playhead.
         let mut urgent = waiting;
         if let (true, Some(head), Some(file)) = (active, playhead, file) {
