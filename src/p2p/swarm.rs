@@ -159,6 +159,8 @@ struct Peer {
     probe: Option<(BlockRef, Instant)>,
     /// The measured round trip, seconds (from the probes).
     rtt: Option<f64>,
+    /// When its first block arrived: its rate until the first tick measures it.
+    first_block: Option<Instant>,
     /// Blocks they asked of us, in order.
     uploads: VecDeque<BlockRef>,
     allowed_fast: HashSet<u32>,
@@ -688,6 +690,7 @@ impl Swarm {
                 asked: VecDeque::new(),
                 probe: None,
                 rtt: None,
+                first_block: None,
                 uploads: VecDeque::new(),
                 allowed_fast: HashSet::new(),
                 got: 0,

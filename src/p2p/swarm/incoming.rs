@@ -134,6 +134,7 @@ impl Swarm {
                 }
                 peer.got += data.len() as u64;
                 peer.last_block = Instant::now();
+                peer.first_block.get_or_insert(peer.last_block);
                 peer.snubbed = false;
                 peer.link.wake();
                 st.downloaded += data.len() as u64;
