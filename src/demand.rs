@@ -381,3 +381,41 @@ pub fn default_file(meta: &Metainfo) -> Option<usize> {
         .ok()
         .or_else(|| media::largest_file(&meta.files))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `listener` has been notified (without waiting).
+    fn notified(listener: event_listener::EventListener) -> bool {
+        futures_lite::future::block_on(futures_lite::future::poll_once(listener)).is_some()
+    }
+
+    #[test]
+    fn a_playhead_wakes_the_listeners_only_when_it_enters_another_piece() {
+        let d = Demand::default();
+        d.set_piece_length(256 * 1024);
+        let l = d.listen();
+        d.playhead(0, 0..10);
+        assert!(notified(l), "the first playhead is news");
+        // The chunks a reader serves within one piece wake nobody...
+        let l = d.listen();
+        for offset in (64 * 1024..256 * 1024).step_by(64 * 1024) {
+            d.playhead(offset, 0..10);
+        }
+        assert!(
+            !notified(l),
+            "a playhead moving within its piece woke the listeners"
+        );
+        // ...but the next piece, a seek or another file does.
+        for (offset, file) in [(256 * 1024, 0..10), (2 << 20, 0..10), (2 << 20, 10..20)] {
+            let l = d.listen();
+            d.playhead(offset, file.clone());
+            assert!(
+                notified(l),
+                "a playhead at {offset} of {file:?} woke nobody"
+            );
+        }
+        assert_eq!(d.view().playhead, Some(2 << 20));
+    }
+}
