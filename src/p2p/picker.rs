@@ -18,8 +18,9 @@
 //! block-wise over the peers that finish it first, and a slow peer never
 //! holds it (it gets background pieces). Each asked block remembers when it
 //! is due; an urgent block is asked of a second peer when that peer would
-//! deliver it sooner, or when the first is late. Once every wanted block is
-//! asked for (the endgame), any block may be asked twice the same way.
+//! deliver it sooner while a reader is blocked on it, or when the first is
+//! late. Once every wanted block is asked for (the endgame), any block may
+//! be asked twice the same way.
 //!
 //! Pure bookkeeping: no I/O, no clock of its own (callers pass `now`).
 
