@@ -5,7 +5,11 @@
 //! A reader says which piece it blocks on and where its playhead is; the P2P
 //! tier and the HTTP workers claim the pieces they fetch here, so a piece is
 //! fetched twice only when a reader waited on it longer than `P2P_TIMEOUT`.
-//! Every change wakes the listeners of [`Demand::listen`]. This room is a
+//! Every change wakes the listeners of [`Demand::listen`], except a playhead
+//! that moves within the piece it was in: a reader moves it with every chunk
+//! it serves, and what the tiers want changes only piece by piece, so a
+//! wake-up per chunk (of the supervisor and of every peer writer) would be
+//! work for nothing. This room is a
 //! leaf of the house: it imports only formats, so the tiers above it and the
 //! lifecycle owner above them can share it without importing each other.
 //!
@@ -23,6 +27,9 @@ use event_listener::Event;
 
 use crate::format::media;
 use crate::format::metainfo::Metainfo;
+
+/// The step of a playhead that wakes listeners while the piece length is unknown.
+const PLAYHEAD_UNIT: u64 = 1 << 20;
 
 /// Which tier delivered bytes. Counters per tier feed the status API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +67,9 @@ pub struct Demand {
     state: Mutex<DemandState>,
     /// Notified when demand, claims or the phase change.
     pub(crate) changed: Event,
+    /// The torrent's piece length once known (0 before): the unit in which
+    /// a moving playhead wakes the listeners.
+    piece_length: AtomicU64,
     /// Bytes fetched per tier, for the API.
     pub fetched_http: AtomicU64,
     pub fetched_p2p: AtomicU64,
@@ -139,6 +149,7 @@ impl Default for Demand {
                 p2p_fetched: Vec::new(),
             }),
             changed: Event::new(),
+            piece_length: AtomicU64::new(0),
             fetched_http: AtomicU64::new(0),
             fetched_p2p: AtomicU64::new(0),
         }
@@ -195,13 +206,28 @@ impl Demand {
         }
     }
 
-    /// A reader moved on to `offset` (its readahead moves with it).
+    /// A reader moved on to `offset` (its readahead moves with it). The
+    /// listeners wake only when it enters another piece (another MiB while
+    /// the piece length is unknown) or another file.
     pub fn playhead(&self, offset: u64, file: Range<u32>) {
+        let unit = match self.piece_length.load(Ordering::Relaxed) {
+            0 => PLAYHEAD_UNIT,
+            n => n,
+        };
         let mut st = self.state.lock().unwrap();
+        let moved = st.playhead.is_none_or(|old| old / unit != offset / unit)
+            || st.file.as_ref() != Some(&file);
         st.playhead = Some(offset);
         st.file = Some(file);
         drop(st);
-        self.changed.notify(usize::MAX);
+        if moved {
+            self.changed.notify(usize::MAX);
+        }
+    }
+
+    /// The torrent's piece length, once its metadata is known.
+    pub fn set_piece_length(&self, bytes: u64) {
+        self.piece_length.store(bytes, Ordering::Relaxed);
     }
 
     /// The tier that put `piece` in the store: HTTP or P2P if one fetched it
@@ -354,4 +380,42 @@ pub fn default_file(meta: &Metainfo) -> Option<usize> {
     media::choose_file(&meta.files, None)
         .ok()
         .or_else(|| media::largest_file(&meta.files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `listener` has been notified (without waiting).
+    fn notified(listener: event_listener::EventListener) -> bool {
+        futures_lite::future::block_on(futures_lite::future::poll_once(listener)).is_some()
+    }
+
+    #[test]
+    fn a_playhead_wakes_the_listeners_only_when_it_enters_another_piece() {
+        let d = Demand::default();
+        d.set_piece_length(256 * 1024);
+        let l = d.listen();
+        d.playhead(0, 0..10);
+        assert!(notified(l), "the first playhead is news");
+        // The chunks a reader serves within one piece wake nobody...
+        let l = d.listen();
+        for offset in (64 * 1024..256 * 1024).step_by(64 * 1024) {
+            d.playhead(offset, 0..10);
+        }
+        assert!(
+            !notified(l),
+            "a playhead moving within its piece woke the listeners"
+        );
+        // ...but the next piece, a seek or another file does.
+        for (offset, file) in [(256 * 1024, 0..10), (2 << 20, 0..10), (2 << 20, 10..20)] {
+            let l = d.listen();
+            d.playhead(offset, file.clone());
+            assert!(
+                notified(l),
+                "a playhead at {offset} of {file:?} woke nobody"
+            );
+        }
+        assert_eq!(d.view().playhead, Some(2 << 20));
+    }
 }

@@ -10,11 +10,17 @@
 //! start, while the quota allows. A seek changes the list at once.
 //!
 //! [`Picker`] owns the pieces being downloaded, one buffer each, under a
-//! memory budget, and hands blocks to peers in list order. A peer that is much
-//! slower than the best one does not start pieces a reader waits for, so the
-//! urgent blocks go to the fast peers. Once every wanted block is asked for,
-//! blocks of urgent pieces (and in the endgame, of any piece) are asked of a
-//! second peer; the first copy to arrive wins.
+//! memory budget, and hands blocks to peers in list order. Urgent pieces (a
+//! reader waits, or they sit at the playhead) go by expected completion
+//! time, as libtorrent's time-critical pieces do: a peer is given an urgent
+//! block only if it would arrive within the swarm's best arrival time plus a
+//! slack ([`Asker::urgent_within`]), so a piece at the playhead is split
+//! block-wise over the peers that finish it first, and a slow peer never
+//! holds it (it gets background pieces). Each asked block remembers when it
+//! is due; an urgent block is asked of a second peer when that peer would
+//! deliver it sooner while a reader is blocked on it, or when the first is
+//! late. Once every wanted block is asked for (the endgame), any block may
+//! be asked twice the same way.
 //!
 //! Pure bookkeeping: no I/O, no clock of its own (callers pass `now`).
 
@@ -31,9 +37,23 @@ pub type PeerKey = u64;
 /// At most this many peers are asked for the same block at once.
 const MAX_ASKED: u8 = 2;
 
-/// A block asked of one peer this long ago may be asked of another, if the
-/// piece is urgent (a reader waits). Short, because the reader is stalled.
-const URGENT_DUPLICATE_AFTER: Duration = Duration::from_millis(1500);
+/// A second peer is asked for a block only if it would deliver it at least
+/// this much sooner than the first is due (a copy costs upload; a tie does not pay).
+const DUPLICATE_MARGIN: f64 = 0.1;
+
+/// A block is late once it has been out twice as long as expected plus this.
+const LATE_GRACE: f64 = 0.2;
+
+/// An urgent piece that no peer in time could take for this long (only slow
+/// peers have it) goes to any peer that has it.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
+
+/// Urgent pieces remembered for [`STUCK_AFTER`]; the map starts over beyond.
+const MAX_PASSED_OVER: usize = 256;
+
+/// Urgent blocks one peer may be asked for beyond its pipeline depth: what
+/// goes to the playhead is not held back by the background requests.
+const URGENT_EXTRA: usize = 64;
 
 /// The longest priority list built at once. Peers rarely lack all of the
 /// first thousand pieces a player needs next; the list is rebuilt as pieces
@@ -100,7 +120,12 @@ pub fn wanted(want: &Want, missing: impl Fn(u32) -> bool) -> Vec<u32> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Block {
     Open,
-    Asked { peers: u8, at: Instant },
+    /// Asked of `peers` peers, first at `at`; the earliest copy is expected by `due`.
+    Asked {
+        peers: u8,
+        at: Instant,
+        due: Instant,
+    },
     Done,
 }
 
@@ -127,14 +152,36 @@ pub enum Received {
     },
 }
 
+/// How one peer delivers, as measured: what its expected arrival times come from.
+#[derive(Debug, Clone, Copy)]
+pub struct Speed {
+    /// Round trip, seconds.
+    pub rtt: f64,
+    /// Bytes a second.
+    pub rate: f64,
+    /// Blocks asked of it and not yet received (served first: BitTorrent peers answer in order).
+    pub queued: usize,
+}
+
+impl Speed {
+    /// Seconds from now until the `k`-th next block asked of this peer arrives (1: the next).
+    pub fn eta(&self, k: usize) -> f64 {
+        self.rtt + (self.queued + k) as f64 * BLOCK_LEN as f64 / self.rate.max(1.0)
+    }
+}
+
 /// One peer, as the picker sees it when handing out blocks.
 pub struct Asker<'a> {
     /// Whether the peer has a piece.
     pub has: &'a dyn Fn(u32) -> bool,
     /// Whether this peer already has this block outstanding.
     pub asked: &'a dyn Fn(&BlockRef) -> bool,
-    /// False for a peer much slower than the best: it gets no urgent piece of its own.
-    pub fast: bool,
+    /// Whether a reader is blocked on a piece now (not only about to be).
+    pub waited: &'a dyn Fn(u32) -> bool,
+    pub speed: Speed,
+    /// Seconds: an urgent block goes to this peer only if it would arrive
+    /// within this long (the swarm's best next arrival plus a slack).
+    pub urgent_within: f64,
 }
 
 /// The pieces in flight of one torrent.
@@ -144,6 +191,8 @@ pub struct Picker {
     downloads: BTreeMap<u32, Download>,
     /// Complete pieces whose hash the store is checking: not to be fetched again meanwhile.
     verifying: std::collections::HashSet<u32>,
+    /// Urgent pieces with open blocks, and since when: see [`Picker::stuck`].
+    passed_over: std::collections::HashMap<u32, Instant>,
     /// Pieces in flight beyond which no new non-urgent piece starts: the memory
     /// budget divided by the piece length.
     max_downloads: usize,
@@ -157,6 +206,7 @@ impl Picker {
             total_length,
             downloads: BTreeMap::new(),
             verifying: Default::default(),
+            passed_over: Default::default(),
             max_downloads: (budget / piece_length.max(1)).max(2) as usize,
         }
     }
@@ -193,7 +243,8 @@ impl Picker {
     }
 
     /// Up to `room` blocks for `peer`, from the pieces of `order` (priority
-    /// order; `urgent` says which a reader waits for). Marks them asked.
+    /// order; `urgent` says which are time-critical), plus urgent blocks
+    /// beyond `room` that this peer would deliver in time. Marks them asked.
     pub fn pick(
         &mut self,
         order: &[u32],
@@ -203,18 +254,31 @@ impl Picker {
         now: Instant,
     ) -> Vec<BlockRef> {
         let mut out = Vec::new();
-        if room == 0 {
-            return out;
-        }
+        let urgent_room = room + URGENT_EXTRA;
+        // Whether the next block asked of this peer may be urgent / ordinary.
+        let in_time = |n: usize| n < urgent_room && peer.speed.eta(n + 1) <= peer.urgent_within;
         let mut endgame = true;
         for &piece in order {
-            if out.len() >= room {
-                break;
-            }
             if !(peer.has)(piece) || self.verifying.contains(&piece) {
                 continue;
             }
             let is_urgent = urgent(piece);
+            // An urgent piece no peer in time has taken for a while (only
+            // slow peers have it) goes to whoever has it, like any other.
+            let stuck = is_urgent && self.stuck(piece, now);
+            let fits = |n: usize| {
+                if is_urgent && !stuck {
+                    in_time(n)
+                } else {
+                    n < room.max(usize::from(stuck))
+                }
+            };
+            if !fits(out.len()) {
+                if !self.downloads.contains_key(&piece) && !is_urgent {
+                    endgame = false;
+                }
+                continue;
+            }
             if !self.downloads.contains_key(&piece) {
                 // Pieces waiting for their hash check hold their buffers too:
                 // counting them is the back-pressure when the disk is slower
@@ -223,54 +287,75 @@ impl Picker {
                     endgame = false;
                     continue;
                 }
-                if is_urgent && !peer.fast {
-                    continue;
-                }
                 self.start(piece);
             }
-            let blocks = self.downloads[&piece].blocks.clone();
-            for (i, state) in blocks.iter().enumerate() {
-                if out.len() >= room {
+            let count = self.downloads[&piece].blocks.len();
+            for i in 0..count {
+                if !fits(out.len()) {
                     break;
                 }
-                if *state == Block::Open {
-                    out.push(self.ask(piece, i, now));
+                if self.downloads[&piece].blocks[i] == Block::Open {
+                    let due = now + secs(peer.speed.eta(out.len() + 1));
+                    out.push(self.ask(piece, i, now, due));
                 }
             }
         }
-        // Every block is asked for: ask a second peer for the slow ones.
-        if out.len() < room {
-            let pieces: Vec<u32> = order
-                .iter()
-                .copied()
-                .filter(|p| self.downloads.contains_key(p) && (peer.has)(*p))
-                .collect();
-            for piece in pieces {
-                let is_urgent = urgent(piece);
-                if !(is_urgent || endgame) || !peer.fast {
-                    continue;
+        // Every open block is asked for: ask this peer too for blocks it
+        // would bring sooner than they are due, or that are late.
+        let pieces: Vec<u32> = order
+            .iter()
+            .copied()
+            .filter(|p| self.downloads.contains_key(p) && (peer.has)(*p))
+            .collect();
+        for piece in pieces {
+            let is_urgent = urgent(piece);
+            if !(is_urgent || endgame) {
+                continue;
+            }
+            for i in 0..self.downloads[&piece].blocks.len() {
+                let n = out.len();
+                if !(if is_urgent { in_time(n) } else { n < room }) {
+                    break;
                 }
-                for i in 0..self.downloads[&piece].blocks.len() {
-                    if out.len() >= room {
-                        return out;
-                    }
-                    let state = self.downloads[&piece].blocks[i];
-                    let block = self.block(piece, i);
-                    let due = match state {
-                        Block::Asked { peers, at } => {
-                            peers < MAX_ASKED
-                                && (!is_urgent
-                                    || now.saturating_duration_since(at) >= URGENT_DUPLICATE_AFTER)
-                        }
-                        _ => false,
-                    };
-                    if due && !(peer.asked)(&block) && !out.contains(&block) {
-                        out.push(self.ask(piece, i, now));
-                    }
+                let Block::Asked { peers, at, due } = self.downloads[&piece].blocks[i] else {
+                    continue;
+                };
+                let mine = now + secs(peer.speed.eta(n + 1));
+                let expected = due.saturating_duration_since(at).as_secs_f64();
+                let late =
+                    now.saturating_duration_since(at).as_secs_f64() > 2.0 * expected + LATE_GRACE;
+                // Sooner only counts where a reader is blocked: elsewhere a
+                // copy would mostly waste a slower peer's work.
+                let sooner = (peer.waited)(piece) && mine + secs(DUPLICATE_MARGIN) < due;
+                let block = self.block(piece, i);
+                if peers < MAX_ASKED
+                    && (sooner || late)
+                    && !(peer.asked)(&block)
+                    && !out.contains(&block)
+                {
+                    out.push(self.ask(piece, i, now, mine));
                 }
             }
         }
         out
+    }
+
+    /// Whether urgent `piece` has waited long for a peer in time: true once
+    /// it has been passed over for [`STUCK_AFTER`] with blocks still open.
+    fn stuck(&mut self, piece: u32, now: Instant) -> bool {
+        let open = self
+            .downloads
+            .get(&piece)
+            .is_none_or(|d| d.blocks.contains(&Block::Open));
+        if !open {
+            self.passed_over.remove(&piece);
+            return false;
+        }
+        if self.passed_over.len() >= MAX_PASSED_OVER && !self.passed_over.contains_key(&piece) {
+            self.passed_over.clear();
+        }
+        let since = *self.passed_over.entry(piece).or_insert(now);
+        now.saturating_duration_since(since) >= STUCK_AFTER
     }
 
     fn start(&mut self, piece: u32) {
@@ -287,17 +372,26 @@ impl Picker {
         );
     }
 
-    fn ask(&mut self, piece: u32, index: usize, now: Instant) -> BlockRef {
+    fn ask(&mut self, piece: u32, index: usize, now: Instant, due: Instant) -> BlockRef {
         let d = self
             .downloads
             .get_mut(&piece)
             .expect("asked piece is in flight");
         d.blocks[index] = match d.blocks[index] {
-            Block::Asked { peers, at } => Block::Asked {
+            Block::Asked {
+                peers,
+                at,
+                due: first,
+            } => Block::Asked {
                 peers: peers + 1,
                 at,
+                due: first.min(due),
             },
-            _ => Block::Asked { peers: 1, at: now },
+            _ => Block::Asked {
+                peers: 1,
+                at: now,
+                due,
+            },
         };
         self.block(piece, index)
     }
@@ -325,6 +419,7 @@ impl Picker {
         if d.done as usize == d.blocks.len() {
             let d = self.downloads.remove(&piece).expect("present");
             self.verifying.insert(piece);
+            self.passed_over.remove(&piece);
             return Received::Complete {
                 data: d.buf,
                 contributors: d.contributors,
@@ -348,9 +443,10 @@ impl Picker {
         let index = (block.offset / BLOCK_LEN) as usize;
         if let Some(state) = d.blocks.get_mut(index) {
             *state = match *state {
-                Block::Asked { peers, at } if peers > 1 => Block::Asked {
+                Block::Asked { peers, at, due } if peers > 1 => Block::Asked {
                     peers: peers - 1,
                     at,
+                    due,
                 },
                 Block::Asked { .. } => Block::Open,
                 other => other,
@@ -380,6 +476,10 @@ impl Picker {
             .map(|(p, _)| *p)
             .collect()
     }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.0, 3600.0))
 }
 
 #[cfg(test)]

@@ -15,8 +15,10 @@
 //! addresses), connecting up to `MAX_PEERS`, choking every 10 s, and the
 //! numbers for the status API. Dropping its future ends every connection.
 //!
-//! This file holds the connections (joining, leaving, dialing) and the
-//! once-a-second tick; `incoming` what peers send, `outgoing` what we send.
+//! This file holds the connections (joining, leaving, dialing); `incoming`
+//! what peers send, `outgoing` what we send (and the picker's inputs: each
+//! peer's expected arrivals and pipeline depth), `tick` the once-a-second
+//! rates, snubs, choking and numbers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -43,6 +45,9 @@ use crate::store::Store;
 
 mod incoming;
 mod outgoing;
+mod tick;
+
+pub use tick::SwarmStats;
 
 /// Bytes of piece buffers per torrent: 8 pieces of 1 MiB, or 32 of 256 KiB.
 /// Sized for a Pi Zero 2 W (512 MB) streaming one film with RAM to spare.
@@ -58,6 +63,9 @@ const MAX_QUEUED_UPLOADS: usize = 250;
 /// Peers unchoked by the choker, plus one optimistic slot.
 const UPLOAD_SLOTS: usize = 4;
 
+/// Seconds between updates of the peers' rates (at least).
+const RATE_EVERY: f64 = 0.9;
+
 const CHOKE_EVERY: Duration = Duration::from_secs(10);
 const OPTIMISTIC_EVERY: Duration = Duration::from_secs(30);
 
@@ -66,8 +74,9 @@ const OPTIMISTIC_EVERY: Duration = Duration::from_secs(30);
 const SNUB_AFTER: Duration = Duration::from_secs(15);
 
 /// Requests outstanding per peer: a starting depth, and bounds. The depth
-/// follows the peer's rate (one second's worth of blocks).
+/// follows the peer's measured bandwidth-delay product (`outgoing::depth`).
 const PIPELINE_START: usize = 16;
+const PIPELINE_MIN: usize = 4;
 const PIPELINE_MAX: usize = 256;
 
 /// Hash failures an address may be behind, with no good piece in between,
@@ -150,6 +159,13 @@ struct Peer {
     am_interested: bool,
     /// Blocks asked of this peer, oldest first.
     asked: VecDeque<(BlockRef, Instant)>,
+    /// A request sent when nothing else was outstanding, so its answer
+    /// times the round trip alone (no queue ahead of it at the peer).
+    probe: Option<(BlockRef, Instant)>,
+    /// The measured round trip, seconds (from the probes).
+    rtt: Option<f64>,
+    /// When its first block arrived: its rate until the first tick measures it.
+    first_block: Option<Instant>,
     /// Blocks they asked of us, in order.
     uploads: VecDeque<BlockRef>,
     allowed_fast: HashSet<u32>,
@@ -186,11 +202,16 @@ struct State {
     /// The wanted pieces in order, rebuilt when `dirty`.
     order: Vec<u32>,
     urgent: HashSet<u32>,
+    /// The pieces readers are blocked on now (a subset of `urgent`).
+    waited: HashSet<u32>,
     dirty: bool,
     downloaded: u64,
     uploaded: u64,
     connection_tries: u32,
     last_choke: Option<Instant>,
+    /// When the peers' rates were last updated: `tick` also runs on every
+    /// change, so the rates are bytes over the time that really passed.
+    last_rates: Instant,
     last_optimistic: Option<Instant>,
     /// Pieces delivered by peers in the last tick, for the handover.
     delivered: u64,
@@ -202,6 +223,9 @@ impl Swarm {
     pub(super) fn new(shared: Arc<Shared>, ctx: SwarmCtx) -> Arc<Swarm> {
         let meta = ctx.meta;
         let picker = meta.as_ref().map(|m| new_picker(m));
+        if let Some(m) = &meta {
+            ctx.demand.set_piece_length(m.piece_length);
+        }
         Arc::new(Swarm {
             info_hash: ctx.info_hash,
             shared,
@@ -222,11 +246,13 @@ impl Swarm {
                 blame: Blame::default(),
                 order: Vec::new(),
                 urgent: HashSet::new(),
+                waited: HashSet::new(),
                 dirty: true,
                 downloaded: 0,
                 uploaded: 0,
                 connection_tries: 0,
                 last_choke: None,
+                last_rates: Instant::now(),
                 last_optimistic: None,
                 delivered: 0,
                 selves: HashSet::new(),
@@ -285,6 +311,7 @@ impl Swarm {
         let mut st = self.state();
         if st.meta.is_none() {
             let n = meta.piece_count();
+            self.demand.set_piece_length(meta.piece_length);
             st.picker = Some(new_picker(&meta));
             st.meta = Some(meta);
             st.metadata = None;
@@ -666,6 +693,9 @@ impl Swarm {
                 am_choking: true,
                 am_interested: false,
                 asked: VecDeque::new(),
+                probe: None,
+                rtt: None,
+                first_block: None,
                 uploads: VecDeque::new(),
                 allowed_fast: HashSet::new(),
                 got: 0,
@@ -762,96 +792,6 @@ impl Swarm {
         self.changed.notify(usize::MAX);
         self.wake_all();
     }
-
-    /// Once a second: rates, snubs, choking, PEX, and the numbers.
-    fn tick(&self) {
-        let now = Instant::now();
-        self.release_claims();
-        let mut st = self.state();
-        let st = &mut *st;
-        // Evictions and the other tier's progress change what is missing.
-        st.dirty = true;
-        for peer in st.peers.values_mut() {
-            peer.rate_in = 0.6 * peer.rate_in + 0.4 * (peer.got - peer.got_at_tick) as f64;
-            peer.rate_out = 0.6 * peer.rate_out + 0.4 * (peer.sent - peer.sent_at_tick) as f64;
-            peer.got_at_tick = peer.got;
-            peer.sent_at_tick = peer.sent;
-            if !peer.peer_choking
-                && !peer.asked.is_empty()
-                && now.duration_since(peer.last_block) > SNUB_AFTER
-                && !peer.snubbed
-            {
-                log::debug!("[P2P] {}: {} is snubbing us", self.info_hash, peer.addr);
-                peer.snubbed = true;
-                if let Some(picker) = st.picker.as_mut() {
-                    for (b, _) in peer.asked.drain(..) {
-                        picker.give_back(&b);
-                        peer.link.send(&Message::Cancel(b));
-                    }
-                }
-            }
-        }
-        if st
-            .last_choke
-            .is_none_or(|t| now.duration_since(t) >= CHOKE_EVERY)
-        {
-            self.choke(st, now);
-        }
-        self.pex(st, now);
-        let unchoked = st.peers.values().filter(|p| !p.peer_choking).count() as u32;
-        let stats = SwarmStats {
-            peers: st.peers.len() as u32,
-            unchoked,
-            queued: st.queue.len() as u32,
-            unique: st.known.len() as u32,
-            connection_tries: st.connection_tries,
-            peer_search_running: true,
-            swarm_size: self
-                .announcer
-                .lock()
-                .unwrap()
-                .as_ref()
-                .and_then(|a| a.swarm_size())
-                .unwrap_or(st.known.len() as u32),
-            download_speed: st.peers.values().map(|p| p.rate_in).sum(),
-            upload_speed: st.peers.values().map(|p| p.rate_out).sum(),
-            downloaded: st.downloaded,
-            uploaded: st.uploaded,
-        };
-        *self.stats.lock().unwrap() = stats;
-        for p in st.peers.values() {
-            p.link.wake();
-        }
-    }
-}
-
-/// What the P2P tier knows about one torrent's swarm, for the status APIs.
-/// All zero while the torrent has no swarm.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SwarmStats {
-    /// Peers connected now.
-    pub peers: u32,
-    /// Connected peers that unchoke us.
-    pub unchoked: u32,
-    /// Addresses known and not connected, waiting for a slot.
-    pub queued: u32,
-    /// Distinct peer addresses learned from any source.
-    pub unique: u32,
-    /// Outgoing connection attempts so far.
-    pub connection_tries: u32,
-    /// Whether trackers, the DHT or LSD are still being asked for peers.
-    pub peer_search_running: bool,
-    /// The swarm's size as the trackers report it (seeders + leechers), or
-    /// the addresses known when no tracker says.
-    pub swarm_size: u32,
-    /// Bytes per second received from peers (a few seconds' average).
-    pub download_speed: f64,
-    /// Bytes per second sent to peers.
-    pub upload_speed: f64,
-    /// Bytes of verified pieces received from peers.
-    pub downloaded: u64,
-    /// Bytes of pieces sent to peers.
-    pub uploaded: u64,
 }
 
 /// Makes room in `known` for one more address, if it is full: the eviction

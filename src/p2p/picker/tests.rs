@@ -54,7 +54,20 @@ fn asker<'a>(
     asked: &'a dyn Fn(&BlockRef) -> bool,
     fast: bool,
 ) -> Asker<'a> {
-    Asker { has, asked, fast }
+    // A fast peer brings a block in ~50 ms; a slow one needs 1.6 s, later
+    // than the half second within which urgent blocks must arrive.
+    let rate = if fast { 1e7 } else { 1e4 };
+    Asker {
+        has,
+        asked,
+        waited: &|_| false,
+        speed: Speed {
+            rtt: 0.05,
+            rate,
+            queued: 0,
+        },
+        urgent_within: 0.5,
+    }
 }
 
 #[test]
@@ -255,4 +268,98 @@ fn pieces_waiting_for_the_store_count_against_the_budget() {
             .len(),
         4
     );
+}
+
+fn at_speed<'a>(
+    has: &'a dyn Fn(u32) -> bool,
+    asked: &'a dyn Fn(&BlockRef) -> bool,
+    rate: f64,
+    queued: usize,
+    urgent_within: f64,
+) -> Asker<'a> {
+    Asker {
+        has,
+        asked,
+        // A reader is blocked on every piece these tests name.
+        waited: &|_| true,
+        speed: Speed {
+            rtt: 0.05,
+            rate,
+            queued,
+        },
+        urgent_within,
+    }
+}
+
+#[test]
+fn a_slow_peer_never_joins_the_playhead_piece_but_gets_background_blocks() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let now = Instant::now();
+    // A peer at 1 MB/s takes the three blocks of urgent piece 3 it brings within 0.1 s...
+    let fast = p.pick(
+        &[3, 4],
+        &|p| p == 3,
+        &at_speed(&all, &none, 1e6, 0, 0.1),
+        0,
+        now,
+    );
+    assert_eq!(fast.len(), 3, "{fast:?}");
+    // ...and a peer at 50 KB/s, which would need 0.3 s a block, joins only the background piece.
+    let slow = p.pick(
+        &[3, 4],
+        &|p| p == 3,
+        &at_speed(&all, &none, 5e4, 0, 0.1),
+        4,
+        now,
+    );
+    assert!(
+        !slow.is_empty() && slow.iter().all(|b| b.piece == 4),
+        "{slow:?}"
+    );
+}
+
+#[test]
+fn a_playhead_block_held_by_a_slow_peer_is_asked_of_a_faster_one_at_once() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let t0 = Instant::now();
+    // Piece 2 began as background at a slow peer: due in seconds.
+    let slow = p.pick(&[2], &|_| false, &at_speed(&all, &none, 1e4, 0, 0.0), 4, t0);
+    assert_eq!(slow.len(), 4);
+    // Now a reader needs it: a fast peer is asked for the same blocks, not after a timeout.
+    let fast = p.pick(
+        &[2],
+        &|p| p == 2,
+        &at_speed(&all, &none, 1e7, 0, 0.5),
+        0,
+        t0,
+    );
+    assert_eq!(fast, slow);
+}
+
+#[test]
+fn an_urgent_piece_only_slow_peers_have_goes_to_them_after_a_second() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let t0 = Instant::now();
+    let first = p.pick(
+        &[6],
+        &|p| p == 6,
+        &at_speed(&all, &none, 1e4, 0, 0.2),
+        4,
+        t0,
+    );
+    assert!(first.is_empty());
+    let later = p.pick(
+        &[6],
+        &|p| p == 6,
+        &at_speed(&all, &none, 1e4, 0, 0.2),
+        4,
+        t0 + Duration::from_millis(1100),
+    );
+    assert_eq!(later.len(), 4);
 }

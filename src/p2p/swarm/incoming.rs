@@ -125,8 +125,16 @@ impl Swarm {
                     return Ok(());
                 };
                 peer.asked.remove(i);
+                if let Some((probe, at)) = peer.probe {
+                    if probe == block {
+                        let sample = at.elapsed().as_secs_f64();
+                        peer.rtt = Some(peer.rtt.map_or(sample, |r| 0.7 * r + 0.3 * sample));
+                        peer.probe = None;
+                    }
+                }
                 peer.got += data.len() as u64;
                 peer.last_block = Instant::now();
+                peer.first_block.get_or_insert(peer.last_block);
                 peer.snubbed = false;
                 peer.link.wake();
                 st.downloaded += data.len() as u64;
