@@ -331,6 +331,11 @@ impl Inner {
 
     fn send_all(&self, datagrams: &[Vec<u8>], to: SocketAddr) {
         for d in datagrams {
+            if log::log_enabled!(log::Level::Trace) {
+                if let Ok(p) = header::parse(d) {
+                    log::trace!("uTP > {to} {}", p.describe());
+                }
+            }
             // Never waits: a full buffer is loss, and uTP recovers from loss.
             if let Err(e) = self.udp.get_ref().send_to(d, to) {
                 if e.kind() != io::ErrorKind::WouldBlock {
@@ -392,6 +397,7 @@ impl Inner {
                 return None;
             }
         };
+        log::trace!("uTP < {from} {}", packet.describe());
         let h = &packet.header;
         let id = if h.kind == Type::Syn {
             h.connection_id.wrapping_add(1)
