@@ -132,6 +132,19 @@ fn a_magnet_streams_from_a_utp_only_libtorrent_seeder() {
     assert_eq!(r.status, 200, "{}\n{}", r.head(), srv.logs());
     assert!(r.complete, "the stream ended early\n{}", srv.logs());
     assert_eq!(sha256_hex(&r.body), sha256_hex(&f.source), "stream differs");
+    let logs = srv.logs();
+    let dials: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("reached over") || l.contains("; trying "))
+        .collect();
+    eprintln!("streme's dials: {dials:#?}");
+    // TCP connects too (libtorrent's kernel accepts it, then libtorrent hangs up): the dial
+    // must fall back to uTP rather than keep the transport that merely connected.
+    let reached = format!("127.0.0.1:{}: reached over Utp", seeder.port);
+    assert!(
+        dials.iter().any(|l| l.contains(&reached)),
+        "streme never reached the seeder over uTP by its own dial: {dials:#?}"
+    );
     let (utp, up) = lt_counters(&seeder, |utp, up| utp >= 1 && up >= f.source.len() as u64);
     assert!(
         utp >= 1,
