@@ -164,6 +164,8 @@ pub struct Connection {
     /// Payload bytes of `unacked`.
     unacked_bytes: usize,
     sends: u64,
+    /// Packets sent again (lost, or presumed lost at a timeout).
+    resent: u64,
     highest_acked_order: u64,
     dup_acks: u32,
     peer_wnd: usize,
@@ -230,6 +232,7 @@ impl Connection {
             in_flight: 0,
             unacked_bytes: 0,
             sends: 0,
+            resent: 0,
             highest_acked_order: 0,
             dup_acks: 0,
             peer_wnd: RECV_BUFFER,
@@ -782,6 +785,7 @@ impl Connection {
         let h = self.header(self.unacked[i].kind, seq, now);
         if self.unacked[i].transmissions > 0 {
             self.last_resend = Some(now);
+            self.resent += 1;
         }
         let p = &mut self.unacked[i];
         let mut d = Vec::with_capacity(h.encoded_len() + p.payload.len());
@@ -874,7 +878,7 @@ impl Connection {
         format!(
             "state {:?} seq {} acked {} ack_nr {} unacked {} (need_send {need}, sacked {sacked}) \
              in_flight {} queue {} cwnd {:.0} peer_wnd {} timeouts {} rto_at {:?} \
-             readable {} reorder {} ({} B) room {}",
+             readable {} reorder {} ({} B) room {} sent {} resent {}",
             self.state,
             self.seq_nr,
             self.acked_seq,
@@ -891,6 +895,8 @@ impl Connection {
             self.reorder.len(),
             self.reorder_bytes,
             self.room,
+            self.sends,
+            self.resent,
         )
     }
 
@@ -913,6 +919,11 @@ impl Connection {
             .all(|p| !(p.sacked && (p.counted || p.need_send))));
         let held: usize = self.reorder.iter().flatten().map(|h| h.payload.len()).sum();
         assert_eq!(self.reorder_bytes, held);
+    }
+
+    /// Packets sent, and of them sent again.
+    pub fn sends(&self) -> (u64, u64) {
+        (self.sends, self.resent)
     }
 
     #[cfg(test)]
