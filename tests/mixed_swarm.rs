@@ -103,6 +103,20 @@ fn one_stream_gets_bytes_from_tcp_utp_and_encrypted_seeders_at_once() {
         ("encryption-required", &rc4_seeder),
     ];
 
+    // A seeder still checking its files hangs up on every peer of the torrent: wait for all
+    // three to seed before streme dials them.
+    for (kind, p) in &seeders {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !p.log_text().contains("state=seeding") {
+            assert!(
+                Instant::now() < deadline,
+                "the {kind} seeder never started seeding:\n{}",
+                p.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     let mut env = base_env(&dir.sub("cache"), 200);
     set(&mut env, "ENABLE_UTP", "true");
     set(&mut env, "ENCRYPTION", "prefer");
