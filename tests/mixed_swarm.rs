@@ -167,6 +167,12 @@ fn one_stream_gets_bytes_from_tcp_utp_and_encrypted_seeders_at_once() {
             p.log_text()
         );
     }
+    // The totals come once a second: wait for the lines after the last bytes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while total < SIZE && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        total = seeders.iter().map(|(_, p)| lt_up(&p.log_text())).sum();
+    }
     assert!(
         total >= SIZE,
         "the seeders uploaded {total} of {SIZE}:\n{report}"
