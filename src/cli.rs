@@ -137,9 +137,8 @@ Settings (environment variables or env file keys; the environment wins):
                            (default 239.192.152.143:6771)
   LSD_INTERFACE            IPv4 address of the interface LSD joins and sends
                            on; 127.0.0.1 keeps it on this host (default 0.0.0.0)
-  ENABLE_UTP               true|false: uTP peers on the UDP TORRENT_PORT,
-                           experimental until libtorrent interop works
-                           (default false)
+  ENABLE_UTP               true|false: uTP peers (in and out) on the UDP
+                           TORRENT_PORT, raced against TCP (default true)
   CLIENT_MAX               HTTP client connections held; when full, the
                            quietest is closed (default 256)
   CLIENT_MAX_PER_ADDR      HTTP connections per client address (default 64)

@@ -25,6 +25,9 @@ fn env(dir: &TestDir) -> Vec<(String, String)> {
     set(&mut env, "PIECE_TIMEOUT", "60000");
     // uTP is off by default (experimental until libtorrent interop works).
     set(&mut env, "ENABLE_UTP", "true");
+    if std::env::var_os("UTP_TRACE").is_some() {
+        set(&mut env, "LOG_LEVEL", "trace");
+    }
     env
 }
 
@@ -58,19 +61,26 @@ fn fixture(name: &str, bytes: u64) -> Fixture {
     }
 }
 
-/// The libtorrent peer's own counters, from its last status line: (uTP connections seen at
-/// any time, payload bytes uploaded).
-fn lt_counters(p: &Process) -> (u64, u64) {
-    let log = p.log_text();
+/// The libtorrent peer's own counters, from its status lines: (the most uTP connections it
+/// held at once, payload bytes uploaded). It prints them once a second, so this waits up to
+/// 10 s for `done` to hold and returns the last values either way.
+fn lt_counters(p: &Process, done: impl Fn(u64, u64) -> bool) -> (u64, u64) {
     let field = |line: &str, key: &str| -> u64 {
         line.split_whitespace()
             .find_map(|w| w.strip_prefix(key))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    let utp = log.lines().map(|l| field(l, "utp=")).max().unwrap_or(0);
-    let up = log.lines().map(|l| field(l, "up=")).max().unwrap_or(0);
-    (utp, up)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = p.log_text();
+        let utp = log.lines().map(|l| field(l, "utp=")).max().unwrap_or(0);
+        let up = log.lines().map(|l| field(l, "up=")).max().unwrap_or(0);
+        if done(utp, up) || std::time::Instant::now() > deadline {
+            return (utp, up);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn data_dir(content: &Path) -> std::path::PathBuf {
@@ -78,7 +88,6 @@ fn data_dir(content: &Path) -> std::path::PathBuf {
 }
 
 #[test]
-#[ignore = "libtorrent closes streme's uTP connections (FIN after ~2 MB; a leecher closes at once): issue 13 stays open"]
 fn a_magnet_streams_from_a_utp_only_libtorrent_seeder() {
     let f = fixture("utp_seeder", 6 << 20);
     let seeder =
@@ -123,7 +132,20 @@ fn a_magnet_streams_from_a_utp_only_libtorrent_seeder() {
     assert_eq!(r.status, 200, "{}\n{}", r.head(), srv.logs());
     assert!(r.complete, "the stream ended early\n{}", srv.logs());
     assert_eq!(sha256_hex(&r.body), sha256_hex(&f.source), "stream differs");
-    let (utp, up) = lt_counters(&seeder);
+    let logs = srv.logs();
+    let dials: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("reached over") || l.contains("; trying "))
+        .collect();
+    eprintln!("streme's dials: {dials:#?}");
+    // TCP connects too (libtorrent's kernel accepts it, then libtorrent hangs up): the dial
+    // must fall back to uTP rather than keep the transport that merely connected.
+    let reached = format!("127.0.0.1:{}: reached over Utp", seeder.port);
+    assert!(
+        dials.iter().any(|l| l.contains(&reached)),
+        "streme never reached the seeder over uTP by its own dial: {dials:#?}"
+    );
+    let (utp, up) = lt_counters(&seeder, |utp, up| utp >= 1 && up >= f.source.len() as u64);
     assert!(
         utp >= 1,
         "libtorrent saw no uTP connection:\n{}",
@@ -137,7 +159,6 @@ fn a_magnet_streams_from_a_utp_only_libtorrent_seeder() {
 }
 
 #[test]
-#[ignore = "libtorrent closes streme's uTP connections (FIN after ~2 MB; a leecher closes at once): issue 13 stays open"]
 fn a_utp_only_libtorrent_leecher_downloads_a_cached_torrent() {
     let f = fixture("utp_leecher", 6 << 20);
     let env = env(&f.dir);
@@ -157,7 +178,7 @@ fn a_utp_only_libtorrent_leecher_downloads_a_cached_torrent() {
         "streme did not upload the file: {status}\n{}",
         srv.logs()
     );
-    let (utp, _) = lt_counters(&leecher);
+    let (utp, _) = lt_counters(&leecher, |utp, _| utp >= 1);
     assert!(
         utp >= 1,
         "libtorrent saw no uTP connection:\n{}",

@@ -67,7 +67,7 @@ pub const KEYS: [(&str, &str); 42] = [
     ("ENABLE_LSD", "true"),
     ("LSD_GROUP", "239.192.152.143:6771"),
     ("LSD_INTERFACE", "0.0.0.0"),
-    ("ENABLE_UTP", "false"),
+    ("ENABLE_UTP", "true"),
     ("CLIENT_MAX", "256"),
     ("CLIENT_MAX_PER_ADDR", "64"),
     ("CLIENT_HEAD_TIMEOUT", "10000"),
@@ -225,10 +225,9 @@ pub struct Config {
     /// keeps LSD on this host.
     pub lsd_interface: Ipv4Addr,
     /// `ENABLE_UTP`: uTP (BEP 29) on the UDP port of `TORRENT_PORT`, in and
-    /// out, raced against TCP on each dial. Default false: uTP is
-    /// experimental until libtorrent interop works (libtorrent closes our uTP
-    /// connections: a FIN after ~2 MB, and a libtorrent leecher closes at
-    /// once). Off, nothing listens for uTP and every dial is TCP.
+    /// out, raced against TCP on each dial. Default true: libtorrent- and
+    /// Transmission-based peers try uTP first, and some take nothing else.
+    /// Off, nothing listens for uTP and every dial is TCP.
     pub enable_utp: bool,
     /// `CLIENT_MAX`: HTTP client connections held at once. Default 256: an
     /// idle or paused client costs a few KiB plus at most its stream's
@@ -606,7 +605,7 @@ impl Config {
             value::ipv4("LSD_INTERFACE", &v)
         })?;
         let enable_utp =
-            setting("ENABLE_UTP").map_or(Ok(false), |v| value::boolean("ENABLE_UTP", &v))?;
+            setting("ENABLE_UTP").map_or(Ok(true), |v| value::boolean("ENABLE_UTP", &v))?;
         let state_dir = match setting("STATE_DIR") {
             Some(v) if v.is_empty() => {
                 return Err(ConfigError::BadValue {

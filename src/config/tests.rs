@@ -49,17 +49,17 @@ fn defaults_without_any_source() {
         .contains(&"https://web.stremio.com".to_string()));
     assert!(c.allowed_hosts.is_empty());
     assert_eq!(c.api_token, None);
-    // uTP stays off until libtorrent keeps our uTP connections open.
-    assert!(!c.enable_utp);
+    // uTP is on: libtorrent and Transmission peers try it first.
+    assert!(c.enable_utp);
     for (key, _) in KEYS {
         assert_eq!(c.source(key), Some(&Source::Default), "{key}");
     }
 }
 
 #[test]
-fn enable_utp_turns_utp_on() {
-    let (c, _) = Config::load(None, &env(&[("ENABLE_UTP", "true")])).unwrap();
-    assert!(c.enable_utp);
+fn enable_utp_false_turns_utp_off() {
+    let (c, _) = Config::load(None, &env(&[("ENABLE_UTP", "false")])).unwrap();
+    assert!(!c.enable_utp);
     assert_eq!(c.source("ENABLE_UTP"), Some(&Source::Environment));
 }
 

@@ -57,9 +57,8 @@ impl P2p {
         let port = listener.local_addr()?.port();
         let peer_id = PeerId::generate();
         log::info!("[P2P] Listening for peers on port {port}");
-        // uTP (`ENABLE_UTP`, off by default while libtorrent closes our uTP
-        // connections) on the UDP port of the same number; the DHT shares its
-        // socket. Off, nothing listens for uTP and every dial is TCP.
+        // uTP (`ENABLE_UTP`, on by default) on the UDP port of the same
+        // number; the DHT shares its socket. Off, nothing listens for uTP and every dial is TCP.
         let utp = if config.enable_utp {
             match utp::UtpSocket::bind(
                 (config.host, port).into(),

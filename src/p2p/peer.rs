@@ -163,10 +163,14 @@ impl Conn {
     }
 }
 
-/// Connects to `addr` the way that reached it last, or else over uTP and
-/// TCP at once, as libtorrent tries both: the first to connect is kept (the
-/// other is dropped), and remembered for the next dial.
-pub(super) async fn connect(shared: &Shared, addr: SocketAddr) -> Result<Conn, Hangup> {
+/// Connects to `addr` over `only`, or else the way that reached it last,
+/// or else over uTP and TCP at once, as libtorrent tries both: the first to
+/// connect is kept (the other is dropped). Returns which one it was.
+pub(super) async fn connect(
+    shared: &Shared,
+    addr: SocketAddr,
+    only: Option<Transport>,
+) -> Result<(Conn, Transport), Hangup> {
     let tcp = || async move {
         let s = TcpStream::connect(addr).await?;
         Ok::<_, std::io::Error>((Conn::tcp(s, addr), Transport::Tcp))
@@ -176,7 +180,10 @@ pub(super) async fn connect(shared: &Shared, addr: SocketAddr) -> Result<Conn, H
         Ok::<_, std::io::Error>((Conn::utp(s), Transport::Utp))
     };
     let attempt = async {
-        match (shared.transport_of(addr), shared.utp.clone()) {
+        match (
+            only.or_else(|| shared.transport_of(addr)),
+            shared.utp.clone(),
+        ) {
             (Some(Transport::Tcp), _) | (_, None) => tcp().await,
             (Some(Transport::Utp), Some(sock)) => utp(sock).await,
             (None, Some(sock)) => {
@@ -196,17 +203,9 @@ pub(super) async fn connect(shared: &Shared, addr: SocketAddr) -> Result<Conn, H
             }
         }
     };
-    match within(CONNECT_TIMEOUT, "connecting", attempt).await {
-        Ok((conn, how)) => {
-            log::debug!("[P2P] {addr}: reached over {how:?}");
-            shared.remember_transport(addr, Some(how));
-            Ok(conn)
-        }
-        Err(e) => {
-            shared.remember_transport(addr, None);
-            Err(e)
-        }
-    }
+    let (conn, how) = within(CONNECT_TIMEOUT, "connecting", attempt).await?;
+    log::debug!("[P2P] {addr}: reached over {how:?}");
+    Ok((conn, how))
 }
 
 /// What the swarm tells a connection's writer: bytes to send, and a nudge.
@@ -264,6 +263,12 @@ async fn within<T>(
 }
 
 /// Connects to `addr` for the swarm's torrent and runs the connection.
+///
+/// A transport counts as working once the peer's handshake arrived over it,
+/// not when it connects: a libtorrent with incoming TCP off still has its
+/// kernel accept the TCP connection, then hangs up. So when the race picked
+/// a transport that then failed before the handshake, the other one is
+/// tried once; the one that carried a handshake is remembered for the peer.
 pub(super) async fn dial(
     swarm: &Arc<Swarm>,
     shared: &Shared,
@@ -272,17 +277,68 @@ pub(super) async fn dial(
 ) -> Result<(), Hangup> {
     let _slot = swarm.slot();
     let ours = Handshake::new(swarm.info_hash(), swarm.peer_id());
-    // Over TCP or uTP (`connect` races them), then MSE or plaintext by ENCRYPTION.
-    let reach = || connect(shared, addr);
-    let mut conn = opening::open_outgoing(addr, swarm.encryption(), &ours, reach).await?;
-    let theirs = read_handshake(&mut conn.reader).await?;
-    if theirs.info_hash != swarm.info_hash() {
-        return Err(Hangup::Protocol(
-            "the handshake names another torrent".into(),
-        ));
+    let raced = shared.transport_of(addr).is_none() && shared.utp.is_some();
+    let mut opened = open_over(swarm, shared, addr, &ours, None).await;
+    if let (
+        true,
+        Err((e @ (Hangup::Io(_) | Hangup::TimedOut(_) | Hangup::Protocol(_)), Some(how))),
+    ) = (raced, &opened)
+    {
+        let other = match how {
+            Transport::Tcp => Transport::Utp,
+            Transport::Utp => Transport::Tcp,
+        };
+        log::debug!("[P2P] {addr}: over {how:?}: {e}; trying {other:?}");
+        opened = open_over(swarm, shared, addr, &ours, Some(other)).await;
     }
-    run(swarm, conn, &theirs, key, false).await;
-    Ok(())
+    match opened {
+        Ok((conn, theirs, how)) => {
+            shared.remember_transport(addr, Some(how));
+            run(swarm, conn, &theirs, key, false).await;
+            Ok(())
+        }
+        Err((e, _)) => {
+            shared.remember_transport(addr, None);
+            Err(e)
+        }
+    }
+}
+
+/// Connects (over `only`, or as [`connect`] chooses), opens under
+/// `ENCRYPTION` and reads the peer's handshake. A failure says which
+/// transport it happened on, if one connected.
+async fn open_over(
+    swarm: &Arc<Swarm>,
+    shared: &Shared,
+    addr: SocketAddr,
+    ours: &Handshake,
+    only: Option<Transport>,
+) -> Result<(Conn, Handshake, Transport), (Hangup, Option<Transport>)> {
+    let used = std::sync::Mutex::new(None);
+    let reach = || async {
+        // The plaintext retry after a failed MSE goes the way the MSE went.
+        let pinned = only.or(*used.lock().unwrap());
+        let (conn, how) = connect(shared, addr, pinned).await?;
+        *used.lock().unwrap() = Some(how);
+        Ok(conn)
+    };
+    let opened = async {
+        let mut conn = opening::open_outgoing(addr, swarm.encryption(), ours, reach).await?;
+        let theirs = read_handshake(&mut conn.reader).await?;
+        if theirs.info_hash != swarm.info_hash() {
+            return Err(Hangup::Protocol(
+                "the handshake names another torrent".into(),
+            ));
+        }
+        Ok((conn, theirs))
+    }
+    .await;
+    let how = *used.lock().unwrap();
+    match (opened, how) {
+        // `reach` names the transport before a connection exists.
+        (Ok((conn, theirs)), how) => Ok((conn, theirs, how.unwrap_or(Transport::Tcp))),
+        (Err(e), how) => Err((e, how)),
+    }
 }
 
 async fn send_handshake(conn: &mut Conn, ours: &Handshake) -> Result<(), Hangup> {

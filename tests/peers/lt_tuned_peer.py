@@ -9,7 +9,8 @@ settings of SETTINGS_JSON on top (for example {"out_enc_policy": 0, "in_enc_poli
 string value naming an enum such as "pe_forced" is looked up in lt.enc_policy/lt.enc_level).
 Once a second it prints a status line and one `peer ip:port enc=rc4|plaintext|none up=N down=N`
 line per peer seen since the start (polled every 50 ms, kept after it leaves), so a test can
-check the connections that moved data were encrypted.
+check the connections that moved data were encrypted; the line also says `utp=1` if that peer
+was connected over uTP (`utp=0`: TCP), between `enc=` and `up=`.
 
 make: writes a torrent of CONTENT made by libtorrent 2.0 (hybrid v1+v2 by default, or v2 only)
 and prints `v1=<hex or none> v2=<hex>`.
@@ -66,6 +67,8 @@ def run(mode, torrent, data_dir, port, extra):
     # every 50 ms and remembered after they leave.
     seen = {}
     last = 0.0
+    # The binding does not export peer_info.utp_socket: bit 17 of the flags (peer_info.hpp).
+    utp_socket = int(getattr(lt.peer_info, "utp_socket", 1 << 17))
     while True:
         for p in handle.get_peer_info():
             if p.flags & lt.peer_info.rc4_encrypted:
@@ -75,8 +78,9 @@ def run(mode, torrent, data_dir, port, extra):
             else:
                 enc = "none"
             key = f"{p.ip[0]}:{p.ip[1]}"
-            _, up, down = seen.get(key, ("none", 0, 0))
-            seen[key] = (enc if enc != "none" else seen.get(key, ("none",))[0],
+            old_enc, old_utp, up, down = seen.get(key, ("none", 0, 0, 0))
+            utp = 1 if int(p.flags) & utp_socket else 0
+            seen[key] = (enc if enc != "none" else old_enc, max(old_utp, utp),
                          max(up, p.total_upload), max(down, p.total_download))
         now = time.monotonic()
         if now - last >= 1.0:
@@ -84,8 +88,8 @@ def run(mode, torrent, data_dir, port, extra):
             s = handle.status()
             print(f"{mode} state={s.state} progress={s.progress:.3f} peers={s.num_peers} "
                   f"down={s.total_payload_download} up={s.total_payload_upload}", flush=True)
-            for key, (enc, up, down) in seen.items():
-                print(f"peer {key} enc={enc} up={up} down={down}", flush=True)
+            for key, (enc, utp, up, down) in seen.items():
+                print(f"peer {key} enc={enc} utp={utp} up={up} down={down}", flush=True)
             for alert in session.pop_alerts():
                 print("alert:", alert.message(), flush=True)
         time.sleep(0.05)

@@ -192,6 +192,33 @@ pub fn parse(datagram: &[u8]) -> Result<Packet<'_>, HeaderError> {
     })
 }
 
+impl Packet<'_> {
+    /// One line for a trace: the header's fields and the payload's length.
+    pub fn describe(&self) -> String {
+        let h = &self.header;
+        let ext: Vec<String> = h
+            .extensions
+            .iter()
+            .map(|e| match e {
+                Extension::Sack(m) => format!("sack {m:02x?}"),
+                Extension::Other { id, bytes } => format!("ext {id} {bytes:02x?}"),
+            })
+            .collect();
+        format!(
+            "{:?} id {} seq {} ack {} wnd {} ts {} tsdiff {} len {} {}",
+            h.kind,
+            h.connection_id,
+            h.seq_nr,
+            h.ack_nr,
+            h.wnd_size,
+            h.timestamp,
+            h.timestamp_difference,
+            self.payload.len(),
+            ext.join(" ")
+        )
+    }
+}
+
 impl Header {
     /// The selective ACK bitmask, if the packet carries one.
     pub fn sack(&self) -> Option<&[u8]> {

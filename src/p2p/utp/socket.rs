@@ -331,6 +331,11 @@ impl Inner {
 
     fn send_all(&self, datagrams: &[Vec<u8>], to: SocketAddr) {
         for d in datagrams {
+            if log::log_enabled!(log::Level::Trace) {
+                if let Ok(p) = header::parse(d) {
+                    log::trace!("uTP > {to} {}", p.describe());
+                }
+            }
             // Never waits: a full buffer is loss, and uTP recovers from loss.
             if let Err(e) = self.udp.get_ref().send_to(d, to) {
                 if e.kind() != io::ErrorKind::WouldBlock {
@@ -392,6 +397,7 @@ impl Inner {
                 return None;
             }
         };
+        log::trace!("uTP < {from} {}", packet.describe());
         let h = &packet.header;
         let id = if h.kind == Type::Syn {
             h.connection_id.wrapping_add(1)
@@ -514,7 +520,7 @@ async fn receive_loop(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else { return };
         let mut touched: Vec<Arc<Entry>> = Vec::new();
         let mut next = first;
-        for _ in 0..BATCH {
+        for read in 1..=BATCH {
             match next {
                 Ok((n, from)) => {
                     if let Some(e) = inner.handle(&buf[..n], from) {
@@ -526,6 +532,11 @@ async fn receive_loop(inner: Weak<Inner>) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // ICMP errors (port unreachable) surface here: not fatal.
                 Err(e) => log::trace!("uTP: receive: {e}"),
+            }
+            if read == BATCH {
+                // Not one more read: a datagram read here would be lost
+                // (it was, once: one packet in 65 at full speed).
+                break;
             }
             next = udp.get_ref().recv_from(&mut buf);
         }
@@ -602,6 +613,11 @@ impl UtpStream {
     /// The connection's numbers, for logs and failing tests.
     pub fn describe(&self) -> String {
         lock(&self.handle.entry.slot).conn.describe()
+    }
+
+    /// Packets this end sent, and of them sent again.
+    pub fn sends(&self) -> (u64, u64) {
+        lock(&self.handle.entry.slot).conn.sends()
     }
 }
 

@@ -127,6 +127,55 @@ fn transfer_64_mib_exactly_at_1_percent_loss() {
     transfer_through_shim(SIXTY_FOUR_MIB, 0.01, 11);
 }
 
+/// Without loss nothing is sent twice: the receive loop once read a 65th
+/// datagram after a full batch and dropped it (one packet in 65 at full
+/// speed, which libtorrent saw as loss and halved its window for, keeping
+/// uTP under 10 MB/s; between two of our sockets it resent 0.14 %). The
+/// bound is 0.05 %: none is expected, and a timeout on a stalled machine
+/// would resend a whole window, far more than the bound allows anyway.
+#[test]
+fn a_lossless_transfer_resends_almost_nothing() {
+    smol::block_on(async {
+        let listener = UtpSocket::bind(loopback(), Limits::default()).unwrap();
+        let dialer = UtpSocket::bind(loopback(), Limits::default()).unwrap();
+        let mut out = dialer.connect(listener.local_addr()).await.unwrap();
+        let mut inc = listener.accept().await.unwrap();
+        let total = SIXTY_FOUR_MIB;
+        let probe = out.clone();
+        let writer = smol::spawn(async move {
+            let chunk = vec![7u8; 64 * 1024];
+            for _ in 0..total / chunk.len() {
+                out.write_all(&chunk).await.unwrap();
+            }
+            out.close().await.unwrap();
+            out
+        });
+        let start = Instant::now();
+        let mut got = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = inc.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        assert_eq!(got, total);
+        let _out = writer.await;
+        let (sent, resent) = probe.sends();
+        eprintln!(
+            "lossless: {} MiB in {:.2} s, {sent} packets, {resent} resent",
+            total >> 20,
+            start.elapsed().as_secs_f64()
+        );
+        assert!(
+            resent * 2000 <= sent,
+            "{resent} of {sent} packets resent without loss: {}",
+            probe.describe()
+        );
+    })
+}
+
 /// The issue asks for 64 MiB at 5 % and 10 % loss too; that target is not
 /// met for time: in debug 64 MiB took 199 s at 5 % and 472 s at 10 %, too long
 /// for CI. The transfer rate at loss is the open problem; these 8 MiB runs
