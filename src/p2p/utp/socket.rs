@@ -37,8 +37,10 @@ use super::header::{self, Header, Type};
 
 /// Datagrams read before the acks go out.
 const BATCH: usize = 64;
-/// Timer resolution: RTOs are ≥ 500 ms, so 20 ms is plenty.
+/// Timer resolution: RTOs are ≥ 500 ms, so 20 ms is plenty; a tail-loss
+/// probe due sooner wakes the ticker earlier.
 const TICK: Duration = Duration::from_millis(20);
+const MIN_TICK: Duration = Duration::from_millis(2);
 /// After both halves of a stream drop, the FIN gets this long to be acked.
 const LINGER: Duration = Duration::from_secs(10);
 /// RESETs sent per second at most, to unknown connections: a flood of
@@ -471,8 +473,10 @@ impl Inner {
     }
 
     /// Timeouts, lingering closes, and forgetting finished connections.
-    fn tick(&self) {
+    /// Returns the earliest deadline of a connection left.
+    fn tick(&self) -> Option<Instant> {
         let now = Instant::now();
+        let mut next: Option<Instant> = None;
         let entries: Vec<Arc<Entry>> = lock(&self.conns).values().cloned().collect();
         for entry in entries {
             let mut out = Vec::new();
@@ -500,6 +504,9 @@ impl Inner {
                 if (slot.conn.state, slot.conn.failure) != was {
                     entry.changed.notify(usize::MAX);
                 }
+                if let Some(d) = slot.conn.deadline() {
+                    next = Some(next.map_or(d, |n| n.min(d)));
+                }
                 forget
             };
             self.send_all(&out, entry.addr);
@@ -507,6 +514,7 @@ impl Inner {
                 lock(&self.conns).remove(&entry.key);
             }
         }
+        next
     }
 }
 
@@ -548,13 +556,13 @@ async fn receive_loop(inner: Weak<Inner>) {
 
 async fn tick_loop(inner: Weak<Inner>) {
     loop {
-        let listener = {
+        let (listener, next) = {
             let Some(inner) = inner.upgrade() else { return };
-            inner.tick();
+            let next = inner.tick();
             if lock(&inner.conns).is_empty() {
-                Some(inner.work.listen())
+                (Some(inner.work.listen()), None)
             } else {
-                None
+                (None, next)
             }
         };
         match listener {
@@ -566,7 +574,13 @@ async fn tick_loop(inner: Weak<Inner>) {
                 .await
             }
             None => {
-                Timer::after(TICK).await;
+                // A probe due sooner than the tick (a LAN's few ms) is run
+                // on time; never more often than every MIN_TICK.
+                let wait = next.map_or(TICK, |d| {
+                    d.saturating_duration_since(Instant::now())
+                        .clamp(MIN_TICK, TICK)
+                });
+                Timer::after(wait).await;
             }
         }
     }

@@ -116,6 +116,11 @@ fn transfer_through_shim(total: usize, loss: f64, seed: u64) -> f64 {
             total >> 20,
             total as f64 / secs / 1e6
         );
+        eprintln!(
+            "sender: {}\nreceiver: {}",
+            probe.describe(),
+            inc_probe.describe()
+        );
         secs
     })
 }
