@@ -28,8 +28,11 @@
 //!   BEP 29's "three packets past it acked" rule, and it also finds a lost
 //!   retransmission, which duplicate acks alone cannot. Three duplicate
 //!   acks resend the oldest packet. The window halves at most once per
-//!   window of data. A timeout resends everything unacked with the window
-//!   at its minimum, and the timeout doubles until an ack comes.
+//!   window of data and once per 100 ms (libtorrent's `cwnd_reduce_timer`).
+//!   When no ack moves for two RTTs (10 ms at least), a tail-loss probe
+//!   resends the oldest packet whatever the window, again after twice the
+//!   wait while unanswered. A timeout resends everything unacked with the
+//!   window at its minimum, and the timeout doubles until an ack comes.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -94,6 +97,8 @@ const TICK_STALL: Duration = Duration::from_millis(45);
 /// Packets sent after one, and acked, before it counts as lost.
 const REORDER_THRESHOLD: u64 = 3;
 const DUP_ACKS: u32 = 3;
+/// At most one window cut per this long (libtorrent's `cwnd_reduce_timer`).
+const CUT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// `a` comes after `b` in the 16-bit sequence space.
 pub fn seq_after(a: u16, b: u16) -> bool {
@@ -223,6 +228,8 @@ pub struct Connection {
     ssthresh: f64,
     /// A loss of a packet at or before this seq belongs to the last window cut.
     loss_seq_nr: u16,
+    /// No window cut for a loss before this.
+    next_cut_at: Option<Instant>,
     /// Minimum delay sample per minute, the newest last.
     base_delays: VecDeque<u32>,
     base_minute_start: Instant,
@@ -240,6 +247,10 @@ pub struct Stats {
     pub detected_lost: u64,
     pub probes: u64,
     pub window_cuts: u64,
+    /// Data packets we received and dropped for want of buffer room.
+    pub dropped_no_room: u64,
+    /// Data packets we received twice (a resend not needed, or the path's).
+    pub duplicates: u64,
 }
 
 /// What the caller must allow beyond this connection's own bounds: the
@@ -293,6 +304,7 @@ impl Connection {
             slow_start: true,
             ssthresh: f64::MAX,
             loss_seq_nr: seq_nr.wrapping_sub(1),
+            next_cut_at: None,
             base_delays: VecDeque::new(),
             base_minute_start: now,
             last_delay: Duration::ZERO,
@@ -487,7 +499,7 @@ impl Connection {
                 }
                 if !p.sacked {
                     acked_bytes += p.payload.len();
-                    self.highest_acked_order = self.highest_acked_order.max(p.order);
+                    self.overtaken_by(&p);
                 }
                 // Karn: only a packet sent once measures the RTT, and only
                 // if no resend went out before its ack could.
@@ -510,7 +522,7 @@ impl Connection {
             if self.dup_acks == DUP_ACKS {
                 self.stats.dup_ack_resends += 1;
                 let seq = self.acked_seq.wrapping_add(1);
-                self.lose(0, seq);
+                self.lose(0, seq, now);
             }
         }
         if let Some(mask) = h.sack() {
@@ -542,7 +554,10 @@ impl Connection {
                                 Some(rtt_sample.map_or(sample, |s: Duration| s.min(sample)));
                         }
                         acked_bytes += p.payload.len();
-                        self.highest_acked_order = self.highest_acked_order.max(p.order);
+                        let (order, transmissions) = (p.order, p.transmissions);
+                        if transmissions == 1 {
+                            self.highest_acked_order = self.highest_acked_order.max(order);
+                        }
                     }
                 }
             }
@@ -556,6 +571,17 @@ impl Connection {
                 self.on_delay_sample(h.timestamp_difference, now);
             }
             self.grow(acked_bytes, before_flight);
+        }
+    }
+
+    /// An acked packet shows that every packet sent before it was
+    /// overtaken, but only if it was sent once: the ack of a resend may be
+    /// the first copy's, and taking the resend's place in the order then
+    /// declared lost every packet sent between the copies (a spurious probe
+    /// on a loaded machine cascaded into 88 needless resends of 50 000).
+    fn overtaken_by(&mut self, p: &Sent) {
+        if p.transmissions == 1 {
+            self.highest_acked_order = self.highest_acked_order.max(p.order);
         }
     }
 
@@ -596,7 +622,7 @@ impl Connection {
         self.stats.detected_lost += lost.len() as u64;
         for i in lost {
             let seq = self.acked_seq.wrapping_add(1 + i as u16);
-            self.lose(i, seq);
+            self.lose(i, seq, now);
         }
     }
 
@@ -646,7 +672,7 @@ impl Connection {
 
     /// Marks `unacked[i]` (seq `seq`) for a resend and cuts the window once
     /// per window of data.
-    fn lose(&mut self, i: usize, seq: u16) {
+    fn lose(&mut self, i: usize, seq: u16, now: Instant) {
         let Some(p) = self.unacked.get_mut(i) else {
             return;
         };
@@ -658,7 +684,11 @@ impl Connection {
             self.in_flight -= p.payload.len();
         }
         p.need_send = true;
-        if seq_after(seq, self.loss_seq_nr) {
+        // Once per window of data, and (as libtorrent's cwnd_reduce_timer)
+        // once per CUT_INTERVAL: on a LAN a window is a millisecond, and a
+        // cut per window at 10 % loss held it near two packets.
+        if seq_after(seq, self.loss_seq_nr) && self.next_cut_at.is_none_or(|t| now >= t) {
+            self.next_cut_at = Some(now + CUT_INTERVAL);
             self.stats.window_cuts += 1;
             self.cwnd = (self.cwnd * 0.5).max(MIN_CWND);
             self.slow_start = false;
@@ -724,6 +754,7 @@ impl Connection {
         let ahead = seq.wrapping_sub(self.ack_nr) as usize;
         if ahead == 0 || ahead > MAX_PACKETS || self.eof {
             // A duplicate (the ack is repeated), or beyond anything sane.
+            self.stats.duplicates += 1;
             return;
         }
         let j = ahead - 1;
@@ -731,12 +762,14 @@ impl Connection {
         let reserve = if j == 0 { 0 } else { REORDER_RESERVE };
         if payload.len() + reserve > self.window() || payload.len() + reserve > room.0 {
             // No room: dropped (and acked), resent once the reader drains.
+            self.stats.dropped_no_room += 1;
             return;
         }
         if j >= self.reorder.len() {
             self.reorder.resize_with(j + 1, || None);
         }
         if self.reorder[j].is_some() {
+            self.stats.duplicates += 1;
             return;
         }
         self.reorder_bytes += payload.len();

@@ -12,7 +12,10 @@ fn loopback() -> SocketAddr {
 }
 
 /// Forwards datagrams between the first sender and `b`: drops `loss` of
-/// them, duplicates `loss / 2`, and holds `loss` back behind the next one.
+/// them, duplicates `loss / 2`, and holds `loss` back behind the next one
+/// (or [`MAX_HOLD`], if no next one comes: held until the next, the last
+/// packet of a burst was a loss more, and a held SYN or its answer cost the
+/// 1 s, 2 s, 4 s of the SYN's retries: 7 of the 8.6 s of a 5 % run).
 async fn shim(sock: Async<UdpSocket>, b: SocketAddr, loss: f64, seed: u64) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut a = None;
@@ -22,7 +25,21 @@ async fn shim(sock: Async<UdpSocket>, b: SocketAddr, loss: f64, seed: u64) {
         let _ = sock.get_ref().send_to(d, to);
     };
     loop {
-        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+        let got = future::or(async { Some(sock.recv_from(&mut buf).await) }, async {
+            if held.is_none() {
+                future::pending::<()>().await;
+            }
+            Timer::after(MAX_HOLD).await;
+            None
+        })
+        .await;
+        let Some(got) = got else {
+            if let Some((h, t)) = held.take() {
+                send(&h, t);
+            }
+            continue;
+        };
+        let Ok((n, from)) = got else {
             continue;
         };
         let to = if from == b {
@@ -53,6 +70,9 @@ async fn shim(sock: Async<UdpSocket>, b: SocketAddr, loss: f64, seed: u64) {
         }
     }
 }
+
+/// How long the shim holds a datagram back at most: a reordering, not a loss.
+const MAX_HOLD: Duration = Duration::from_millis(5);
 
 fn pattern(offset: usize, len: usize) -> impl Iterator<Item = u8> {
     (offset..offset + len).map(|i| (i ^ (i >> 11) ^ (i >> 19)) as u8)
@@ -147,6 +167,7 @@ fn a_lossless_transfer_resends_almost_nothing() {
         let mut inc = listener.accept().await.unwrap();
         let total = SIXTY_FOUR_MIB;
         let probe = out.clone();
+        let inc_probe = inc.clone();
         let writer = smol::spawn(async move {
             let chunk = vec![7u8; 64 * 1024];
             for _ in 0..total / chunk.len() {
@@ -175,27 +196,21 @@ fn a_lossless_transfer_resends_almost_nothing() {
         );
         assert!(
             resent * 2000 <= sent,
-            "{resent} of {sent} packets resent without loss: {}",
-            probe.describe()
+            "{resent} of {sent} packets resent without loss: {}\nreceiver: {}",
+            probe.describe(),
+            inc_probe.describe()
         );
     })
 }
 
-/// The issue asks for 64 MiB at 5 % and 10 % loss too; that target is not
-/// met for time: in debug 64 MiB took 199 s at 5 % and 472 s at 10 %, too long
-/// for CI. The transfer rate at loss is the open problem; these 8 MiB runs
-/// still prove the bytes arrive exactly, in order, through drops, duplicates
-/// and reordering.
-const EIGHT_MIB: usize = 8 << 20;
-
 #[test]
-fn transfer_8_mib_exactly_at_5_percent_loss() {
-    transfer_through_shim(EIGHT_MIB, 0.05, 12);
+fn transfer_64_mib_exactly_at_5_percent_loss() {
+    transfer_through_shim(SIXTY_FOUR_MIB, 0.05, 12);
 }
 
 #[test]
-fn transfer_8_mib_exactly_at_10_percent_loss() {
-    transfer_through_shim(EIGHT_MIB, 0.10, 13);
+fn transfer_64_mib_exactly_at_10_percent_loss() {
+    transfer_through_shim(SIXTY_FOUR_MIB, 0.10, 13);
 }
 
 #[test]
