@@ -633,6 +633,11 @@ impl UtpStream {
     pub fn sends(&self) -> (u64, u64) {
         lock(&self.handle.entry.slot).conn.sends()
     }
+
+    /// How loss recovery went on this connection.
+    pub fn stats(&self) -> super::conn::Stats {
+        lock(&self.handle.entry.slot).conn.stats
+    }
 }
 
 impl AsyncRead for UtpStream {

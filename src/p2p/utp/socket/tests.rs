@@ -78,8 +78,15 @@ fn pattern(offset: usize, len: usize) -> impl Iterator<Item = u8> {
     (offset..offset + len).map(|i| (i ^ (i >> 11) ^ (i >> 19)) as u8)
 }
 
+/// Timeouts the sender may take over a lossy transfer. Each costs 0.5 s
+/// or more with the window back at two packets; the tail-loss probes
+/// (repeated, and sent whatever the window) leave none in practice: with a
+/// single probe that waited for room, 64 MiB at 10 % took 15.
+const MAX_TIMEOUTS: u64 = 4;
+
 /// Sends `total` bytes from a dialer through the shim to a listener and
-/// checks every byte; returns the seconds it took.
+/// checks every byte and that recovery needed few timeouts; returns the
+/// seconds it took.
 fn transfer_through_shim(total: usize, loss: f64, seed: u64) -> f64 {
     smol::block_on(async {
         let listener = UtpSocket::bind(loopback(), Limits::default()).unwrap();
@@ -140,6 +147,11 @@ fn transfer_through_shim(total: usize, loss: f64, seed: u64) -> f64 {
             "sender: {}\nreceiver: {}",
             probe.describe(),
             inc_probe.describe()
+        );
+        assert!(
+            probe.stats().timeouts <= MAX_TIMEOUTS,
+            "recovery fell back on timeouts: {}",
+            probe.describe()
         );
         secs
     })
