@@ -14,10 +14,10 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::hybrid::{get_observed, set};
+use common::hybrid::{self, set};
 use common::server::{base_env, Server};
 use common::swarm::{self, Process};
-use common::{fixture, http, sha256_hex, TestDir};
+use common::{fixture, http, TestDir};
 use serde_json::json;
 
 /// 24 MiB in 64 KiB pieces: 384 pieces, enough for the picker to spread over three peers.
@@ -133,15 +133,7 @@ fn one_stream_gets_bytes_from_tcp_utp_and_encrypted_seeders_at_once() {
     let r = http::post_json(srv.addr(), "/api/torrents", &json!({ "magnetUri": uri }));
     assert!((200..300).contains(&r.status), "adding {uri}: {}", r.text());
 
-    let path = format!("/stream/proxy/{}", torrent.info_hash);
-    let r = std::panic::catch_unwind(|| {
-        get_observed(srv.addr(), &path, &[], || serde_json::Value::Null)
-    })
-    .unwrap_or_else(|_| panic!("the stream failed; streme's log:\n{}", srv.logs()))
-    .response;
-    assert_eq!(r.status, 200, "{}\n{}", r.head(), srv.logs());
-    assert!(r.complete, "ended early at {} bytes", r.body.len());
-    assert_eq!(sha256_hex(&r.body), sha256_hex(&source), "stream differs");
+    hybrid::assert_streams_byte_exact(&srv, &torrent.info_hash, &source);
 
     // Each seeder uploaded a share (at least one piece), and together the whole file.
     let piece = 1u64 << PIECE_LOG2;

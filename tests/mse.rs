@@ -164,15 +164,7 @@ fn a_magnet_streams_from_a_libtorrent_seeder_that_forces_encryption() {
     let seeder = f.seeder(forced());
     let srv = Server::start(&f.env("prefer"));
     add_magnet(&srv, &f.magnet_to(&seeder));
-    let path = format!("/stream/proxy/{}", f.torrent.info_hash);
-    let r = std::panic::catch_unwind(|| {
-        get_observed(srv.addr(), &path, &[], || serde_json::Value::Null)
-    })
-    .unwrap_or_else(|_| panic!("the stream failed; streme's log:\n{}", srv.logs()))
-    .response;
-    assert_eq!(r.status, 200, "{}\n{}", r.head(), srv.logs());
-    assert!(r.complete, "ended early at {} bytes", r.body.len());
-    assert_eq!(sha256_hex(&r.body), sha256_hex(&f.source), "stream differs");
+    hybrid::assert_streams_byte_exact(&srv, &f.torrent.info_hash, &f.source);
     assert!(
         srv.logs().contains("MSE established (rc4)"),
         "streme did not log an RC4 connection:\n{}",

@@ -11,10 +11,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::cached::ROOMY_QUOTA_MB;
-use common::hybrid::{self, get_observed};
+use common::hybrid;
 use common::server::{base_env, Server};
 use common::swarm::{self, Client};
-use common::{fixture, http, run, sha256_hex, TestDir};
+use common::{fixture, http, run, TestDir};
 use serde_json::json;
 
 /// libtorrent's own hashes of a torrent it made: (v1 or "none", v2).
@@ -92,15 +92,7 @@ fn hybrid_torrent_and_two_topic_magnet_stream_by_the_v1_hash() {
     let r = http::post_json(srv.addr(), "/api/torrents", &json!({ "magnetUri": magnet }));
     assert!((200..300).contains(&r.status), "{}\n{}", r.head(), r.text());
     assert_eq!(r.json()["infoHash"], v1.as_str());
-    let path = format!("/stream/proxy/{v1}");
-    let r = std::panic::catch_unwind(|| {
-        get_observed(srv.addr(), &path, &[], || serde_json::Value::Null)
-    })
-    .unwrap_or_else(|_| panic!("the stream failed; streme's log:\n{}", srv.logs()))
-    .response;
-    assert_eq!(r.status, 200, "{}\n{}", r.head(), srv.logs());
-    assert!(r.complete, "ended early at {} bytes", r.body.len());
-    assert_eq!(sha256_hex(&r.body), sha256_hex(&source), "stream differs");
+    hybrid::assert_streams_byte_exact(&srv, &v1, &source);
     let status = hybrid::wait_for_status(srv.addr(), &v1, Duration::from_secs(10), |s| {
         s["bytesFetched"]["p2p"].as_u64() == Some(source.len() as u64)
     })

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::http::{self, Response, READ_DEADLINE};
-use super::server::base_env;
+use super::server::{base_env, Server};
 
 /// `P2P_TIMEOUT` for the tests that do not measure it: short, so each test waits little, but
 /// not 0, so the timeout path is the one taken.
@@ -111,6 +111,22 @@ pub fn wait_for_status(
 /// `bytesFetched.http` of a status (0 when absent).
 pub fn http_bytes_fetched(status: &Value) -> u64 {
     status["bytesFetched"]["http"].as_u64().unwrap_or(0)
+}
+
+/// Streams `/stream/proxy/<info_hash>` to its end and checks it byte for byte against `source`;
+/// any failure shows streme's log.
+pub fn assert_streams_byte_exact(srv: &Server, info_hash: &str, source: &[u8]) {
+    let path = format!("/stream/proxy/{info_hash}");
+    let r = std::panic::catch_unwind(|| get_observed(srv.addr(), &path, &[], || Value::Null))
+        .unwrap_or_else(|_| panic!("the stream failed; streme's log:\n{}", srv.logs()))
+        .response;
+    assert_eq!(r.status, 200, "{}\n{}", r.head(), srv.logs());
+    assert!(r.complete, "ended early at {} bytes", r.body.len());
+    assert_eq!(
+        super::sha256_hex(&r.body),
+        super::sha256_hex(source),
+        "stream differs"
+    );
 }
 
 /// A stream read whose first body byte was timed.
