@@ -17,6 +17,7 @@
 //! naming the key and the value.
 
 mod envfile;
+mod error;
 mod value;
 
 use std::collections::HashMap;
@@ -26,13 +27,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::format::template::{Placeholder, Template, TemplateError};
+use crate::format::template::{Placeholder, Template};
 
 /// BEP 14's IPv4 group and port, the default of `LSD_GROUP`. It lives here,
 /// at the bottom of the house, so the config need not import the P2P tier.
 pub const LSD_GROUP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(239, 192, 152, 143), 6771);
 
 pub use envfile::{Problem as EnvFileProblem, SyntaxError as EnvFileSyntaxError};
+use error::closest_key;
+pub use error::{ConfigError, Warning};
 
 /// The variable that names the env file when `--env-file` is not given.
 pub const ENV_FILE_VAR: &str = "STREME_ENV_FILE";
@@ -337,116 +340,6 @@ impl fmt::Display for Source {
         }
     }
 }
-
-/// Something odd that does not stop start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Warning {
-    /// A key in the env file that streme does not read.
-    UnknownKey {
-        file: PathBuf,
-        line: usize,
-        key: String,
-        suggestion: Option<&'static str>,
-    },
-}
-
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Warning::UnknownKey {
-                file,
-                line,
-                key,
-                suggestion,
-            } => {
-                write!(f, "{}:{line}: unknown key {key}, ignored", file.display())?;
-                if let Some(known) = suggestion {
-                    write!(f, " (did you mean {known}?)")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// Why start-up stops. Each prints as one line naming the key and the value.
-#[derive(Debug)]
-pub enum ConfigError {
-    /// The value does not have the expected form.
-    BadValue {
-        key: &'static str,
-        value: String,
-        expected: &'static str,
-    },
-    /// A number outside what the key allows (`max` is `u64::MAX` when the key
-    /// only has a minimum).
-    OutOfRange {
-        key: &'static str,
-        value: String,
-        min: u64,
-        max: u64,
-    },
-    /// The env file cannot be read (missing, unreadable, not UTF-8).
-    EnvFileUnreadable { path: PathBuf, reason: String },
-    /// The env file is not in EnvironmentFile syntax.
-    EnvFileSyntax {
-        path: PathBuf,
-        error: EnvFileSyntaxError,
-    },
-    /// A URL template that does not parse.
-    BadTemplate {
-        key: &'static str,
-        error: TemplateError,
-    },
-    /// `CACHE_DIR` cannot be created or written.
-    CacheDirUnusable { path: PathBuf, reason: String },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::BadValue {
-                key,
-                value,
-                expected,
-            } => {
-                write!(f, "{key}: expected {expected}, got {value:?}")
-            }
-            ConfigError::OutOfRange {
-                key,
-                value,
-                min,
-                max: u64::MAX,
-            } => {
-                write!(f, "{key}: expected at least {min}, got {value:?}")
-            }
-            ConfigError::OutOfRange {
-                key,
-                value,
-                min,
-                max,
-            } => {
-                write!(f, "{key}: expected {min} to {max}, got {value:?}")
-            }
-            ConfigError::EnvFileUnreadable { path, reason } => {
-                write!(f, "env file {}: {reason}", path.display())
-            }
-            ConfigError::EnvFileSyntax { path, error } => {
-                write!(f, "{}:{}: {}", path.display(), error.line, error.problem)
-            }
-            ConfigError::BadTemplate { key, error } => write!(f, "{key}: {error}"),
-            ConfigError::CacheDirUnusable { path, reason } => {
-                write!(
-                    f,
-                    "CACHE_DIR: cannot use {:?}: {reason}",
-                    path.display().to_string()
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Builds the configuration from the defaults, the env file (`env_file`,
@@ -861,32 +754,6 @@ fn default_state_dir(environ: &dyn Fn(&str) -> Option<String>) -> PathBuf {
         Some(home) => Path::new(&home).join(".local").join("state").join("streme"),
         None => PathBuf::from("/var/lib/streme"),
     }
-}
-
-/// The known key nearest to `unknown`, ignoring case, if at most two edits away.
-fn closest_key(unknown: &str) -> Option<&'static str> {
-    let unknown = unknown.to_ascii_uppercase();
-    KEYS.iter()
-        .map(|(k, _)| (edit_distance(&unknown, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance over bytes (keys are ASCII).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, &ca) in a.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 
+use super::error::edit_distance;
 use super::*;
 
 /// A fake environment from `KEY=VALUE` pairs.
