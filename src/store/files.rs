@@ -277,6 +277,28 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Where sendfile cannot go (here an O_APPEND file, which the kernel refuses with EINVAL,
+    /// as it does for file systems without splice and qemu-user without the syscall), a send
+    /// declines before a byte moves, so that the caller reads instead; a missing file is an error.
+    #[test]
+    fn a_send_the_kernel_refuses_declines_and_a_missing_file_is_an_error() {
+        use std::os::fd::AsFd;
+        let dir = std::env::temp_dir().join(format!("streme-send-to-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("segment");
+        Real.write_at(&path, 0, &[5u8; 10_000]).unwrap();
+        let append = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join("out"))
+            .unwrap();
+        assert_eq!(Real.send_to(&path, 0, 4096, append.as_fd()).unwrap(), None);
+        assert_eq!(fs::metadata(dir.join("out")).unwrap().len(), 0);
+        let missing = Real.send_to(&dir.join("missing"), 0, 1, append.as_fd());
+        assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// Whether the kernel knows openat2 and its RESOLVE_CACHED flag (ENOSYS: no openat2;
     /// EINVAL: openat2 without the flag), asked of a path that is surely in the dentry cache.
     fn cached_open_supported(path: &Path) -> bool {
