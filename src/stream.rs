@@ -248,9 +248,7 @@ impl Body {
             }),
         }
     }
-}
 
-impl Body {
     /// Sends the whole body to the client: the cache's bytes by sendfile to
     /// `socket`, kernel to kernel (no buffer, so a paused client holds none),
     /// and literal parts through `out`, the same socket's writer. Where the
