@@ -12,6 +12,13 @@
 //! holds one buffer whatever the file size, reused from chunk to chunk.
 //! Dropping the body cancels the read in progress.
 //!
+//! Sent whole to a client socket ([`Body::send_to`]), the body does not read
+//! at all where it can help it: each range goes from the segment files to
+//! the socket by sendfile(2) ([`crate::store::Store::send`]), one run of
+//! verified pieces per socket-full, under the same pin and the same
+//! verified check as a read, taken before the send. Such a body holds no
+//! buffer, and a paused client then holds nothing but its socket.
+//!
 //! Why no task of its own: the read runs in the connection's task, so a
 //! chunk costs one hop to the blocking pool and back, not also two channel
 //! wake-ups between tasks (a quarter-core board felt each of them, issue 14).
@@ -28,12 +35,15 @@ use std::time::{Duration, Instant};
 
 use std::future::Future;
 
-use futures_lite::{future, AsyncBufRead, AsyncRead};
+use std::net::TcpStream;
+
+use async_io::Async;
+use futures_lite::{future, AsyncBufRead, AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::format::metainfo::Metainfo;
 use crate::hybrid::Phase;
 use crate::session::{Session, Tier, Torrent};
-use crate::store::StoreError;
+use crate::store::{Sent, StoreError};
 
 /// What one response sends, in order.
 pub enum Part {
@@ -195,6 +205,21 @@ enum Next {
 /// A finished read: the cursor back, and the chunk or the end.
 type Read = (Box<Cursor>, Option<Result<Vec<u8>, FetchError>>);
 
+/// What a body sends next.
+enum Step {
+    Bytes(Vec<u8>),
+    /// The rest of a range part: the next offset and the end.
+    Range(u64, u64),
+}
+
+/// The client's socket, for a body sent by sendfile(2) ([`Body::send_to`]).
+pub struct Socket<'a> {
+    pub stream: Arc<Async<TcpStream>>,
+    /// Called whenever bytes went out by sendfile, for the connection's
+    /// stall deadline (writes through `out` stamp it themselves).
+    pub moved: &'a (dyn Fn() + Sync),
+}
+
 impl Body {
     /// Streams `parts` of the file whose pieces are `file`.
     pub fn new(
@@ -223,6 +248,63 @@ impl Body {
             }),
         }
     }
+
+    /// Sends the whole body to the client: the cache's bytes by sendfile to
+    /// `socket`, kernel to kernel (no buffer, so a paused client holds none),
+    /// and literal parts through `out`, the same socket's writer. Where the
+    /// files cannot be sent that way (a simulated disk, a file system
+    /// without splice) the body reads chunks into its buffer and writes them
+    /// through `out`, as [`AsyncBufRead`] does. Returns the bytes sent; an
+    /// error ends the body (the connection must then close).
+    pub async fn send_to<W>(self, out: &mut W, socket: &Socket<'_>) -> io::Result<u64>
+    where
+        W: AsyncWrite + Unpin,
+    {
+        let state = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        let Next::Idle(mut cursor) = state.next else {
+            return Err(io::Error::other("a body is sent whole or read, not both"));
+        };
+        let ended = |cursor: &Cursor, e: FetchError| {
+            log::warn!(
+                "[Stream] {}: stream ended early: {e}",
+                cursor.meta.info_hash
+            );
+            io::Error::other(e.to_string())
+        };
+        let (mut total, mut direct, mut buf) = (0, true, Vec::new());
+        while let Some(step) = cursor.step() {
+            let bytes = match step {
+                Step::Bytes(bytes) => bytes,
+                Step::Range(offset, end) if direct => {
+                    match cursor.send(offset, end, &socket.stream).await {
+                        Ok(Some(sent)) => {
+                            total += sent.bytes;
+                            if sent.bytes > 0 {
+                                (socket.moved)();
+                            }
+                            if sent.socket_full {
+                                socket.stream.writable().await?;
+                            }
+                            continue;
+                        }
+                        Ok(None) => {
+                            direct = false;
+                            continue;
+                        }
+                        Err(e) => return Err(ended(&cursor, e)),
+                    }
+                }
+                Step::Range(offset, end) => {
+                    let chunk = cursor.chunk(offset, end, std::mem::take(&mut buf)).await;
+                    chunk.map_err(|e| ended(&cursor, e))?
+                }
+            };
+            out.write_all(&bytes).await?;
+            total += bytes.len() as u64;
+            buf = bytes;
+        }
+        Ok(total)
+    }
 }
 
 /// Where a body is in its parts, and what it needs to read them. Moves into
@@ -245,36 +327,106 @@ struct Cursor {
 impl Cursor {
     /// The next chunk, read into `buf` (the chunk just sent, reused so that
     /// a stream allocates its buffer once); `None` at the end.
-    async fn next(&mut self, mut buf: Vec<u8>) -> Option<Result<Vec<u8>, FetchError>> {
-        let (offset, end) = loop {
+    async fn next(&mut self, buf: Vec<u8>) -> Option<Result<Vec<u8>, FetchError>> {
+        match self.step()? {
+            Step::Bytes(bytes) => Some(Ok(bytes)),
+            Step::Range(offset, end) => Some(self.chunk(offset, end, buf).await),
+        }
+    }
+
+    /// What comes next: literal bytes, or the rest of the range being read.
+    fn step(&mut self) -> Option<Step> {
+        loop {
             match self.range {
-                Some((offset, end)) if offset < end => break (offset, end),
+                Some((offset, end)) if offset < end => return Some(Step::Range(offset, end)),
                 _ => {}
             }
             match self.parts.next()? {
                 Part::Bytes(bytes) => {
                     self.range = None;
-                    return Some(Ok(bytes));
+                    return Some(Step::Bytes(bytes));
                 }
                 Part::Range { start, len } => self.range = Some((start, start + len)),
             }
-        };
+        }
+    }
+
+    /// Reads the next chunk of the range at `offset..end` into `buf`, and
+    /// moves past it.
+    async fn chunk(
+        &mut self,
+        offset: u64,
+        end: u64,
+        mut buf: Vec<u8>,
+    ) -> Result<Vec<u8>, FetchError> {
         // At most the buffer, a usize: `n as usize` below is lossless.
         let n = (end - offset).min(self.opts.buffer as u64);
         let result = self.read(offset, n, {
             buf.resize(n as usize, 0);
             buf
         });
-        let chunk = match result.await {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                self.range = None;
-                self.parts = Vec::new().into_iter();
-                return Some(Err(e));
-            }
-        };
+        let result = result.await;
+        let chunk = self.ended_on_error(result)?;
         self.range = Some((offset + n, end));
-        Some(Ok(chunk))
+        Ok(chunk)
+    }
+
+    /// After an error nothing more is sent.
+    fn ended_on_error<T>(&mut self, result: Result<T, FetchError>) -> Result<T, FetchError> {
+        if result.is_err() {
+            self.range = None;
+            self.parts = Vec::new().into_iter();
+        }
+        result
+    }
+
+    /// Sends what it can of the range at `offset..end` straight from the
+    /// cache's files to `socket` (one [`Store::send`]), once the piece at
+    /// `offset` is verified, and moves past what was sent. `None`: the files
+    /// cannot be sent this way, and nothing was.
+    ///
+    /// [`Store::send`]: crate::store::Store::send
+    async fn send(
+        &mut self,
+        offset: u64,
+        end: u64,
+        socket: &Arc<Async<TcpStream>>,
+    ) -> Result<Option<Sent>, FetchError> {
+        let (session, meta) = (&self.session, &*self.meta);
+        let ih = meta.info_hash;
+        let piece = piece_at(meta, offset);
+        // Pinned while the piece is awaited and sent, as a read is; released
+        // before the socket is waited on, so that a paused client pins nothing.
+        let pin = session.store.pin(&ih, offset..offset + 1);
+        let tier = if self.told == Some(piece) && session.store.has_piece(&ih, piece) {
+            self.torrent.demand.origin(piece)
+        } else {
+            let ensured = ensure_piece(
+                session,
+                &self.torrent,
+                meta,
+                piece,
+                offset,
+                self.file.clone(),
+                self.opts,
+            )
+            .await;
+            self.ended_on_error(ensured)?
+        };
+        self.told = Some(piece);
+        let sent = self
+            .session
+            .store
+            .send(&ih, offset, end - offset, socket.clone())
+            .await
+            .map_err(FetchError::Store);
+        drop(pin);
+        let sent = self.ended_on_error(sent)?;
+        if let Some(s) = sent {
+            self.torrent.record_served(tier, s.bytes);
+            self.range = Some((offset + s.bytes, end));
+        }
+        Ok(sent)
     }
 
     /// Reads `n` bytes at `offset` into `buf` once every piece under them is

@@ -718,3 +718,100 @@ fn paused_readers_do_not_keep_a_small_cache_from_serving_another_torrent() {
     drop(paused);
     http::assert_healthy(addr, "the paused readers");
 }
+
+/// Eviction under a paused stream (issue 14, the sendfile path): a player paused inside a segment
+/// of torrent A, that segment evicted (torrent B fills the small cache), and then made again by
+/// another player, who asks for the segment's last pieces only: its file is back, with holes where
+/// the paused player stands. When the paused player reads on, every byte it gets must be A's
+/// byte at that offset: the bytes already in its socket came from the verified file, and the
+/// rest must wait for the piece to be fetched again, or the connection is cut. Never the holes'
+/// zeros, which a send without the verified check would hand out.
+#[test]
+fn a_paused_stream_whose_segment_is_evicted_and_remade_gets_exact_bytes_or_a_cut() {
+    use common::hybrid::{self, add_torrent, hybrid_env};
+    use common::nginx::Nginx;
+    fixture::require_fixture_tools();
+    const MIB: u64 = 1 << 20;
+    let dir = TestDir::new("front_door_evicted_pause");
+    let nginx = Nginx::start(&dir.sub("nginx"));
+    let seed = nginx.url("/seed/");
+    let a_file = fixture::random_file(&dir.sub("a").join("a.mkv"), 16 * MIB);
+    let a = fixture::mktorrent_web_seed(&a_file, &dir.path().join("a.torrent"), PIECE_LOG2, &seed);
+    let b_file = fixture::random_file(&dir.sub("b").join("b.mkv"), 60 * MIB);
+    let b = fixture::mktorrent_web_seed(&b_file, &dir.path().join("b.torrent"), PIECE_LOG2, &seed);
+    nginx.publish("seed", &a_file);
+    nginx.publish("seed", &b_file);
+    // 64 MiB: 4 MiB segments, more than the loopback socket buffers of a paused player swallow.
+    let mut env = hybrid_env(&dir.sub("cache"), 64, "", "");
+    hybrid::set(&mut env, "LOG_LEVEL", "info");
+    hybrid::set(&mut env, "PIECE_TIMEOUT", "20000");
+    hybrid::set(&mut env, "STREAM_READAHEAD_MB", "1");
+    import(&env, &a.file, &dir.sub("a"));
+    let server = Server::start(&env);
+    let addr = server.addr();
+    let source = std::fs::read(&a_file).unwrap();
+
+    // Paused at the start of A's segment 1, asking for segments 1 and 2.
+    let (from, to) = (4 * MIB, 12 * MIB - 1);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut paused: TcpStream = socket.into();
+    let raw = format!(
+        "GET /stream/proxy/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes={from}-{to}\r\nConnection: close\r\n\r\n",
+        a.info_hash
+    );
+    paused.write_all(raw.as_bytes()).unwrap();
+    thread::sleep(Duration::from_secs(2));
+
+    // B takes the whole cache: every segment of A goes.
+    add_torrent(addr, &b.bytes());
+    let r = http::get(addr, &format!("/stream/proxy/{}", b.info_hash), &[]);
+    assert!(r.status == 200 && r.complete, "B: {}", r.head());
+    let cache = http::get(addr, "/api/cache", &[]).text();
+    eprintln!("the cache after B: {cache}");
+    // Another player remakes segments 1 and 2 from their last pieces (the web seed).
+    for end in [8 * MIB, 12 * MIB] {
+        let range = format!("Range: bytes={}-{}", end - (1 << PIECE_LOG2), end - 1);
+        let r = http::get(addr, &format!("/stream/proxy/{}", a.info_hash), &[&range]);
+        assert_eq!(r.status, 206, "{}", r.head());
+        assert!(r.body == source[(end - (1 << PIECE_LOG2)) as usize..end as usize]);
+    }
+
+    // The paused player reads on, to the end or the cut.
+    paused
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut got = Vec::new();
+    let cut = paused.read_to_end(&mut got).is_err();
+    let head_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("the paused player got a head")
+        + 4;
+    assert!(
+        got.starts_with(b"HTTP/1.1 206"),
+        "{:?}",
+        String::from_utf8_lossy(&got[..head_end])
+    );
+    let body = &got[head_end..];
+    let want = &source[from as usize..=to as usize];
+    let first_wrong = body.iter().zip(want).position(|(a, b)| a != b);
+    assert!(
+        first_wrong.is_none() && body.len() <= want.len(),
+        "the paused player got other bytes than A's: the first wrong one at body offset {first_wrong:?} of {} ({}), cut: {cut}\n{}",
+        body.len(),
+        want.len(),
+        server.logs()
+    );
+    eprintln!(
+        "the paused player got {} of {} bytes, exact ({})",
+        body.len(),
+        want.len(),
+        if body.len() == want.len() {
+            "whole"
+        } else {
+            "then cut"
+        }
+    );
+}

@@ -101,7 +101,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn touch(&self) {
+    /// Stamps a byte moved now.
+    pub fn touch(&self) {
         let ms = self.epoch.elapsed().as_millis() as u64;
         self.last_moved_ms.store(ms, Ordering::Relaxed);
     }

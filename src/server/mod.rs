@@ -45,7 +45,7 @@ use serde_json::{json, Value};
 use smol::net::TcpListener;
 
 use crate::session::Session;
-use crate::stream::StreamOptions;
+use crate::stream::{Socket, StreamOptions};
 use conn::{ConnIo, Limits, Registry, Shared};
 use guard::{Class, Guard};
 
@@ -124,6 +124,11 @@ impl App {
     /// Serves one connection's requests until it closes, idles out or fails.
     async fn connection(&self, shared: Arc<Shared>) {
         let io = ConnIo::new(shared.clone());
+        let touch = || shared.touch();
+        let socket = Socket {
+            stream: shared.stream().clone().into(),
+            moved: &touch,
+        };
         loop {
             // Idle between requests: wait for the first byte of the next head.
             let mut probe = [0u8; 1];
@@ -144,7 +149,8 @@ impl App {
                 let shared = shared.clone();
                 async move { Ok(self.handle(req, shared).await) }
             };
-            let exchange = async { Some(exchange::exchange(io.clone(), endpoint).await) };
+            let exchange =
+                async { Some(exchange::exchange(io.clone(), Some(&socket), endpoint).await) };
             let head_deadline = async {
                 async_io::Timer::at(head_due).await;
                 if shared.in_head() {

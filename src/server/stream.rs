@@ -243,7 +243,15 @@ impl App {
             parts,
             self.stream,
         );
-        res.set_body(Body::from_reader(body, framed_length(length)));
+        match framed_length(length) {
+            // The exchange sends it (by sendfile where it can): the body
+            // rides in the extensions, and a stand-in of its length sets the head.
+            Some(len) => {
+                res.set_body(Body::from_reader(futures_lite::io::empty(), Some(len)));
+                res.ext_mut().insert(body);
+            }
+            None => res.set_body(Body::from_reader(body, None)),
+        }
         res
     }
 }

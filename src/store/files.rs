@@ -10,6 +10,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::SystemTime;
@@ -44,6 +45,21 @@ pub trait Files: Send + Sync {
     /// the async loop. The default never reads (callers then use `read_at`).
     fn read_cached(&self, _path: &Path, _offset: u64, _buf: &mut [u8]) -> io::Result<bool> {
         Ok(false)
+    }
+    /// Sends `len` bytes of `path` from `offset` to `out` (a non-blocking
+    /// socket) by sendfile(2), kernel to kernel, until they are all sent or
+    /// the socket is full: `Ok(Some(sent))`, where `sent` may be short or 0.
+    /// `Ok(None)` when this file system or kernel cannot (the caller then
+    /// reads and writes). Blocks while the file's pages are not in memory:
+    /// callers run it through `smol::unblock`. The default never sends.
+    fn send_to(
+        &self,
+        _path: &Path,
+        _offset: u64,
+        _len: u64,
+        _out: BorrowedFd<'_>,
+    ) -> io::Result<Option<u64>> {
+        Ok(None)
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// fdatasync: the file's bytes and length are on the medium.
@@ -117,6 +133,45 @@ impl Files for Real {
             }
         }
         Ok(true)
+    }
+
+    /// EINVAL, ENOSYS and EOPNOTSUPP before the first byte mean that this
+    /// pair of file and socket cannot be spliced (some FUSE and network file
+    /// systems; qemu-user without the syscall): `None`, and the caller reads.
+    /// EAGAIN is a full socket. A file shorter than the range is an error: the
+    /// store charged and verified those bytes, so they must be there.
+    fn send_to(
+        &self,
+        path: &Path,
+        offset: u64,
+        len: u64,
+        out: BorrowedFd<'_>,
+    ) -> io::Result<Option<u64>> {
+        use rustix::io::Errno;
+        let file = File::open(path)?;
+        let (mut at, end) = (offset, offset + len);
+        while at < end {
+            // sendfile moves at most 0x7ffff000 bytes a call anyway.
+            let count = usize::try_from(end - at)
+                .unwrap_or(usize::MAX)
+                .min(0x7fff_f000);
+            match rustix::fs::sendfile(out, &file, Some(&mut at), count) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("{} ends before byte {at}", path.display()),
+                    ))
+                }
+                Ok(_) => {}
+                Err(Errno::AGAIN) => break,
+                Err(Errno::INTR) => {}
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if at == offset => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Some(at - offset))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
@@ -219,6 +274,28 @@ mod tests {
         assert!(!Real
             .read_cached(&dir.join("missing"), 0, &mut past)
             .unwrap());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Where sendfile cannot go (here an O_APPEND file, which the kernel refuses with EINVAL,
+    /// as it does for file systems without splice and qemu-user without the syscall), a send
+    /// declines before a byte moves, so that the caller reads instead; a missing file is an error.
+    #[test]
+    fn a_send_the_kernel_refuses_declines_and_a_missing_file_is_an_error() {
+        use std::os::fd::AsFd;
+        let dir = std::env::temp_dir().join(format!("streme-send-to-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("segment");
+        Real.write_at(&path, 0, &[5u8; 10_000]).unwrap();
+        let append = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join("out"))
+            .unwrap();
+        assert_eq!(Real.send_to(&path, 0, 4096, append.as_fd()).unwrap(), None);
+        assert_eq!(fs::metadata(dir.join("out")).unwrap().len(), 0);
+        let missing = Real.send_to(&dir.join("missing"), 0, 1, append.as_fd());
+        assert_eq!(missing.unwrap_err().kind(), io::ErrorKind::NotFound);
         fs::remove_dir_all(&dir).unwrap();
     }
 

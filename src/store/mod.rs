@@ -5,7 +5,8 @@
 //! counts them) exceed the quota, never turn a name from a torrent into a
 //! path, and never do file I/O or hashing on the async loop (a read the
 //! kernel can answer from memory alone, `Files::read_cached`, is not I/O that
-//! can wait: it runs in place).
+//! can wait: it runs in place). `send` gives the same bytes as `read`, by
+//! sendfile to a socket, under the same guard.
 //!
 //! # Design
 //! Pieces live in torrent space, cut into segment files (`segment`). A write
@@ -30,6 +31,7 @@ mod index;
 mod quota;
 mod recover;
 mod segment;
+mod send;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -56,6 +58,7 @@ use segment::{Geometry, Layout};
 pub use disk::Limit;
 pub use error::StoreError;
 pub use segment::SEGMENT_TARGET_BYTES;
+pub use send::Sent;
 
 use error::{io_err, is_not_found};
 use write::claim;
