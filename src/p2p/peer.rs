@@ -421,19 +421,22 @@ async fn read_loop(
                 wire::MAX_MESSAGE_LEN
             ));
         }
-        body.clear();
-        body.extend_from_slice(&prefix);
-        body.resize(4 + len, 0);
+        // Grown (and zeroed) only past the longest message so far, not cleared
+        // and zeroed again for every 16 KiB block.
+        if body.len() < 4 + len {
+            body.resize(4 + len, 0);
+        }
+        body[..4].copy_from_slice(&prefix);
         if let Err(e) = within(
             IDLE_TIMEOUT,
             "reading a message",
-            reader.read_exact(&mut body[4..]),
+            reader.read_exact(&mut body[4..4 + len]),
         )
         .await
         {
             return e;
         }
-        let msg = match wire::parse_message(&body) {
+        let msg = match wire::parse_message(&body[..4 + len]) {
             Ok(Some((msg, _))) => msg,
             Ok(None) => return Hangup::Protocol("a truncated message".into()),
             Err(e) => return e.into(),
