@@ -3,7 +3,12 @@
 //!
 //! Owns the reading of bodies and the meaning of each status. Must never
 //! verify or store a piece (the caller does, from the channel), never hold
-//! more than one piece plus a read buffer, and never fetch a padding file.
+//! more than the piece being built, and never fetch a padding file.
+//!
+//! # Implementation
+//! Body bytes are read straight into the piece being built (a buffer from the
+//! store's [`PiecePool`], given back by the write), not into a read buffer
+//! first: one copy less of every byte, and no fresh 1 MiB to fault in per piece.
 
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -17,30 +22,28 @@ use super::retry_after::retry_after;
 use super::source::Source;
 use super::span::{piece_bytes, piece_spans, FileSpan};
 use crate::format::metainfo::Metainfo;
-
-/// Bytes per read from a body: large enough that curl's 16 KiB writes
-/// arrive a few at a time, small next to a piece.
-const READ_BUF: usize = 64 * 1024;
+use crate::store::PiecePool;
 
 /// Fetches `pieces` from `source` and sends each piece on `out` as soon as
-/// it is whole, zeros included for padding files. On an error, the pieces
-/// before it have been sent; the piece being built is dropped.
+/// it is whole, zeros included for padding files, in buffers taken from
+/// `pool`. On an error, the pieces before it have been sent; the piece being
+/// built is dropped.
 pub async fn fetch_pieces(
     client: &Client,
     source: &Source,
     meta: &Metainfo,
     pieces: Range<u32>,
+    pool: &PiecePool,
     out: &Sender<(u32, Vec<u8>)>,
 ) -> Result<(), SourceError> {
     let end = piece_bytes(meta, &pieces).end;
-    let mut pieces_out = Assembler::new(meta, pieces.start, out);
-    let mut buf = vec![0u8; READ_BUF];
+    let mut pieces_out = Assembler::new(meta, pieces.start, pool, out);
     for span in piece_spans(meta, pieces) {
         let url = source.url(meta, span.file);
         pieces_out
             .zeros_until(span.torrent_offset(meta), &url)
             .await?;
-        fetch_span(client, source, &url, &span, &mut buf, &mut pieces_out).await?;
+        fetch_span(client, source, &url, &span, &mut pieces_out).await?;
     }
     // Trailing padding; the URL is only for an `Abandoned` error.
     let url = source.url(meta, meta.files.len() - 1);
@@ -52,7 +55,6 @@ async fn fetch_span(
     source: &Source,
     url: &str,
     span: &FileSpan,
-    buf: &mut [u8],
     pieces_out: &mut Assembler<'_>,
 ) -> Result<(), SourceError> {
     let last = span.offset + span.length - 1;
@@ -134,11 +136,14 @@ async fn fetch_span(
         } else {
             span.length - got
         };
-        let want = want.min(buf.len() as u64) as usize;
-        match read_some(body, &mut buf[..want], client.timeout).await {
+        // Bytes before the span (a source that ignores Range) land in the
+        // piece's free room too, and are not counted into it.
+        let room = pieces_out.room();
+        let want = want.min(room.len() as u64) as usize;
+        match read_some(body, &mut room[..want], client.timeout).await {
             Ok(n) if n > 0 && skipped < skip => skipped += n as u64,
             Ok(n) if n > 0 => {
-                pieces_out.push(&buf[..n], url).await?;
+                pieces_out.filled(n, url).await?;
                 got += n as u64;
             }
             Err(None) => {
@@ -179,57 +184,74 @@ fn content_range_matches(value: Option<&str>, first: u64, last: u64) -> bool {
 /// Builds pieces from bytes arriving in torrent order.
 struct Assembler<'a> {
     meta: &'a Metainfo,
+    pool: &'a PiecePool,
     out: &'a Sender<(u32, Vec<u8>)>,
     /// The piece being built.
     piece: u32,
     /// Torrent offset of the next byte.
     pos: u64,
+    /// The piece's buffer, its whole length (empty before its first byte).
     buf: Vec<u8>,
+    /// Bytes of `buf` filled so far.
+    filled: usize,
 }
 
 impl<'a> Assembler<'a> {
-    fn new(meta: &'a Metainfo, first: u32, out: &'a Sender<(u32, Vec<u8>)>) -> Assembler<'a> {
+    fn new(
+        meta: &'a Metainfo,
+        first: u32,
+        pool: &'a PiecePool,
+        out: &'a Sender<(u32, Vec<u8>)>,
+    ) -> Assembler<'a> {
         Assembler {
             meta,
+            pool,
             out,
             piece: first,
             pos: u64::from(first) * meta.piece_length,
             buf: Vec::new(),
+            filled: 0,
         }
     }
 
-    /// Appends bytes, sending each piece as it completes (waiting while the
-    /// channel is full: that is the backpressure).
-    async fn push(&mut self, mut bytes: &[u8], url: &str) -> Result<(), SourceError> {
-        while !bytes.is_empty() {
-            let size = self.meta.piece_size(self.piece) as usize;
-            if self.buf.capacity() == 0 {
-                self.buf.reserve_exact(size);
-            }
-            let take = (size - self.buf.len()).min(bytes.len());
-            self.buf.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            self.pos += take as u64;
-            if self.buf.len() == size {
-                let piece = std::mem::take(&mut self.buf);
-                self.out
-                    .send((self.piece, piece))
-                    .await
-                    .map_err(|_| SourceError::Abandoned {
-                        url: url.to_string(),
-                    })?;
-                self.piece += 1;
-            }
+    /// The unfilled rest of the piece being built, to read bytes into; never
+    /// empty while a piece of the run is left.
+    fn room(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = self.pool.take(self.meta.piece_size(self.piece) as usize);
+            self.filled = 0;
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// Counts `n` more bytes of [`Assembler::room`] as the piece's, sending it
+    /// once it is whole (waiting while the channel is full: that is the
+    /// backpressure).
+    async fn filled(&mut self, n: usize, url: &str) -> Result<(), SourceError> {
+        self.filled += n;
+        self.pos += n as u64;
+        if self.filled == self.buf.len() {
+            let piece = std::mem::take(&mut self.buf);
+            self.out
+                .send((self.piece, piece))
+                .await
+                .map_err(|_| SourceError::Abandoned {
+                    url: url.to_string(),
+                })?;
+            self.piece += 1;
         }
         Ok(())
     }
 
     /// Zeros up to torrent offset `end`: padding files, never fetched.
     async fn zeros_until(&mut self, end: u64, url: &str) -> Result<(), SourceError> {
-        const ZEROS: [u8; 4096] = [0; 4096];
         while self.pos < end {
-            let n = (end - self.pos).min(ZEROS.len() as u64) as usize;
-            self.push(&ZEROS[..n], url).await?;
+            let left = end - self.pos;
+            let room = self.room();
+            let n = left.min(room.len() as u64) as usize;
+            // A reused buffer holds an old piece's bytes: padding must be zeros.
+            room[..n].fill(0);
+            self.filled(n, url).await?;
         }
         Ok(())
     }

@@ -113,8 +113,10 @@ impl Tiers {
     ) -> Result<(), SpanError> {
         let (span, source_index) = (job.span.clone(), job.source);
         let (tx, rx) = smol::channel::bounded(1);
+        let pool = store.piece_pool();
         let fetch = async {
-            let result = http::fetch_pieces(&self.client, source, meta, span.clone(), &tx).await;
+            let result =
+                http::fetch_pieces(&self.client, source, meta, span.clone(), &pool, &tx).await;
             drop(tx);
             result
         };

@@ -13,9 +13,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use event_listener::Event;
@@ -395,24 +395,57 @@ async fn run(swarm: &Arc<Swarm>, conn: Conn, theirs: &Handshake, key: PeerKey, i
     swarm.leave(key, &why);
 }
 
+/// Reads messages until the peer hangs up, breaks the protocol, or sends
+/// nothing for [`IDLE_TIMEOUT`].
+///
+/// The deadline is one watchdog per connection, not a timer per read: every
+/// timer async-io registers wakes its reactor thread, and a timer around each
+/// read of a 16 KiB block made that a context switch per block.
 async fn read_loop(
     swarm: &Arc<Swarm>,
     key: PeerKey,
     stream: Box<dyn AsyncRead + Send + Unpin>,
 ) -> Hangup {
+    let start = Instant::now();
+    // When the last message (or its length prefix) arrived, in ms since
+    // `start`, and whether a message was under way then.
+    let (heard, partial) = (AtomicU64::new(0), AtomicBool::new(false));
+    let heard_now = |mid_message: bool| {
+        heard.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        partial.store(mid_message, Ordering::Relaxed);
+    };
+    let watchdog = async {
+        loop {
+            let quiet = start
+                .elapsed()
+                .saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
+            if quiet >= IDLE_TIMEOUT {
+                return Hangup::TimedOut(if partial.load(Ordering::Relaxed) {
+                    "reading a message"
+                } else {
+                    "waiting for a message"
+                });
+            }
+            Timer::after(IDLE_TIMEOUT - quiet).await;
+        }
+    };
+    future::or(read_messages(swarm, key, stream, heard_now), watchdog).await
+}
+
+async fn read_messages(
+    swarm: &Arc<Swarm>,
+    key: PeerKey,
+    stream: Box<dyn AsyncRead + Send + Unpin>,
+    heard: impl Fn(bool),
+) -> Hangup {
     let mut reader = BufReader::with_capacity(READ_BUFFER, stream);
     let mut body = Vec::new();
     loop {
         let mut prefix = [0u8; 4];
-        if let Err(e) = within(
-            IDLE_TIMEOUT,
-            "waiting for a message",
-            reader.read_exact(&mut prefix),
-        )
-        .await
-        {
-            return e;
+        if let Err(e) = reader.read_exact(&mut prefix).await {
+            return Hangup::Io(e);
         }
+        heard(true);
         let len = u32::from_be_bytes(prefix) as usize;
         if len > wire::MAX_MESSAGE_LEN {
             // Refused before buffering: a peer cannot make us hold more than this.
@@ -421,19 +454,17 @@ async fn read_loop(
                 wire::MAX_MESSAGE_LEN
             ));
         }
-        body.clear();
-        body.extend_from_slice(&prefix);
-        body.resize(4 + len, 0);
-        if let Err(e) = within(
-            IDLE_TIMEOUT,
-            "reading a message",
-            reader.read_exact(&mut body[4..]),
-        )
-        .await
-        {
-            return e;
+        // Grown (and zeroed) only past the longest message so far, not cleared
+        // and zeroed again for every 16 KiB block.
+        if body.len() < 4 + len {
+            body.resize(4 + len, 0);
         }
-        let msg = match wire::parse_message(&body) {
+        body[..4].copy_from_slice(&prefix);
+        if let Err(e) = reader.read_exact(&mut body[4..4 + len]).await {
+            return Hangup::Io(e);
+        }
+        heard(false);
+        let msg = match wire::parse_message(&body[..4 + len]) {
             Ok(Some((msg, _))) => msg,
             Ok(None) => return Hangup::Protocol("a truncated message".into()),
             Err(e) => return e.into(),
@@ -457,6 +488,11 @@ async fn write_loop(
 ) -> Hangup {
     let mut last_sent = std::time::Instant::now();
     let mut pending = first;
+    // A look at least once a second (keep-alives, requests whose wake was
+    // missed). One interval for the connection's life: a new timer per pass
+    // would wake async-io's reactor thread per pass, and a pass runs per
+    // block received.
+    let mut tick = Timer::interval(Duration::from_secs(1));
     loop {
         let listener = link.wake.listen();
         if link.closed.load(Ordering::Relaxed) {
@@ -504,7 +540,7 @@ async fn write_loop(
                 listener.await;
             },
             async {
-                Timer::after(Duration::from_secs(1)).await;
+                (&mut tick).await;
             },
         )
         .await;

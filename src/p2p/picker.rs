@@ -29,6 +29,8 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
+use crate::store::PiecePool;
+
 use super::wire::{BlockRef, BLOCK_LEN};
 
 /// A connection, as the swarm numbers them.
@@ -196,6 +198,9 @@ pub struct Picker {
     /// Pieces in flight beyond which no new non-urgent piece starts: the memory
     /// budget divided by the piece length.
     max_downloads: usize,
+    /// Where piece buffers come from: the store's pool, which gets each one
+    /// back after the write, so a stream does not zero and fault in 1 MiB per piece.
+    buffers: PiecePool,
 }
 
 impl Picker {
@@ -208,7 +213,14 @@ impl Picker {
             verifying: Default::default(),
             passed_over: Default::default(),
             max_downloads: (budget / piece_length.max(1)).max(2) as usize,
+            buffers: PiecePool::default(),
         }
+    }
+
+    /// Takes piece buffers from `pool` (the store's) rather than allocating each.
+    pub fn with_buffers(mut self, pool: PiecePool) -> Picker {
+        self.buffers = pool;
+        self
     }
 
     fn piece_len(&self, piece: u32) -> u32 {
@@ -364,7 +376,7 @@ impl Picker {
         self.downloads.insert(
             piece,
             Download {
-                buf: vec![0; len as usize],
+                buf: self.buffers.take(len as usize),
                 blocks: vec![Block::Open; count],
                 done: 0,
                 contributors: Vec::new(),

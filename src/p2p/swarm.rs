@@ -222,7 +222,7 @@ struct State {
 impl Swarm {
     pub(super) fn new(shared: Arc<Shared>, ctx: SwarmCtx) -> Arc<Swarm> {
         let meta = ctx.meta;
-        let picker = meta.as_ref().map(|m| new_picker(m));
+        let picker = meta.as_ref().map(|m| new_picker(m, &ctx.store));
         if let Some(m) = &meta {
             ctx.demand.set_piece_length(m.piece_length);
         }
@@ -312,7 +312,7 @@ impl Swarm {
         if st.meta.is_none() {
             let n = meta.piece_count();
             self.demand.set_piece_length(meta.piece_length);
-            st.picker = Some(new_picker(&meta));
+            st.picker = Some(new_picker(&meta, &self.store));
             st.meta = Some(meta);
             st.metadata = None;
             st.dirty = true;
@@ -818,8 +818,8 @@ fn make_room(known: &mut HashMap<SocketAddr, Known>, queue: &mut VecDeque<Socket
     }
 }
 
-fn new_picker(meta: &Metainfo) -> Picker {
-    Picker::new(meta.piece_length, meta.total_length, PIECE_BUDGET)
+fn new_picker(meta: &Metainfo, store: &Store) -> Picker {
+    Picker::new(meta.piece_length, meta.total_length, PIECE_BUDGET).with_buffers(store.piece_pool())
 }
 
 fn block_fits(meta: &Metainfo, b: &BlockRef) -> bool {

@@ -28,6 +28,7 @@ mod durable;
 mod error;
 mod files;
 mod index;
+mod pool;
 mod quota;
 mod recover;
 mod segment;
@@ -57,6 +58,8 @@ use segment::{Geometry, Layout};
 
 pub use disk::Limit;
 pub use error::StoreError;
+pub use index::Bitfield;
+pub use pool::PiecePool;
 pub use segment::SEGMENT_TARGET_BYTES;
 pub use send::Sent;
 
@@ -127,6 +130,8 @@ struct Inner {
     space: Event,
     /// Notified whenever a piece becomes readable (or a torrent disappears).
     pieces: Event,
+    /// Buffers of pieces written, for the tiers to assemble the next ones in.
+    pool: PiecePool,
     /// An exclusive lock on `<dir>/lock` for the store's lifetime: two
     /// processes keeping their own accounts of one directory would break the
     /// quota and the index.
@@ -307,6 +312,7 @@ impl Store {
                 persist: Mutex::new(()),
                 space: Event::new(),
                 pieces: Event::new(),
+                pool: PiecePool::default(),
                 _lock: lock_file,
             }),
         };
@@ -531,6 +537,18 @@ impl Store {
         deleted.map_err(io_err(&tdir, "remove directory"))
     }
 
+    /// Where the tiers take buffers to assemble pieces in; [`Store::write_piece`] gives
+    /// each one back when it is done with it.
+    pub fn piece_pool(&self) -> PiecePool {
+        self.inner.pool.clone()
+    }
+
+    /// A copy of which pieces are verified (a bit per piece): one lock for a walk over many
+    /// pieces, where [`Store::has_piece`] takes it per piece.
+    pub fn verified_bitfield(&self, ih: &InfoHash) -> Option<Bitfield> {
+        self.state().torrents.get(ih).map(|t| t.verified.clone())
+    }
+
     pub fn has_piece(&self, ih: &InfoHash, piece: u32) -> bool {
         self.state()
             .torrents
@@ -538,16 +556,20 @@ impl Store {
             .is_some_and(|t| t.verified.get(piece))
     }
 
-    /// Verified piece count and verified bytes.
+    /// Verified piece count and verified bytes. A popcount of the bitfield, not a walk over
+    /// the pieces: the swarm asks on every schedule, under the state lock.
     pub fn verified(&self, ih: &InfoHash) -> Option<(u32, u64)> {
         let st = self.state();
         let t = st.torrents.get(ih)?;
         let g = t.geometry;
-        let (mut count, mut bytes) = (0, 0);
-        for p in (0..g.piece_count()).filter(|p| t.verified.get(*p)) {
-            count += 1;
-            bytes += g.piece_len(p);
-        }
+        let count = t.verified.count();
+        // Every piece is `piece_length` long but the last, which may be short.
+        let bytes = match g.piece_count().checked_sub(1) {
+            Some(last) if t.verified.get(last) => {
+                u64::from(count - 1) * g.piece_length() + g.piece_len(last)
+            }
+            _ => u64::from(count) * g.piece_length(),
+        };
         Some((count, bytes))
     }
 

@@ -24,7 +24,7 @@ impl Store {
     /// least-recently-used unpinned segments of any torrent), writes, then makes the piece readable
     /// and wakes waiters. `wait`: how long to wait for space when everything evictable is pinned;
     /// `Duration::ZERO` fails at once with `QuotaExceeded`. Writing an already-verified piece is Ok
-    /// and writes nothing.
+    /// and writes nothing. `data` goes to the [`Store::piece_pool`] afterwards, whatever the outcome.
     pub async fn write_piece(
         &self,
         ih: &InfoHash,
@@ -32,17 +32,36 @@ impl Store {
         data: Vec<u8>,
         wait: Duration,
     ) -> Result<(), StoreError> {
+        let mut data = Some(data);
+        let result = self.write_piece_from(ih, piece, &mut data, wait).await;
+        if let Some(buf) = data {
+            self.inner.pool.put(buf);
+        }
+        result
+    }
+
+    /// [`Store::write_piece`], leaving the buffer in `slot` when it returns (it is
+    /// away only while the blocking pool hashes or writes it, and a dropped future
+    /// loses it then).
+    async fn write_piece_from(
+        &self,
+        ih: &InfoHash,
+        piece: u32,
+        slot: &mut Option<Vec<u8>>,
+        wait: Duration,
+    ) -> Result<(), StoreError> {
+        let len = slot.as_ref().map_or(0, Vec::len);
         let (expected, geometry) = {
             let st = self.state();
             let t = st.torrents.get(ih).ok_or(StoreError::UnknownTorrent(*ih))?;
             let hashes = t.hashes.as_ref().ok_or(StoreError::UnknownTorrent(*ih))?;
             check_piece(&t.geometry, piece)?;
             let want = t.geometry.piece_len(piece);
-            if data.len() as u64 != want {
+            if len as u64 != want {
                 return Err(StoreError::BadLength {
                     piece,
                     expected: want,
-                    got: data.len() as u64,
+                    got: len as u64,
                 });
             }
             if t.verified.get(piece) {
@@ -50,11 +69,13 @@ impl Store {
             }
             (hashes[piece as usize], t.geometry)
         };
+        let data = slot.take().expect("the buffer is in its slot");
         let (data, digest) = smol::unblock(move || {
             let digest: [u8; 20] = Sha1::digest(&data).into();
             (data, digest)
         })
         .await;
+        *slot = Some(data);
         if digest != expected {
             return Err(StoreError::HashMismatch { piece });
         }
@@ -81,8 +102,8 @@ impl Store {
             )
         };
         let offset = geometry.piece_offset(piece) - u64::from(segment) * geometry.span();
-        let mut data = data;
         loop {
+            let data = slot.take().expect("the buffer is in its slot");
             let (store, path, tdir, gate) =
                 (self.clone(), path.clone(), tdir.clone(), gate.clone());
             let unknown = StoreError::UnknownTorrent(*ih);
@@ -110,7 +131,7 @@ impl Store {
                 (data, written)
             })
             .await;
-            data = back;
+            *slot = Some(back);
             match written {
                 Ok(()) => break,
                 Err(e) if is_no_space(&e) => {
@@ -123,7 +144,7 @@ impl Store {
                         };
                         drop(busy);
                         return Err(StoreError::DiskFull {
-                            needed: data.len() as u64,
+                            needed: len as u64,
                             free,
                             used,
                         });

@@ -70,6 +70,16 @@ fn client() -> Client {
     Client::new(Duration::from_millis(2000), 1024 * 1024).unwrap()
 }
 
+/// A pool whose buffers are full of junk, as reused buffers are: a piece
+/// built in one must still come out exact (padding zeros included).
+fn dirty_pool() -> PiecePool {
+    let pool = PiecePool::default();
+    for _ in 0..4 {
+        pool.put(vec![0xee; 64]);
+    }
+    pool
+}
+
 /// Runs `fetch_pieces` against a one-slot channel (so every piece waits for
 /// the receiver) and collects what arrives.
 fn run(
@@ -78,10 +88,11 @@ fn run(
     meta: &Metainfo,
     pieces: Range<u32>,
 ) -> (Result<(), SourceError>, Vec<Piece>) {
+    let pool = dirty_pool();
     smol::block_on(async {
         let (tx, rx) = channel::bounded(1);
         let fetch = async {
-            let result = fetch_pieces(client, source, meta, pieces, &tx).await;
+            let result = fetch_pieces(client, source, meta, pieces, &pool, &tx).await;
             drop(tx);
             result
         };

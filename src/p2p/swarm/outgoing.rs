@@ -211,11 +211,12 @@ impl Swarm {
             file: if active { file.clone() } else { None },
             background: active && view.background && file_bytes <= quota / 10 * 9,
         };
-        let store = &self.store;
+        // One copy of the store's bits, not a lock and a map lookup per piece of the file.
+        let have = self.store.verified_bitfield(&ih);
         let http = &view.http_claimed;
         let waiting: HashSet<u32> = view.waiting.iter().copied().collect();
         st.order = picker::wanted(&want, |p| {
-            !store.has_piece(&ih, p) && (!http.contains(&p) || waiting.contains(&p))
+            !have.as_ref().is_some_and(|h| h.get(p)) && (!http.contains(&p) || waiting.contains(&p))
         });
         st.waited = waiting.clone();
         // Time-critical: what readers wait on, and the first pieces at the playhead.

@@ -157,11 +157,19 @@ fn round_trip_across_pieces_and_segments() {
     store.add_torrent(&f.meta, &f.torrent).unwrap();
     store.add_torrent(&f.meta, &f.torrent).unwrap(); // idempotent
     smol::block_on(async {
-        for i in [6u32, 2, 0, 5, 1, 3, 4] {
+        // A full piece, then the short last one: the counts see the torrent with and without it.
+        let (mut count, mut bytes) = (0, 0);
+        for i in [2u32, 6, 0, 5, 1, 3, 4] {
             store
                 .write_piece(&f.ih(), i, f.pieces[i as usize].clone(), NOW)
                 .await
                 .unwrap();
+            (count, bytes) = (count + 1, bytes + f.pieces[i as usize].len() as u64);
+            assert_eq!(
+                store.verified(&f.ih()),
+                Some((count, bytes)),
+                "after piece {i}"
+            );
         }
         // Rewriting a verified piece is Ok.
         store

@@ -10,6 +10,7 @@ pub(crate) struct ClientConfig {
     pub(crate) close_connections: bool,
     pub(crate) dns_cache: Option<DnsCache>,
     pub(crate) dns_resolve: Option<ResolveMap>,
+    pub(crate) buffer_size: Option<usize>,
 }
 
 impl SetOpt for ClientConfig {
@@ -24,6 +25,10 @@ impl SetOpt for ClientConfig {
 
         if let Some(map) = self.dns_resolve.as_ref() {
             map.set_opt(easy)?;
+        }
+
+        if let Some(bytes) = self.buffer_size {
+            easy.buffer_size(bytes)?;
         }
 
         easy.forbid_reuse(self.close_connections)
