@@ -165,8 +165,18 @@ pub struct Speed {
 
 impl Speed {
     /// Seconds from now until the `k`-th next block asked of this peer arrives (1: the next).
+    ///
+    /// No sooner than a round trip and its own `k` blocks' time; and, since
+    /// the peer answers in order at its rate, no sooner than everything
+    /// queued before it plus those `k` (Little's law: `queued` requests at
+    /// `rate` take `queued` blocks' time to come back, whatever part of that
+    /// is still on the way). The larger of the two, not their sum: the
+    /// queued blocks are partly in flight already, and adding a whole round
+    /// trip to them made a busy near peer look later than a far idle one
+    /// (measured on the WAN rig: blocks due in 316 ms came at 163 ms).
     pub fn eta(&self, k: usize) -> f64 {
-        self.rtt + (self.queued + k) as f64 * BLOCK_LEN as f64 / self.rate.max(1.0)
+        let block = BLOCK_LEN as f64 / self.rate.max(1.0);
+        (self.rtt + k as f64 * block).max((self.queued + k) as f64 * block)
     }
 }
 

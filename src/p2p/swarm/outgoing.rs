@@ -59,12 +59,39 @@ fn speed(p: &Peer) -> Speed {
     }
 }
 
+/// Logs (debug) the requests for waited pieces: which peer, how long after
+/// the wait, and what the picker expected of it.
+fn trace_requests(
+    traced: &std::collections::HashMap<u32, Instant>,
+    peer: &Peer, blocks: &[BlockRef], now: Instant) {
+    let s = speed(peer);
+    let mut i = 0;
+    while i < blocks.len() {
+        let piece = blocks[i].piece;
+        let n = blocks[i..].iter().take_while(|b| b.piece == piece).count();
+        if let Some(since) = traced.get(&piece) {
+            log::debug!(
+                "[P2P] piece {piece}: {n} block(s) from {} asked at +{} ms ({} queued before; \
+                 rtt {:.0} ms, {:.0} KB/s, first due in {:.0} ms)",
+                peer.addr,
+                now.duration_since(*since).as_millis(),
+                s.queued + i,
+                s.rtt * 1e3,
+                s.rate / 1e3,
+                s.eta(i + 1) * 1e3,
+            );
+        }
+        i += n;
+    }
+}
+
 /// Requests to keep outstanding at a peer: its bandwidth-delay product
-/// (rate × measured round trip) times [`BDP_FACTOR`], in blocks, bounded.
+/// (its recent peak rate × measured round trip) times [`BDP_FACTOR`], in
+/// blocks, bounded.
 fn depth(p: &Peer) -> usize {
     match p.rtt {
-        Some(rtt) if p.got > 0 && p.rate_in > 0.0 => {
-            let bdp = p.rate_in * rtt / BLOCK_LEN as f64;
+        Some(rtt) if p.got > 0 && p.rate_peak > 0.0 => {
+            let bdp = p.rate_peak * rtt / BLOCK_LEN as f64;
             ((BDP_FACTOR * bdp).ceil() as usize + PIPELINE_MIN).clamp(PIPELINE_MIN, PIPELINE_MAX)
         }
         _ => PIPELINE_START,
@@ -140,9 +167,12 @@ impl Swarm {
                 };
                 let urgent = |p: u32| st.urgent.contains(&p);
                 let blocks = picker.pick(&st.order, &urgent, &asker, room, now);
+                if log::log_enabled!(log::Level::Debug) {
+                    trace_requests(&st.traced, peer, &blocks, now);
+                }
                 let mut claimed = None;
-                if peer.asked.is_empty() {
-                    peer.probe = blocks.first().map(|b| (*b, now));
+                if peer.asked.is_empty() && !blocks.is_empty() {
+                    peer.probe = Some(now);
                 }
                 for b in &blocks {
                     wire::encode(&Message::Request(*b), &mut bytes);
@@ -217,6 +247,13 @@ impl Swarm {
         st.order = picker::wanted(&want, |p| {
             !store.has_piece(&ih, p) && (!http.contains(&p) || waiting.contains(&p))
         });
+        st.traced.retain(|p, _| waiting.contains(p));
+        for &p in &waiting {
+            if st.traced.len() < super::MAX_TRACED && !st.traced.contains_key(&p) {
+                st.traced.insert(p, Instant::now());
+                log::debug!("[P2P] {ih}: a reader waits on piece {p}");
+            }
+        }
         st.waited = waiting.clone();
         // Time-critical: what readers wait on, and the first pieces at the playhead.
         let mut urgent = waiting;

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::{Message, Swarm, CHOKE_EVERY, RATE_EVERY, SNUB_AFTER};
+use super::{Message, Swarm, CHOKE_EVERY, PEAK_DECAY, RATE_EVERY, SNUB_AFTER};
 
 impl Swarm {
     /// Once a second: rates, snubs, choking, PEX, and the numbers.
@@ -30,9 +30,14 @@ impl Swarm {
                 let sent = (peer.sent - peer.sent_at_tick) as f64 / dt;
                 peer.rate_in = if peer.got_at_tick == 0 {
                     got
+                } else if peer.peer_choking && got == 0.0 {
+                    // Choked all along: it says nothing of how fast the peer
+                    // sends once it unchokes, which is what the rate is for.
+                    peer.rate_in
                 } else {
                     0.6 * peer.rate_in + 0.4 * got
                 };
+                peer.rate_peak = peer.rate_in.max(PEAK_DECAY * peer.rate_peak);
                 peer.rate_out = 0.6 * peer.rate_out + 0.4 * sent;
                 peer.got_at_tick = peer.got;
                 peer.sent_at_tick = peer.sent;
