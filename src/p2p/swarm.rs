@@ -189,6 +189,9 @@ struct Peer {
     /// pipeline depth follows it, so that after a pause (a stall, a choke)
     /// the peer resumes with the pipeline it had, not one sized by the pause.
     rate_peak: f64,
+    /// Whether its last rate was bound by the pipeline (it brought about all
+    /// the pipeline allowed): the depth grows fast until it is not.
+    ramping: bool,
     got_at_tick: u64,
     sent_at_tick: u64,
     last_block: Instant,
@@ -732,6 +735,7 @@ impl Swarm {
                 rate_in: 0.0,
                 rate_out: 0.0,
                 rate_peak: 0.0,
+                ramping: true,
                 got_at_tick: 0,
                 sent_at_tick: 0,
                 last_block: Instant::now(),
