@@ -619,7 +619,10 @@ impl Swarm {
         // away 6 s), so it is tried every few seconds for a while, rather
         // than after 20 s and 40 s as a never-seen address is.
         let (limit, wait) = if k.drops > 0 {
-            (MAX_DIAL_FAILURES * 3, Duration::from_secs(2 * k.failures as u64))
+            (
+                MAX_DIAL_FAILURES * 3,
+                Duration::from_secs(2 * k.failures as u64),
+            )
         } else {
             (MAX_DIAL_FAILURES, Duration::from_secs(10 << k.failures))
         };

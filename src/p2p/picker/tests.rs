@@ -406,10 +406,17 @@ fn a_seeks_blocks_go_in_order_to_the_peers_that_bring_them_first() {
         "the first peer took {} of 16: {first:?}",
         first.len()
     );
-    let twin = Speed {
-        queued: 0,
-        ..near
-    };
-    let second = ask(twin, &|_, t| Speed { queued: first.len(), ..near }.within(t), &mut p);
+    let twin = Speed { queued: 0, ..near };
+    let second = ask(
+        twin,
+        &|_, t| {
+            Speed {
+                queued: first.len(),
+                ..near
+            }
+            .within(t)
+        },
+        &mut p,
+    );
     assert_eq!(first.len() + second.len(), 16, "{second:?}");
 }

@@ -46,8 +46,11 @@ const BDP_STEADY: f64 = 1.25;
 pub(super) const RAMP_FILL: f64 = 0.8;
 
 /// Bytes of playback around the playhead that are time-critical (a reader
-/// is about to block on them): at least two pieces.
-const CRITICAL_BYTES: u64 = 2 << 20;
+/// is about to block on them): at least two pieces. Urgent blocks go out
+/// beyond the pipeline depth, so this much waits in the peers' queues after
+/// a seek, ahead of the next seek's requests: 2 MiB cost the WAN rig's
+/// back-to-back seeks 0.1-0.2 s each.
+const CRITICAL_BYTES: u64 = 1 << 20;
 
 /// The readahead is this many seconds at the swarm's measured rate, or
 /// `STREAM_READAHEAD_MB` if more, and at most a quarter of the quota.
@@ -57,14 +60,14 @@ const READAHEAD_SECS: f64 = 30.0;
 /// the first tick that saw its blocks, the bytes since its first block (a
 /// slow peer must not pass for a fast one for a second after it starts).
 fn speed(p: &Peer) -> Speed {
-    let early = p.first_block.and_then(|t| {
-        let s = t.elapsed().as_secs_f64();
-        (s >= EARLY_RATE_AFTER).then(|| p.got.saturating_sub(BLOCK_LEN as u64).max(1) as f64 / s)
-    });
+    let early = early_rate(p);
     // Not measured yet: at least as long as its oldest request has waited
     // (a far peer must not pass for a near one while its first blocks are
     // still on the way: it took a seek's first blocks on the WAN rig).
-    let waited = p.asked.front().map_or(0.0, |(_, at)| at.elapsed().as_secs_f64());
+    let waited = p
+        .asked
+        .front()
+        .map_or(0.0, |(_, at)| at.elapsed().as_secs_f64());
     Speed {
         rtt: p.rtt.unwrap_or(UNMEASURED_RTT.max(waited)),
         rate: match (p.got_at_tick > 0 && p.rate_in > 0.0, early) {
@@ -80,7 +83,10 @@ fn speed(p: &Peer) -> Speed {
 /// the wait, and what the picker expected of it.
 fn trace_requests(
     traced: &std::collections::HashMap<u32, Instant>,
-    peer: &Peer, blocks: &[BlockRef], now: Instant) {
+    peer: &Peer,
+    blocks: &[BlockRef],
+    now: Instant,
+) {
     let s = speed(peer);
     let mut i = 0;
     while i < blocks.len() {
@@ -100,6 +106,21 @@ fn trace_requests(
         }
         i += n;
     }
+}
+
+/// A peer's rate from the bytes since its first block, once that is long
+/// enough ago to mean something.
+fn early_rate(p: &Peer) -> Option<f64> {
+    p.first_block.and_then(|t| {
+        let s = t.elapsed().as_secs_f64();
+        (s >= EARLY_RATE_AFTER).then(|| p.got.saturating_sub(BLOCK_LEN as u64).max(1) as f64 / s)
+    })
+}
+
+/// Whether both a peer's round trip and its rate are measured, not taken
+/// for [`UNMEASURED_RTT`] and [`UNMEASURED_RATE`].
+fn measured(p: &Peer) -> bool {
+    p.rtt.is_some() && ((p.got_at_tick > 0 && p.rate_in > 0.0) || early_rate(p).is_some())
 }
 
 /// Requests to keep outstanding at a peer: its bandwidth-delay product
@@ -130,11 +151,11 @@ impl Swarm {
         // first blocks are still on the way may be 400 ms away (on the WAN
         // rig a fresh one took a seek's first blocks, taken for 150 ms).
         // Until one is measured, they all race for the first MiB.
-        let measured = st
+        let any_measured = st
             .peers
             .values()
-            .any(|p| !p.peer_choking && !p.snubbed && p.rtt.is_some());
-        let racer = |p: &Peer| !p.peer_choking && !p.snubbed && (p.rtt.is_some() || !measured);
+            .any(|p| !p.peer_choking && !p.snubbed && measured(p));
+        let racer = |p: &Peer| !p.peer_choking && !p.snubbed && (!any_measured || measured(p));
         // The swarm's best next arrival: urgent blocks go to peers that come close to it.
         let best = st
             .peers
