@@ -277,7 +277,8 @@ pub(super) async fn dial(
 ) -> Result<(), Hangup> {
     let _slot = swarm.slot();
     let ours = Handshake::new(swarm.info_hash(), swarm.peer_id());
-    let raced = shared.transport_of(addr).is_none() && shared.utp.is_some();
+    let known = shared.transport_of(addr);
+    let raced = known.is_none() && shared.utp.is_some();
     let mut opened = open_over(swarm, shared, addr, &ours, None).await;
     if let (
         true,
@@ -298,7 +299,14 @@ pub(super) async fn dial(
             Ok(())
         }
         Err((e, _)) => {
-            shared.remember_transport(addr, None);
+            // A transport that carried a handshake is kept when the peer is
+            // away: forgotten, the next dial raced again, and a TCP-only
+            // peer's refusal sent it on to uTP, which held the redial for
+            // the connect timeout (the WAN rig's leaving seeder stayed away
+            // for the rest of the run).
+            if known.is_none() {
+                shared.remember_transport(addr, None);
+            }
             Err(e)
         }
     }

@@ -66,6 +66,10 @@ const UPLOAD_SLOTS: usize = 4;
 /// Seconds between updates of the peers' rates (at least).
 const RATE_EVERY: f64 = 0.9;
 
+/// What a peer's peak rate keeps of itself per rate update: after a 3 s
+/// pause (a choke on the WAN rig) its pipeline is still 60 % of what it was.
+const PEAK_DECAY: f64 = 0.85;
+
 const CHOKE_EVERY: Duration = Duration::from_secs(10);
 const OPTIMISTIC_EVERY: Duration = Duration::from_secs(30);
 
@@ -86,6 +90,9 @@ const MAX_STRIKES: u32 = 3;
 
 /// Failed connection attempts before an address is forgotten.
 const MAX_DIAL_FAILURES: u32 = 3;
+
+/// Waited pieces whose requests and blocks the debug log times at once.
+const MAX_TRACED: usize = 16;
 
 /// How often PEX messages go out (BEP 11: at most once a minute).
 const PEX_EVERY: Duration = Duration::from_secs(60);
@@ -159,9 +166,13 @@ struct Peer {
     am_interested: bool,
     /// Blocks asked of this peer, oldest first.
     asked: VecDeque<(BlockRef, Instant)>,
-    /// A request sent when nothing else was outstanding, so its answer
-    /// times the round trip alone (no queue ahead of it at the peer).
-    probe: Option<(BlockRef, Instant)>,
+    /// When a batch of requests went out with nothing else outstanding: the
+    /// first of its blocks to arrive times the round trip (plus a block or
+    /// two), with no queue ahead of it at the peer. Any block of the batch
+    /// will do, since a cancel (a copy came from elsewhere) or a choke may
+    /// take the first one away; the batch's blocks are the ones asked at
+    /// exactly this instant.
+    probe: Option<Instant>,
     /// The measured round trip, seconds (from the probes).
     rtt: Option<f64>,
     /// When its first block arrived: its rate until the first tick measures it.
@@ -174,6 +185,13 @@ struct Peer {
     sent: u64,
     rate_in: f64,
     rate_out: f64,
+    /// The highest `rate_in` lately, decaying by [`PEAK_DECAY`] a tick: the
+    /// pipeline depth follows it, so that after a pause (a stall, a choke)
+    /// the peer resumes with the pipeline it had, not one sized by the pause.
+    rate_peak: f64,
+    /// Whether its last rate was bound by the pipeline (it brought about all
+    /// the pipeline allowed): the depth grows fast until it is not.
+    ramping: bool,
     got_at_tick: u64,
     sent_at_tick: u64,
     last_block: Instant,
@@ -204,6 +222,10 @@ struct State {
     urgent: HashSet<u32>,
     /// The pieces readers are blocked on now (a subset of `urgent`).
     waited: HashSet<u32>,
+    /// Pieces a reader blocked on, and when the swarm first saw the wait:
+    /// the debug log times their requests and blocks from it (a seek's
+    /// path), until the piece is complete. Bounded by [`MAX_TRACED`].
+    traced: HashMap<u32, Instant>,
     dirty: bool,
     downloaded: u64,
     uploaded: u64,
@@ -247,6 +269,7 @@ impl Swarm {
                 order: Vec::new(),
                 urgent: HashSet::new(),
                 waited: HashSet::new(),
+                traced: HashMap::new(),
                 dirty: true,
                 downloaded: 0,
                 uploaded: 0,
@@ -591,10 +614,20 @@ impl Swarm {
         };
         k.connected = false;
         k.failures += 1;
-        if k.failures >= MAX_DIAL_FAILURES {
+        // A peer we had a connection with went away: it may well be back in
+        // seconds (a restart, a flaky link: the WAN rig's leaving seeder is
+        // away 6 s), so it is tried every 2 s for a while (a refused dial
+        // costs a round trip), rather than after 20 s and 40 s as a
+        // never-seen address is.
+        let (limit, wait) = if k.drops > 0 {
+            (MAX_DIAL_FAILURES * 3, Duration::from_secs(2))
+        } else {
+            (MAX_DIAL_FAILURES, Duration::from_secs(10 << k.failures))
+        };
+        if k.failures >= limit {
             st.known.remove(&addr);
         } else {
-            k.retry_at = Some(Instant::now() + Duration::from_secs(10 << k.failures));
+            k.retry_at = Some(Instant::now() + wait);
             st.queue.push_back(addr);
         }
     }
@@ -702,6 +735,8 @@ impl Swarm {
                 sent: 0,
                 rate_in: 0.0,
                 rate_out: 0.0,
+                rate_peak: 0.0,
+                ramping: true,
                 got_at_tick: 0,
                 sent_at_tick: 0,
                 last_block: Instant::now(),

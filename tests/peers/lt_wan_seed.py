@@ -40,6 +40,11 @@ base = {
     "alert_mask": lt.alert.category_t.error_notification,
 }
 session = lt.session(base)
+# libtorrent puts loopback peers in its "local" peer class, which ignores the unchoke slots: without
+# this, --choke set the slots to zero and choked nobody (every peer stayed unchoked).
+local = session.get_peer_class(lt.session.local_peer_class_id)
+local["ignore_unchoke_slots"] = False
+session.set_peer_class(lt.session.local_peer_class_id, local)
 info = lt.torrent_info(torrent)
 # It must never tell a tracker its own address: only the relay's may be known.
 info.clear_trackers() if hasattr(info, "clear_trackers") else None

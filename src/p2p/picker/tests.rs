@@ -61,6 +61,7 @@ fn asker<'a>(
         has,
         asked,
         waited: &|_| false,
+        others_by: &|_, _| 0,
         speed: Speed {
             rtt: 0.05,
             rate,
@@ -282,6 +283,7 @@ fn at_speed<'a>(
         asked,
         // A reader is blocked on every piece these tests name.
         waited: &|_| true,
+        others_by: &|_, _| 0,
         speed: Speed {
             rtt: 0.05,
             rate,
@@ -362,4 +364,59 @@ fn an_urgent_piece_only_slow_peers_have_goes_to_them_after_a_second() {
         t0 + Duration::from_millis(1100),
     );
     assert_eq!(later.len(), 4);
+}
+
+#[test]
+fn a_seeks_blocks_go_in_order_to_the_peers_that_bring_them_first() {
+    // An urgent piece of 16 blocks; two peers at 1 MB/s, a near one (20 ms) and a far one (300 ms).
+    let blocks = 16;
+    let len = blocks * BLOCK_LEN as u64;
+    let near = Speed {
+        rtt: 0.02,
+        rate: 1e6,
+        queued: 0,
+    };
+    let far = Speed { rtt: 0.3, ..near };
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let ask = |speed: Speed, others: &dyn Fn(u32, f64) -> usize, p: &mut Picker| {
+        let asker = Asker {
+            has: &all,
+            asked: &none,
+            waited: &|_| true,
+            others_by: others,
+            speed,
+            urgent_within: 10.0,
+        };
+        p.pick(&[0], &|_| true, &asker, 0, Instant::now())
+    };
+    // The far peer's writer runs first: the near one brings all 16 before the far one's first
+    // would arrive, so it takes none of them...
+    let mut p = Picker::new(len, 4 * len, 1 << 24);
+    assert!(ask(far, &|_, t| near.within(t), &mut p).is_empty());
+    // ...and the near one takes them all.
+    assert_eq!(ask(near, &|_, t| far.within(t), &mut p).len(), 16);
+
+    // Two near peers alike share the piece block by block: the first one leaves every other
+    // block (after the slack's first few) to the second one's arrivals.
+    let mut p = Picker::new(len, 4 * len, 1 << 24);
+    let first = ask(near, &|_, t| near.within(t), &mut p);
+    assert!(
+        (8..=11).contains(&first.len()),
+        "the first peer took {} of 16: {first:?}",
+        first.len()
+    );
+    let twin = Speed { queued: 0, ..near };
+    let second = ask(
+        twin,
+        &|_, t| {
+            Speed {
+                queued: first.len(),
+                ..near
+            }
+            .within(t)
+        },
+        &mut p,
+    );
+    assert_eq!(first.len() + second.len(), 16, "{second:?}");
 }

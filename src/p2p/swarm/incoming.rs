@@ -124,13 +124,11 @@ impl Swarm {
                     // Not asked of this peer (cancelled, or a late copy): dropped.
                     return Ok(());
                 };
-                peer.asked.remove(i);
-                if let Some((probe, at)) = peer.probe {
-                    if probe == block {
-                        let sample = at.elapsed().as_secs_f64();
-                        peer.rtt = Some(peer.rtt.map_or(sample, |r| 0.7 * r + 0.3 * sample));
-                        peer.probe = None;
-                    }
+                let (_, asked_at) = peer.asked.remove(i).expect("found");
+                if peer.probe == Some(asked_at) {
+                    let sample = asked_at.elapsed().as_secs_f64();
+                    peer.rtt = Some(peer.rtt.map_or(sample, |r| 0.7 * r + 0.3 * sample));
+                    peer.probe = None;
                 }
                 peer.got += data.len() as u64;
                 peer.last_block = Instant::now();
@@ -143,6 +141,19 @@ impl Swarm {
                     return Ok(());
                 };
                 let received = picker.receive(peer.addr.ip(), piece, offset, data);
+                if let Some(since) = st.traced.get(&piece) {
+                    log::debug!(
+                        "[P2P] piece {piece}: block {} from {} at +{} ms{}",
+                        offset / wire::BLOCK_LEN,
+                        peer.addr,
+                        since.elapsed().as_millis(),
+                        if matches!(received, Received::Complete { .. }) {
+                            ", complete"
+                        } else {
+                            ""
+                        }
+                    );
+                }
                 // Whoever else was asked for this block need not send it.
                 for (k, other) in st.peers.iter_mut() {
                     if *k != key {

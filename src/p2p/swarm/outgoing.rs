@@ -27,14 +27,30 @@ const UNMEASURED_RTT: f64 = 0.1;
 /// Seconds after its first block from which a peer's rate is its bytes over the time.
 const EARLY_RATE_AFTER: f64 = 0.2;
 
-/// The pipeline holds this many bandwidth-delay products: one keeps the link
-/// busy; the second is room for the rate to grow into (the rate is measured
-/// through the pipeline, so a depth of exactly one could never rise).
-const BDP_FACTOR: f64 = 2.0;
+/// The pipeline holds this many bandwidth-delay products while the peer's
+/// rate is bound by the pipeline (it brought about all the pipeline let it):
+/// one keeps the link busy; the second is room for the rate to grow into (the
+/// rate is measured through the pipeline, so a depth of exactly one could
+/// never rise), so the depth doubles per tick, like a slow start.
+const BDP_RAMP: f64 = 2.0;
+
+/// ...and this many once the peer, not the pipeline, bounds the rate: the
+/// quarter beyond one is slack for a rate that wobbles. Every request beyond
+/// the link's own bandwidth-delay product waits in the peer's queue, where a
+/// seek's first requests wait behind it: at 2x, a round trip's worth
+/// (0.4 s at the WAN rig's farthest peer); at 1.25x, a quarter of that.
+const BDP_STEADY: f64 = 1.25;
+
+/// A peer that brought this share of what its pipeline allowed in a tick is
+/// bound by the pipeline (still ramping).
+pub(super) const RAMP_FILL: f64 = 0.8;
 
 /// Bytes of playback around the playhead that are time-critical (a reader
-/// is about to block on them): at least two pieces.
-const CRITICAL_BYTES: u64 = 2 << 20;
+/// is about to block on them): at least two pieces. Urgent blocks go out
+/// beyond the pipeline depth, so this much waits in the peers' queues after
+/// a seek, ahead of the next seek's requests: 2 MiB cost the WAN rig's
+/// back-to-back seeks 0.1-0.2 s each.
+const CRITICAL_BYTES: u64 = 1 << 20;
 
 /// The readahead is this many seconds at the swarm's measured rate, or
 /// `STREAM_READAHEAD_MB` if more, and at most a quarter of the quota.
@@ -44,12 +60,16 @@ const READAHEAD_SECS: f64 = 30.0;
 /// the first tick that saw its blocks, the bytes since its first block (a
 /// slow peer must not pass for a fast one for a second after it starts).
 fn speed(p: &Peer) -> Speed {
-    let early = p.first_block.and_then(|t| {
-        let s = t.elapsed().as_secs_f64();
-        (s >= EARLY_RATE_AFTER).then(|| p.got.saturating_sub(BLOCK_LEN as u64).max(1) as f64 / s)
-    });
+    let early = early_rate(p);
+    // Not measured yet: at least as long as its oldest request has waited
+    // (a far peer must not pass for a near one while its first blocks are
+    // still on the way: it took a seek's first blocks on the WAN rig).
+    let waited = p
+        .asked
+        .front()
+        .map_or(0.0, |(_, at)| at.elapsed().as_secs_f64());
     Speed {
-        rtt: p.rtt.unwrap_or(UNMEASURED_RTT),
+        rtt: p.rtt.unwrap_or(UNMEASURED_RTT.max(waited)),
         rate: match (p.got_at_tick > 0 && p.rate_in > 0.0, early) {
             (true, _) => p.rate_in,
             (false, Some(r)) => r,
@@ -59,13 +79,59 @@ fn speed(p: &Peer) -> Speed {
     }
 }
 
+/// Logs (debug) the requests for waited pieces: which peer, how long after
+/// the wait, and what the picker expected of it.
+fn trace_requests(
+    traced: &std::collections::HashMap<u32, Instant>,
+    peer: &Peer,
+    blocks: &[BlockRef],
+    now: Instant,
+) {
+    let s = speed(peer);
+    let mut i = 0;
+    while i < blocks.len() {
+        let piece = blocks[i].piece;
+        let n = blocks[i..].iter().take_while(|b| b.piece == piece).count();
+        if let Some(since) = traced.get(&piece) {
+            log::debug!(
+                "[P2P] piece {piece}: {n} block(s) from {} asked at +{} ms ({} queued before; \
+                 rtt {:.0} ms, {:.0} KB/s, first due in {:.0} ms)",
+                peer.addr,
+                now.duration_since(*since).as_millis(),
+                s.queued + i,
+                s.rtt * 1e3,
+                s.rate / 1e3,
+                s.eta(i + 1) * 1e3,
+            );
+        }
+        i += n;
+    }
+}
+
+/// A peer's rate from the bytes since its first block, once that is long
+/// enough ago to mean something.
+fn early_rate(p: &Peer) -> Option<f64> {
+    p.first_block.and_then(|t| {
+        let s = t.elapsed().as_secs_f64();
+        (s >= EARLY_RATE_AFTER).then(|| p.got.saturating_sub(BLOCK_LEN as u64).max(1) as f64 / s)
+    })
+}
+
+/// Whether both a peer's round trip and its rate are measured, not taken
+/// for [`UNMEASURED_RTT`] and [`UNMEASURED_RATE`].
+fn measured(p: &Peer) -> bool {
+    p.rtt.is_some() && ((p.got_at_tick > 0 && p.rate_in > 0.0) || early_rate(p).is_some())
+}
+
 /// Requests to keep outstanding at a peer: its bandwidth-delay product
-/// (rate × measured round trip) times [`BDP_FACTOR`], in blocks, bounded.
-fn depth(p: &Peer) -> usize {
+/// (its recent peak rate × measured round trip) times [`BDP_RAMP`] or
+/// [`BDP_STEADY`], in blocks, bounded.
+pub(super) fn depth(p: &Peer) -> usize {
     match p.rtt {
-        Some(rtt) if p.got > 0 && p.rate_in > 0.0 => {
-            let bdp = p.rate_in * rtt / BLOCK_LEN as f64;
-            ((BDP_FACTOR * bdp).ceil() as usize + PIPELINE_MIN).clamp(PIPELINE_MIN, PIPELINE_MAX)
+        Some(rtt) if p.got > 0 && p.rate_peak > 0.0 => {
+            let bdp = p.rate_peak * rtt / BLOCK_LEN as f64;
+            let factor = if p.ramping { BDP_RAMP } else { BDP_STEADY };
+            ((factor * bdp).ceil() as usize + PIPELINE_MIN).clamp(PIPELINE_MIN, PIPELINE_MAX)
         }
         _ => PIPELINE_START,
     }
@@ -81,13 +147,40 @@ impl Swarm {
         self.refresh_order(&mut st);
         let st = &mut *st;
         let now = Instant::now();
+        // Urgent blocks go to measured peers once there are any: a peer whose
+        // first blocks are still on the way may be 400 ms away (on the WAN
+        // rig a fresh one took a seek's first blocks, taken for 150 ms).
+        // Until one is measured, they all race for the first MiB.
+        let any_measured = st
+            .peers
+            .values()
+            .any(|p| !p.peer_choking && !p.snubbed && measured(p));
+        let racer = |p: &Peer| !p.peer_choking && !p.snubbed && (!any_measured || measured(p));
         // The swarm's best next arrival: urgent blocks go to peers that come close to it.
         let best = st
             .peers
             .values()
-            .filter(|p| !p.peer_choking && !p.snubbed)
+            .filter(|p| racer(p))
             .map(|p| speed(p).eta(1))
             .fold(f64::INFINITY, f64::min);
+        // The other peers urgent blocks may go to, for the deadline order
+        // (none needed while nothing is urgent).
+        let racers: Vec<(Speed, bool, Vec<u8>)> = if st.urgent.is_empty() {
+            Vec::new()
+        } else {
+            st.peers
+                .iter()
+                .filter(|(k, p)| **k != key && racer(p))
+                .map(|(_, p)| (speed(p), p.have_all, p.bits.clone()))
+                .collect()
+        };
+        let others_by = |piece: u32, t: f64| -> usize {
+            racers
+                .iter()
+                .filter(|(_, all, bits)| *all || get_bit(bits, piece))
+                .map(|(s, _, _)| s.within(t))
+                .sum()
+        };
         let peer = st.peers.get_mut(&key).ok_or(Hangup::Unwanted("gone"))?;
         let mut bytes = peer.link.take();
         // Interest follows what it has that we want.
@@ -131,8 +224,9 @@ impl Swarm {
                     has: &allowed,
                     asked: &asked,
                     waited: &waited,
+                    others_by: &others_by,
                     speed: speed(peer),
-                    urgent_within: if peer.snubbed || !unchoked {
+                    urgent_within: if !racer(peer) {
                         0.0
                     } else {
                         best + URGENT_SLACK
@@ -140,9 +234,12 @@ impl Swarm {
                 };
                 let urgent = |p: u32| st.urgent.contains(&p);
                 let blocks = picker.pick(&st.order, &urgent, &asker, room, now);
+                if log::log_enabled!(log::Level::Debug) {
+                    trace_requests(&st.traced, peer, &blocks, now);
+                }
                 let mut claimed = None;
-                if peer.asked.is_empty() {
-                    peer.probe = blocks.first().map(|b| (*b, now));
+                if peer.asked.is_empty() && !blocks.is_empty() {
+                    peer.probe = Some(now);
                 }
                 for b in &blocks {
                     wire::encode(&Message::Request(*b), &mut bytes);
@@ -218,6 +315,13 @@ impl Swarm {
         st.order = picker::wanted(&want, |p| {
             !have.as_ref().is_some_and(|h| h.get(p)) && (!http.contains(&p) || waiting.contains(&p))
         });
+        st.traced.retain(|p, _| waiting.contains(p));
+        for &p in &waiting {
+            if st.traced.len() < super::MAX_TRACED && !st.traced.contains_key(&p) {
+                st.traced.insert(p, Instant::now());
+                log::debug!("[P2P] {ih}: a reader waits on piece {p}");
+            }
+        }
         st.waited = waiting.clone();
         // Time-critical: what readers wait on, and the first pieces at the playhead.
         let mut urgent = waiting;

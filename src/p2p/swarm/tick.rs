@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::{Message, Swarm, CHOKE_EVERY, RATE_EVERY, SNUB_AFTER};
+use super::{Message, Swarm, BLOCK_LEN, CHOKE_EVERY, PEAK_DECAY, RATE_EVERY, SNUB_AFTER};
 
 impl Swarm {
     /// Once a second: rates, snubs, choking, PEX, and the numbers.
@@ -27,12 +27,27 @@ impl Swarm {
                 // A peer's first sample is taken whole: starting from zero
                 // would halve its rate (and its pipeline) for seconds.
                 let got = (peer.got - peer.got_at_tick) as f64 / dt;
+                // Whether it brought about all its pipeline let it (the
+                // depth and the round trip of this interval): still ramping.
+                if let (Some(rtt), false, true) = (peer.rtt, peer.peer_choking, got > 0.0) {
+                    let allowed = super::outgoing::depth(peer) as f64 * BLOCK_LEN as f64 / rtt;
+                    peer.ramping = got >= super::outgoing::RAMP_FILL * allowed;
+                }
                 let sent = (peer.sent - peer.sent_at_tick) as f64 / dt;
                 peer.rate_in = if peer.got_at_tick == 0 {
+                    got
+                } else if peer.peer_choking && got == 0.0 {
+                    // Choked all along: it says nothing of how fast the peer
+                    // sends once it unchokes, which is what the rate is for.
+                    peer.rate_in
+                } else if got > peer.rate_in {
+                    // Bytes delivered are proof: a rise is taken at once (a
+                    // ramping pipeline's rate lagged seconds behind otherwise).
                     got
                 } else {
                     0.6 * peer.rate_in + 0.4 * got
                 };
+                peer.rate_peak = peer.rate_in.max(PEAK_DECAY * peer.rate_peak);
                 peer.rate_out = 0.6 * peer.rate_out + 0.4 * sent;
                 peer.got_at_tick = peer.got;
                 peer.sent_at_tick = peer.sent;
