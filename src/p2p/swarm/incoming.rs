@@ -395,10 +395,20 @@ impl Swarm {
                     self.info_hash
                 );
                 let mut st = self.state();
-                let mut unique = contributors.clone();
-                unique.dedup();
-                let alone = unique.len() == 1;
-                for ip in unique {
+                // A liar banned while this piece was being verified explains the failure: its
+                // blocks were already in it. Striking the honest peers that shared the piece
+                // would ban them too, after a few such pieces, and leave the swarm empty.
+                let liar = contributors.iter().find(|ip| st.blame.is_banned(**ip));
+                if let Some(liar) = liar {
+                    log::debug!(
+                        "[P2P] {}: piece {piece} held blocks from {liar}, already banned; no one else is blamed",
+                        self.info_hash
+                    );
+                }
+                // The picker records each contributor once.
+                let alone = contributors.len() == 1;
+                let suspects = if liar.is_some() { &[][..] } else { &contributors[..] };
+                for &ip in suspects {
                     let strikes = st.blame.strike(ip, if alone { MAX_STRIKES } else { 1 });
                     if strikes >= MAX_STRIKES {
                         log::warn!(
