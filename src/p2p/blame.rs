@@ -102,6 +102,27 @@ impl Blame {
         count
     }
 
+    /// A piece that failed its hash, with the addresses that sent its blocks (each once): returns
+    /// those banned now. One that sent the whole piece alone is banned at once; each of several
+    /// gets a strike, and `max_strikes` of them with no good piece between bans it. When one of
+    /// them is banned already, it explains the failure (its blocks were in the piece before the
+    /// ban) and no one else is blamed: striking the honest peers that shared such pieces would
+    /// ban them too, and a swarm could lose every peer to one liar.
+    pub fn piece_failed(&mut self, contributors: &[IpAddr], max_strikes: u32) -> Vec<IpAddr> {
+        if contributors.iter().any(|ip| self.is_banned(*ip)) {
+            return Vec::new();
+        }
+        let strike = if contributors.len() == 1 { max_strikes } else { 1 };
+        let mut banned = Vec::new();
+        for &ip in contributors {
+            if self.strike(ip, strike) >= max_strikes {
+                self.ban(ip);
+                banned.push(ip);
+            }
+        }
+        banned
+    }
+
     /// A good piece from `ip`: its strikes are forgiven.
     pub fn forgive(&mut self, ip: IpAddr) {
         if let Some(n) = self.nets.get_mut(&Net::of(ip)) {
@@ -183,6 +204,32 @@ mod tests {
         // The newest ban is remembered; the oldest networks were let go.
         let last = IpAddr::V4(Ipv4Addr::from(199_999u32.wrapping_mul(2_654_435_761)));
         assert!(b.is_banned(last));
+    }
+
+    #[test]
+    fn a_liar_alone_is_banned_at_once_and_shared_pieces_strike_each_sender() {
+        let mut b = Blame::default();
+        let (liar, honest, other) = (v4(127, 0, 0, 2), v4(127, 0, 0, 1), v4(127, 0, 0, 3));
+        assert_eq!(b.piece_failed(&[liar], 3), vec![liar]);
+        // Two senders, neither banned: a strike each, a ban at the third.
+        assert!(b.piece_failed(&[honest, other], 3).is_empty());
+        assert!(b.piece_failed(&[other, honest], 3).is_empty());
+        assert_eq!(b.piece_failed(&[honest, other], 3), vec![honest, other]);
+    }
+
+    #[test]
+    fn pieces_that_held_a_banned_liars_blocks_blame_no_one_else() {
+        // The liar is banned while pieces it shared with an honest seeder are still being
+        // verified; they fail one after another, and the seeder must not pay for them.
+        let mut b = Blame::default();
+        let (liar, honest) = (v4(127, 0, 0, 2), v4(127, 0, 0, 1));
+        assert_eq!(b.piece_failed(&[liar], 3), vec![liar]);
+        for _ in 0..10 {
+            assert!(b.piece_failed(&[honest, liar], 3).is_empty());
+            assert!(b.piece_failed(&[liar], 3).is_empty(), "banned once, not again");
+        }
+        assert!(!b.is_banned(honest));
+        assert_eq!(b.strike(honest, 0), 0, "no strike was added");
     }
 
     #[test]

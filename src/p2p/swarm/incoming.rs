@@ -362,9 +362,8 @@ impl Swarm {
     }
 
     /// A complete piece: verified and written by the store, off the loop.
-    /// A hash failure is traced to the addresses that sent its blocks: one
-    /// that sent the whole piece alone is banned at once; one behind
-    /// [`MAX_STRIKES`] failures with no good piece in between is banned too.
+    /// A hash failure is traced to the addresses that sent its blocks
+    /// ([`Blame::piece_failed`](crate::p2p::blame::Blame::piece_failed)).
     async fn store_piece(self: Arc<Swarm>, piece: u32, data: Vec<u8>, contributors: Vec<IpAddr>) {
         let len = data.len() as u64;
         let wait = self.shared.config().piece_wait;
@@ -395,33 +394,13 @@ impl Swarm {
                     self.info_hash
                 );
                 let mut st = self.state();
-                // A liar banned while this piece was being verified explains the failure: its
-                // blocks were already in it. Striking the honest peers that shared the piece
-                // would ban them too, after a few such pieces, and leave the swarm empty.
-                let liar = contributors.iter().find(|ip| st.blame.is_banned(**ip));
-                if let Some(liar) = liar {
-                    log::debug!(
-                        "[P2P] {}: piece {piece} held blocks from {liar}, already banned; no one else is blamed",
-                        self.info_hash
-                    );
-                }
-                // The picker records each contributor once.
-                let alone = contributors.len() == 1;
-                let suspects = if liar.is_some() { &[][..] } else { &contributors[..] };
-                for &ip in suspects {
-                    let strikes = st.blame.strike(ip, if alone { MAX_STRIKES } else { 1 });
-                    if strikes >= MAX_STRIKES {
-                        log::warn!(
-                            "[P2P] {}: banning {ip}: it sent corrupt data",
-                            self.info_hash
-                        );
-                        st.blame.ban(ip);
-                        if let Some(picker) = st.picker.as_mut() {
-                            picker.drop_from(ip);
-                        }
-                        for p in st.peers.values().filter(|p| p.addr.ip() == ip) {
-                            p.link.close();
-                        }
+                for ip in st.blame.piece_failed(&contributors, MAX_STRIKES) {
+                    log::warn!("[P2P] {}: banning {ip}: it sent corrupt data", self.info_hash);
+                    if let Some(picker) = st.picker.as_mut() {
+                        picker.drop_from(ip);
+                    }
+                    for p in st.peers.values().filter(|p| p.addr.ip() == ip) {
+                        p.link.close();
                     }
                 }
                 st.dirty = true;
