@@ -31,17 +31,25 @@ pub fn free_port() -> u16 {
 
 /// Waits until something accepts TCP connections on 127.0.0.1:`port`, or panics naming `what`.
 pub fn wait_listening(port: u16, what: &str, child: &mut Child) {
+    if let Err(why) = try_listening(port, child) {
+        panic!("{what} {why}");
+    }
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port`; says why not when the
+/// process exited first or 20 s passed.
+fn try_listening(port: u16, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return Ok(());
         }
         if let Some(status) = child.try_wait().expect("wait") {
-            panic!("{what} exited ({status}) before listening on port {port}");
+            return Err(format!("exited ({status}) before listening on port {port}"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{what} did not listen on port {port} within 20 s");
+    Err(format!("did not listen on port {port} within 20 s"))
 }
 
 /// A process killed (and reaped) on drop.
@@ -210,9 +218,33 @@ fn start(
 ) -> Process {
     client.require();
     std::fs::create_dir_all(data_dir).expect("create the client's data dir");
+    // free_port's port can be taken by a parallel test before the client binds it; a seeder that
+    // exits before it listens gets a second and a third port, and its log if all fail.
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        let mut p = spawn_client(client, dir, torrent, data_dir, mode, upload_limit);
+        if mode == Mode::Leech {
+            return p;
+        }
+        match try_listening(p.port, &mut p.child) {
+            Ok(()) => return p,
+            Err(why) => failures.push(format!("{} {why}; its log:\n{}", client.name(), p.log_text())),
+        }
+    }
+    panic!("{}", failures.join("\n"));
+}
+
+fn spawn_client(
+    client: Client,
+    dir: &Path,
+    torrent: &Path,
+    data_dir: &Path,
+    mode: Mode,
+    upload_limit: Option<&str>,
+) -> Process {
     let port = free_port();
     let log = dir.join(format!("{}-{port}.log", client.name()));
-    let mut p = match client {
+    match client {
         Client::Libtorrent => Process::spawn(
             "libtorrent",
             Command::new("/usr/bin/python3")
@@ -286,11 +318,7 @@ fn start(
             };
             Process::spawn("aria2c", cmd.arg(torrent), port, log)
         }
-    };
-    if mode == Mode::Seed {
-        wait_listening(port, client.name(), &mut p.child);
     }
-    p
 }
 
 /// Waits until `path` holds exactly `expected` (a leecher finished), or panics with the log.
