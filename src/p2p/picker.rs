@@ -19,8 +19,10 @@
 //! holds it (it gets background pieces). Each asked block remembers when it
 //! is due; an urgent block is asked of a second peer when that peer would
 //! deliver it sooner while a reader is blocked on it, or when the first is
-//! late. Once every wanted block is asked for (the endgame), any block may
-//! be asked twice the same way.
+//! late, or an urgent one overdue (past its due time: its peer was slower
+//! than it was taken for). Once every wanted block is asked for (the
+//! endgame), any block may be asked twice the same way, so the file's last
+//! blocks do not wait on a slow peer while the fast ones idle.
 //!
 //! Pure bookkeeping: no I/O, no clock of its own (callers pass `now`).
 
@@ -50,6 +52,13 @@ const ORDER_SLACK: f64 = 0.03;
 
 /// A block is late once it has been out twice as long as expected plus this.
 const LATE_GRACE: f64 = 0.2;
+
+/// Seconds past its due time after which an urgent block is overdue and may be
+/// asked of a second peer: its due time came from what its peer was taken
+/// for when asked, and a peer not measured yet (taken for 1 MB/s) may be a
+/// 400 KB/s one. On the WAN rig the slowest seeder held the first MiB's last
+/// eight blocks 0.3 s past their due times, with faster peers idle.
+const OVERDUE_GRACE: f64 = 0.05;
 
 /// An urgent piece that no peer in time could take for this long (only slow
 /// peers have it) goes to any peer that has it.
@@ -382,11 +391,14 @@ impl Picker {
                 };
                 let mine = now + secs(peer.speed.eta(n + 1));
                 let expected = due.saturating_duration_since(at).as_secs_f64();
-                let late =
-                    now.saturating_duration_since(at).as_secs_f64() > 2.0 * expected + LATE_GRACE;
-                // Sooner only counts where a reader is blocked: elsewhere a
+                let late = now.saturating_duration_since(at).as_secs_f64()
+                    > 2.0 * expected + LATE_GRACE
+                    || (is_urgent && now > due + secs(OVERDUE_GRACE));
+                // Sooner only counts where a reader is blocked, or in the
+                // endgame, where this peer would otherwise idle: elsewhere a
                 // copy would mostly waste a slower peer's work.
-                let sooner = (peer.waited)(piece) && mine + secs(DUPLICATE_MARGIN) < due;
+                let sooner =
+                    ((peer.waited)(piece) || endgame) && mine + secs(DUPLICATE_MARGIN) < due;
                 let block = self.block(piece, i);
                 if peers < MAX_ASKED
                     && (sooner || late)

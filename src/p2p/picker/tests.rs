@@ -420,3 +420,40 @@ fn a_seeks_blocks_go_in_order_to_the_peers_that_bring_them_first() {
     );
     assert_eq!(first.len() + second.len(), 16, "{second:?}");
 }
+
+#[test]
+fn an_overdue_urgent_block_is_asked_of_a_second_peer_before_it_is_late() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let t0 = Instant::now();
+    // Taken for a fast peer (due in ~57 ms), it turns out slower: nothing by 60 ms past due.
+    let first = p.pick(&[3], &|p| p == 3, &asker(1, &all, &none, true), 100, t0);
+    assert_eq!(first.len(), 4);
+    // Not yet overdue: no copy (nobody waits on piece 3, so 'sooner' does not apply).
+    let early = t0 + Duration::from_millis(60);
+    assert!(p
+        .pick(&[3], &|p| p == 3, &asker(2, &all, &none, true), 100, early)
+        .is_empty());
+    // Overdue (past due + 50 ms) though far from late (2x expected + 0.2 s = 0.3 s).
+    let overdue = t0 + Duration::from_millis(150);
+    let dup = p.pick(&[3], &|p| p == 3, &asker(2, &all, &none, true), 100, overdue);
+    assert_eq!(dup, first);
+}
+
+#[test]
+fn in_the_endgame_an_idle_fast_peer_copies_what_a_slow_one_holds() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let t0 = Instant::now();
+    // The last piece went to a slow peer (1.6 s a block): background, nobody waits.
+    let slow = p.pick(&[2, 3], &|_| false, &at_speed(&all, &none, 1e4, 0, 0.0), 4, t0);
+    assert!(slow.iter().all(|b| b.piece == 2) && slow.len() == 4, "{slow:?}");
+    // While there is fresh work (piece 3), a fast peer takes that and copies nothing.
+    let fresh = p.pick(&[2, 3], &|_| false, &asker(2, &all, &none, true), 4, t0);
+    assert!(fresh.iter().all(|b| b.piece == 3) && fresh.len() == 4, "{fresh:?}");
+    // Everything is asked for: a third, fast peer brings piece 2 long before the slow one would.
+    let dup = p.pick(&[2, 3], &|_| false, &asker(3, &all, &none, true), 4, t0);
+    assert_eq!(dup, slow);
+}
