@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use event_listener::Event;
+use futures_lite::io::BufReader;
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::net::TcpStream;
 
@@ -50,11 +51,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Control messages queued for a peer beyond this mean it does not read them.
 const MAX_OUTBOX: usize = 256 * 1024;
 
-/// The read buffer per connection: room for four 16 KiB blocks, so that one
-/// read takes several from a fast peer, and a block cut by the buffer's end
-/// is moved to the front about once in three (see [`read_frames`]). It is
-/// also the only buffer a message needs: 40 peers cost 2.6 MB.
-const READ_BUFFER: usize = 64 * 1024;
+/// The read buffer per connection: a few blocks, so a 16 KiB block arrives
+/// in one or two reads. 40 peers cost 1.3 MB.
+const READ_BUFFER: usize = 32 * 1024;
 
 /// Why a connection ends; logged at debug, and a ban for protocol abuse.
 #[derive(Debug)]
@@ -447,83 +446,43 @@ async fn read_messages(
     stream: Box<dyn AsyncRead + Send + Unpin>,
     heard: impl Fn(bool),
 ) -> Hangup {
-    let on_frame = |frame: &[u8]| {
-        let msg = match wire::parse_message(frame) {
-            Ok(Some((msg, _))) => msg,
-            Ok(None) => return Err(Hangup::Protocol("a truncated message".into())),
-            Err(e) => return Err(e.into()),
-        };
-        swarm.clone().on_message(key, msg)
-    };
-    read_frames(stream, on_frame, heard).await
-}
-
-/// Reads framed messages into one buffer and hands each complete frame
-/// (prefix included) to `on_frame` where it lies, until the stream ends or
-/// `on_frame` refuses one. `heard(mid_message)` is called when a message
-/// completes and when one begins: the watchdog's clock.
-///
-/// # Why in place
-/// A 16 KiB block went from the socket into a `BufReader`, from there into
-/// a message buffer, and from there into its piece: two copies in user space
-/// before the piece's own. Here a read fills the free end of the buffer with
-/// whatever the socket holds (several blocks, on a fast peer) and every
-/// complete frame in it is parsed where it is; only the start of a frame cut
-/// by the buffer's end is moved to the front, once the frame no longer fits
-/// behind it. One read then carries several blocks, and the swarm hears of
-/// them without a wake-up between them, so the writer is woken once for
-/// them all. A frame longer than [`READ_BUFFER`] (a bitfield of a torrent of
-/// many pieces) grows the buffer for itself, and it shrinks back after.
-async fn read_frames(
-    mut stream: impl AsyncRead + Unpin,
-    mut on_frame: impl FnMut(&[u8]) -> Result<(), Hangup>,
-    heard: impl Fn(bool),
-) -> Hangup {
-    let mut buf = vec![0u8; READ_BUFFER];
-    // The bytes read and not yet handed out.
-    let (mut start, mut end) = (0, 0);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, stream);
+    let mut body = Vec::new();
     loop {
-        let pending = start < end;
-        let mut completed = false;
-        // The length of the frame at `start`, once its prefix is in.
-        let mut need = 4;
-        while let Some(total) = match wire::message_len(&buf[start..end]) {
-            Ok(total) => total,
+        let mut prefix = [0u8; 4];
+        if let Err(e) = reader.read_exact(&mut prefix).await {
+            return Hangup::Io(e);
+        }
+        heard(true);
+        let len = u32::from_be_bytes(prefix) as usize;
+        if len > wire::MAX_MESSAGE_LEN {
+            // Refused before buffering: a peer cannot make us hold more than this.
+            return Hangup::Protocol(format!(
+                "a message of {len} bytes (at most {})",
+                wire::MAX_MESSAGE_LEN
+            ));
+        }
+        // Grown (and zeroed) only past the longest message so far, not cleared
+        // and zeroed again for every 16 KiB block.
+        if body.len() < 4 + len {
+            body.resize(4 + len, 0);
+        }
+        body[..4].copy_from_slice(&prefix);
+        if let Err(e) = reader.read_exact(&mut body[4..4 + len]).await {
+            return Hangup::Io(e);
+        }
+        heard(false);
+        let msg = match wire::parse_message(&body[..4 + len]) {
+            Ok(Some((msg, _))) => msg,
+            Ok(None) => return Hangup::Protocol("a truncated message".into()),
             Err(e) => return e.into(),
-        } {
-            need = total;
-            if end - start < total {
-                break;
-            }
-            if let Err(e) = on_frame(&buf[start..start + total]) {
-                return e;
-            }
-            (start, need, completed) = (start + total, 4, true);
+        };
+        if let Err(e) = swarm.clone().on_message(key, msg) {
+            return e;
         }
-        if completed || (!pending && start < end) {
-            heard(start < end);
-        }
-        if start == end {
-            (start, end) = (0, 0);
-        }
-        let oversized = buf.len() > READ_BUFFER && need <= READ_BUFFER;
-        if start + need > buf.len() || oversized {
-            // No room behind the frame under way: move it to the front, in a
-            // buffer of its size if it is longer than the usual one. After
-            // one that was, the buffer goes back to its usual size.
-            if need > buf.len() || buf.len() > READ_BUFFER {
-                let mut fresh = vec![0u8; need.max(READ_BUFFER)];
-                fresh[..end - start].copy_from_slice(&buf[start..end]);
-                buf = fresh;
-            } else {
-                buf.copy_within(start..end, 0);
-            }
-            (start, end) = (0, end - start);
-        }
-        match stream.read(&mut buf[end..]).await {
-            Ok(0) => return Hangup::Io(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => end += n,
-            Err(e) => return Hangup::Io(e),
+        // One large bitfield must not pin its buffer for the connection's life.
+        if body.capacity() > 2 * READ_BUFFER {
+            body = Vec::new();
         }
     }
 }
@@ -593,114 +552,5 @@ async fn write_loop(
             },
         )
         .await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::io;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    use super::*;
-
-    /// Hands out `bytes` in reads of the sizes in `chunks`, in turn: frames
-    /// cut anywhere, several in one read, or one byte at a time.
-    struct Chunked {
-        bytes: Vec<u8>,
-        at: usize,
-        chunks: Vec<usize>,
-        turn: usize,
-    }
-
-    impl AsyncRead for Chunked {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &mut [u8],
-        ) -> Poll<io::Result<usize>> {
-            let me = &mut *self;
-            let chunk = me.chunks[me.turn % me.chunks.len()];
-            me.turn += 1;
-            let n = chunk.min(buf.len()).min(me.bytes.len() - me.at);
-            buf[..n].copy_from_slice(&me.bytes[me.at..me.at + n]);
-            me.at += n;
-            Poll::Ready(Ok(n))
-        }
-    }
-
-    fn frames_of(bytes: Vec<u8>, chunks: Vec<usize>) -> (Vec<Vec<u8>>, Hangup) {
-        let stream = Chunked {
-            bytes,
-            at: 0,
-            chunks,
-            turn: 0,
-        };
-        let mut frames = Vec::new();
-        let why = future::block_on(read_frames(
-            stream,
-            |frame| {
-                frames.push(frame.to_vec());
-                Ok(())
-            },
-            |_| {},
-        ));
-        (frames, why)
-    }
-
-    #[test]
-    fn frames_come_out_whole_and_in_order_however_the_reads_cut_them() {
-        let data: Vec<Vec<u8>> = (0..9u8)
-            .map(|i| (0..wire::BLOCK_LEN).map(|b| (b as u8) ^ i).collect())
-            .collect();
-        // A bitfield of a torrent of 800,000 pieces: longer than the buffer.
-        let bitfield = vec![0xa5u8; 100_000];
-        let mut msgs = Vec::new();
-        for (i, d) in data.iter().enumerate() {
-            msgs.push(Message::Piece {
-                piece: i as u32,
-                offset: 16 * 1024,
-                data: d,
-            });
-            if i == 3 {
-                msgs.push(Message::KeepAlive);
-                msgs.push(Message::Bitfield(&bitfield));
-                msgs.push(Message::Have(7));
-            }
-        }
-        let want: Vec<Vec<u8>> = msgs
-            .iter()
-            .map(|m| {
-                let mut out = Vec::new();
-                wire::encode(m, &mut out);
-                out
-            })
-            .collect();
-        let bytes = want.concat();
-        for chunks in [
-            vec![usize::MAX],
-            vec![1],
-            vec![3, 16 * 1024 + 13, 7, 70_000, 5000],
-            vec![64 * 1024],
-            vec![16 * 1024 + 12, 2],
-        ] {
-            let (got, why) = frames_of(bytes.clone(), chunks.clone());
-            assert!(got == want, "reads of {chunks:?}: {} frames", got.len());
-            assert!(
-                matches!(&why, Hangup::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof),
-                "{why}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_frame_longer_than_the_limit_ends_the_connection_before_its_body() {
-        let mut bytes = Vec::new();
-        wire::encode(&Message::Have(1), &mut bytes);
-        bytes.extend_from_slice(&(wire::MAX_MESSAGE_LEN as u32 + 1).to_be_bytes());
-        bytes.extend_from_slice(&[0; 100]);
-        let (got, why) = frames_of(bytes, vec![usize::MAX]);
-        assert_eq!(got.len(), 1, "only the Have");
-        assert!(matches!(why, Hangup::Protocol(_)), "{why}");
     }
 }
