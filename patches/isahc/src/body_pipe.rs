@@ -76,7 +76,11 @@ impl PipeWriter {
     /// whole write or a pause): `Pending` while the pipe is full, waking
     /// `cx` once the reader has made room. `BrokenPipe` once the reader is
     /// gone.
-    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let mut st = lock(&self.shared);
         if st.reader_closed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
@@ -129,7 +133,11 @@ pub(crate) struct PipeReader {
 }
 
 impl AsyncRead for PipeReader {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if out.is_empty() {
             return Poll::Ready(Ok(0));
@@ -184,7 +192,7 @@ impl Drop for PipeReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_lite::{future, AsyncReadExt};
+    use futures_lite::{AsyncReadExt, future};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
 
@@ -202,14 +210,26 @@ mod tests {
         let waker = Waker::from(wakes.clone());
         let mut cx = Context::from_waker(&waker);
         let mut out = vec![0u8; 1 << 20];
-        assert!(Pin::new(&mut reader).poll_read(&mut cx, &mut out).is_pending());
+        assert!(
+            Pin::new(&mut reader)
+                .poll_read(&mut cx, &mut out)
+                .is_pending()
+        );
         let chunk = [7u8; 16 * 1024];
         for _ in 0..WAKE_AT / chunk.len() - 1 {
             assert!(writer.poll_write(&mut cx, &chunk).is_ready());
         }
-        assert_eq!(wakes.0.load(Ordering::Relaxed), 0, "no wake before {WAKE_AT} bytes");
+        assert_eq!(
+            wakes.0.load(Ordering::Relaxed),
+            0,
+            "no wake before {WAKE_AT} bytes"
+        );
         assert!(writer.poll_write(&mut cx, &chunk).is_ready());
-        assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "one wake at {WAKE_AT} bytes");
+        assert_eq!(
+            wakes.0.load(Ordering::Relaxed),
+            1,
+            "one wake at {WAKE_AT} bytes"
+        );
         match Pin::new(&mut reader).poll_read(&mut cx, &mut out) {
             Poll::Ready(Ok(n)) => assert_eq!(n, WAKE_AT),
             other => panic!("{other:?}"),
@@ -230,7 +250,10 @@ mod tests {
         assert!(written <= CAPACITY);
         let mut got = vec![0u8; written];
         future::block_on(reader.read_exact(&mut got)).unwrap();
-        assert!(wakes.0.load(Ordering::Relaxed) >= 1, "the paused writer was woken");
+        assert!(
+            wakes.0.load(Ordering::Relaxed) >= 1,
+            "the paused writer was woken"
+        );
         assert!(writer.poll_write(&mut cx, &chunk).is_ready());
     }
 
