@@ -33,9 +33,10 @@ const MAX_REDIRECTS: u32 = 5;
 /// a body's pipe carries. At curl's default of 16 KiB the pipe (four writes
 /// deep) was full whenever the tier's reader lagged, so every 16 KiB cost a
 /// pause, a wake-up of the agent thread and a resume: context switches were
-/// the largest item of the tier's profile. 128 KiB makes them an eighth; the
-/// memory is this per connection in curl plus at most four times it in each
-/// body's pipe, about 2.5 MiB at `HTTP_CONNECTIONS=4`.
+/// the largest item of the tier's profile. 128 KiB makes them an eighth. The
+/// memory is this per connection in curl, plus each body's pipe
+/// (patches/isahc/src/body_pipe.rs): up to 512 KiB buffered and as much again
+/// being read, about 5 MiB at `HTTP_CONNECTIONS=4` at most.
 const RECEIVE_BUFFER: usize = 128 * 1024;
 
 /// A handle on the shared HTTP agent.
