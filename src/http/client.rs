@@ -7,8 +7,8 @@
 //! # Implementation
 //! isahc runs libcurl on its own agent thread; `HttpClient` is a handle to it,
 //! so cloning a [`Client`] shares the agent and its connection pool. Stalls
-//! are caught by a timer around each wait (the headers, then every read),
-//! not by curl's low-speed limit: a reader that stops reading because its
+//! are caught by a timer around each wait (the headers, then every read of
+//! the body, by one [`StallClock`] per body), not by curl's low-speed limit: a reader that stops reading because its
 //! piece channel is full must not look like a stalled server.
 //!
 //! HTTPS: libcurl is built with rustls (see Cargo.toml), which trusts only the
@@ -16,7 +16,7 @@
 //! (`SSL_CERT_FILE`, then Debian's and other distributions' usual paths), once
 //! per agent; with none found, every https:// request fails verification.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::{future, AsyncRead, AsyncReadExt};
@@ -33,9 +33,10 @@ const MAX_REDIRECTS: u32 = 5;
 /// a body's pipe carries. At curl's default of 16 KiB the pipe (four writes
 /// deep) was full whenever the tier's reader lagged, so every 16 KiB cost a
 /// pause, a wake-up of the agent thread and a resume: context switches were
-/// the largest item of the tier's profile. 128 KiB makes them an eighth; the
-/// memory is this per connection in curl plus at most four times it in each
-/// body's pipe, about 2.5 MiB at `HTTP_CONNECTIONS=4`.
+/// the largest item of the tier's profile. 128 KiB makes them an eighth. The
+/// memory is this per connection in curl, plus each body's pipe
+/// (patches/isahc/src/body_pipe.rs): up to 512 KiB buffered and as much again
+/// being read, about 5 MiB at `HTTP_CONNECTIONS=4` at most.
 const RECEIVE_BUFFER: usize = 128 * 1024;
 
 /// A handle on the shared HTTP agent.
@@ -139,13 +140,14 @@ impl Client {
         })?;
         let mut bytes = Vec::new();
         let mut buf = [0u8; 16 * 1024];
+        let mut clock = StallClock::new(self.timeout);
         loop {
             // One byte past the cap proves the body too large without reading the rest.
             let room = (cap + 1 - bytes.len()).min(buf.len());
             if room == 0 {
                 return Err(SmallGetError::TooLarge { cap });
             }
-            match read_some(response.body_mut(), &mut buf[..room], self.timeout).await {
+            match clock.read(response.body_mut(), &mut buf[..room]).await {
                 Ok(0) => return Ok((response.status().as_u16(), bytes)),
                 Ok(n) => bytes.extend_from_slice(&buf[..n]),
                 Err(None) => return Err(SmallGetError::Stalled(self.timeout)),
@@ -167,24 +169,59 @@ pub(super) async fn within<T>(
     .await
 }
 
-/// One read into `buf`: `Ok(0)` at the end of the body, `Err(None)` on a
-/// stall, `Err(Some(reason))` on a transport error.
-pub(super) async fn read_some(
-    body: &mut (impl AsyncRead + Unpin),
-    buf: &mut [u8],
+/// A body's stall deadline: every wait for its bytes may last `timeout`,
+/// measured by one timer for the whole body instead of one per read.
+///
+/// # Why
+/// async-io wakes the thread in the reactor each time a timer is armed (so
+/// that it sees the new deadline). A fresh timer per wait cost the HTTP tier
+/// one such wake-up, with its context switches, per chunk curl hands over:
+/// the executor threads made about two eventfd writes per 128 KiB of body.
+/// Here the timer is armed once, at the first wait's deadline, and moved
+/// only when it goes off early (the wait it was set for ended, a later one
+/// still runs): at most once per `timeout` of reading. A wait's deadline is
+/// never earlier than the timer's, since waits come one after another.
+pub(super) struct StallClock {
+    timer: Timer,
     timeout: Duration,
-) -> Result<usize, Option<String>> {
-    // A body read mostly finds bytes waiting: try once before arming the
-    // timer, which costs a trip through the reactor's timer queue each time
-    // (one per 16 KiB curl hands over, in the HTTP tier's profile).
-    let mut read = body.read(buf);
-    let done = match future::poll_once(&mut read).await {
-        Some(done) => Some(done),
-        None => within(timeout, read).await,
-    };
-    match done {
-        None => Err(None),
-        Some(Ok(n)) => Ok(n),
-        Some(Err(e)) => Err(Some(e.to_string())),
+}
+
+impl StallClock {
+    pub(super) fn new(timeout: Duration) -> StallClock {
+        StallClock {
+            timer: Timer::after(timeout),
+            timeout,
+        }
+    }
+
+    /// One read into `buf`: `Ok(0)` at the end of the body, `Err(None)` when
+    /// no byte came for `timeout`, `Err(Some(reason))` on a transport error.
+    pub(super) async fn read(
+        &mut self,
+        body: &mut (impl AsyncRead + Unpin),
+        buf: &mut [u8],
+    ) -> Result<usize, Option<String>> {
+        // A body read mostly finds bytes waiting: no clock for those.
+        let mut read = body.read(buf);
+        let done = match future::poll_once(&mut read).await {
+            Some(done) => done,
+            None => {
+                let deadline = Instant::now() + self.timeout;
+                loop {
+                    let timer = &mut self.timer;
+                    let step = future::or(async { Some((&mut read).await) }, async {
+                        timer.await;
+                        None
+                    })
+                    .await;
+                    match step {
+                        Some(done) => break done,
+                        None if Instant::now() >= deadline => return Err(None),
+                        None => self.timer.set_at(deadline),
+                    }
+                }
+            }
+        };
+        done.map_err(|e| Some(e.to_string()))
     }
 }

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use smol::channel::Sender;
 
-use super::client::{read_some, Client, SendError};
+use super::client::{Client, SendError, StallClock};
 use super::error::SourceError;
 use super::retry_after::retry_after;
 use super::source::Source;
@@ -130,6 +130,7 @@ async fn fetch_span(
 
     let body = response.body_mut();
     let (mut skipped, mut got) = (0u64, 0u64);
+    let mut clock = StallClock::new(client.timeout);
     while got < span.length {
         let want = if skipped < skip {
             skip - skipped
@@ -140,7 +141,7 @@ async fn fetch_span(
         // piece's free room too, and are not counted into it.
         let room = pieces_out.room();
         let want = want.min(room.len() as u64) as usize;
-        match read_some(body, &mut room[..want], client.timeout).await {
+        match clock.read(body, &mut room[..want]).await {
             Ok(n) if n > 0 && skipped < skip => skipped += n as u64,
             Ok(n) if n > 0 => {
                 pieces_out.filled(n, url).await?;

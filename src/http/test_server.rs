@@ -22,6 +22,8 @@ pub enum Reply {
     Bytes(Vec<u8>),
     /// Write these bytes, wait, then close: a stalled body.
     Stall(Vec<u8>, Duration),
+    /// Write the head, then the body a byte at a time, waiting between bytes.
+    Trickle(Vec<u8>, Vec<u8>, Duration),
 }
 
 pub struct Server {
@@ -56,6 +58,14 @@ impl Server {
                         let _ = stream.write_all(&bytes);
                         let _ = stream.flush();
                         thread::sleep(wait);
+                    }
+                    Reply::Trickle(head, body, gap) => {
+                        let _ = stream.write_all(&head);
+                        for byte in body {
+                            let _ = stream.flush();
+                            thread::sleep(gap);
+                            let _ = stream.write_all(&[byte]);
+                        }
                     }
                 }
             }

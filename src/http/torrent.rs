@@ -6,7 +6,7 @@
 //! asked for. Must never return anything else: public caches answer with
 //! HTML error pages, captchas and the occasional wrong torrent.
 
-use super::client::{read_some, Client, SendError};
+use super::client::{Client, SendError, StallClock};
 use super::error::{TorrentFetchError, TorrentProblem};
 use crate::format::metainfo::Metainfo;
 use crate::format::template::Template;
@@ -82,12 +82,13 @@ async fn fetch_one(client: &Client, url: &str) -> Result<(Metainfo, Vec<u8>), To
     let mut bytes = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     let body = response.body_mut();
+    let mut clock = StallClock::new(client.timeout);
     loop {
         let room = (cap + 1 - bytes.len() as u64).min(buf.len() as u64) as usize;
         if room == 0 {
             return Err(TorrentProblem::TooLarge { cap });
         }
-        match read_some(body, &mut buf[..room], client.timeout).await {
+        match clock.read(body, &mut buf[..room]).await {
             Ok(0) => break,
             Ok(n) => bytes.extend_from_slice(&buf[..n]),
             Err(None) => return Err(stalled()),

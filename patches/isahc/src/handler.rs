@@ -11,9 +11,9 @@ use crate::{
 use async_channel::Sender;
 use curl::easy::{InfoType, ReadError, SeekResult, WriteError};
 use curl_sys::CURL;
-use futures_lite::io::{AsyncRead, AsyncWrite};
+use futures_lite::io::AsyncRead;
 use http::Response;
-use sluice::pipe;
+use crate::body_pipe as pipe;
 use std::{
     ascii,
     ffi::CStr,
@@ -532,7 +532,7 @@ impl curl::easy::Handler for RequestHandler {
         if let Some(waker) = self.response_body_waker.as_ref() {
             let mut context = Context::from_waker(waker);
 
-            match Pin::new(&mut self.response_body_writer).poll_write(&mut context, data) {
+            match self.response_body_writer.poll_write(&mut context, data) {
                 Poll::Pending => Err(WriteError::Pause),
                 Poll::Ready(Ok(len)) => Ok(len),
                 Poll::Ready(Err(e)) => {

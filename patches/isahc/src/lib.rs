@@ -246,6 +246,7 @@ pub mod cookies;
 
 mod agent;
 mod body;
+mod body_pipe;
 mod client;
 mod default_headers;
 mod handler;

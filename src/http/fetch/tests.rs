@@ -324,6 +324,27 @@ fn a_silent_body_is_cut_as_stalled() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
+/// The stall timeout bounds each wait for a byte, not the body: a body that
+/// keeps moving, however slowly, is read to its end. (isahc's body pipe wakes
+/// a reader only once it holds what was asked for; the stall clock's wake-up
+/// must still find the few bytes that came.)
+#[test]
+fn a_slow_body_that_keeps_moving_is_not_a_stall() {
+    let f = fixture();
+    let a = f.files[0].1.clone();
+    let server = Server::start(move |_, _| {
+        let head = b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n\
+            Content-Range: bytes 0-9/10\r\n\r\n"
+            .to_vec();
+        Reply::Trickle(head, a.clone(), Duration::from_millis(100))
+    });
+    // Ten bytes 100 ms apart: the body takes three timeouts, no wait takes one.
+    let client = Client::new(Duration::from_millis(300), 1024).unwrap();
+    let (result, pieces) = run(&client, &f.source(&server), &f.meta, 0..1);
+    result.unwrap();
+    assert_eq!(pieces, [(0, f.piece(0))]);
+}
+
 #[test]
 fn content_range_must_match_exactly() {
     assert!(content_range_matches(Some("bytes 0-9/10"), 0, 9));
