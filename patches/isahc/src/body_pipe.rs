@@ -187,8 +187,8 @@ impl Drop for PipeReader {
 }
 
 // isahc's own test target needs the dev-dependencies this copy drops; these
-// tests run by copying the file into a crate of its own as its lib.rs, with
-// futures-lite 2 as the one dependency, and `cargo test` there.
+// tests run in streme's unit tests instead, which compile this file again as
+// `http::isahc_body_pipe` (`cargo test --release --lib isahc_body_pipe`).
 #[cfg(test)]
 mod tests {
     use super::*;
