@@ -10,8 +10,8 @@
 //! The free space is a sample, taken in the store's blocking sections (open,
 //! after each segment write, each eviction and each flush), stored with what
 //! the cache was charged at that moment. Between samples the ceiling is
-//! `free_then + charged_then - reserve`: what the cache may hold in total. It
-//! moves as other programs fill or free the disk. The sample can be stale or
+//! `min(free_then + charged_then, total) - reserve`: what the cache may hold
+//! in total. It moves as other programs fill or free the disk. The sample can be stale or
 //! the charge can run ahead of the real bytes (reservations not yet written),
 //! so an ENOSPC can still happen; the write path answers it by taking a new
 //! sample, evicting, and trying again.
@@ -77,10 +77,15 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// What the cache may hold in total according to this sample.
+    /// What the cache may hold in total according to this sample, and never
+    /// more than the whole file system less the reserve: the charge runs
+    /// ahead of the bytes on disk (reservations not yet written, holes in a
+    /// segment written out of order), and those bytes are in `free` too.
     pub fn limit(&self) -> u64 {
+        let reserve = reserve_for(self.sample.total);
         (self.sample.free.saturating_add(self.charged_then))
-            .saturating_sub(reserve_for(self.sample.total))
+            .min(self.sample.total)
+            .saturating_sub(reserve)
     }
 }
 
@@ -128,6 +133,20 @@ mod tests {
             charged_then: 20 << 20,
         };
         assert_eq!(disk.limit(), 19 << 20, "eviction must free the reserve");
+    }
+
+    #[test]
+    fn a_charge_ahead_of_the_disk_never_lifts_the_ceiling_above_the_disk() {
+        // Sampled while 3 MiB were charged but not written yet: they are
+        // still free on the disk, so free + charged counts them twice.
+        let disk = Disk {
+            sample: Sample {
+                free: 10 << 20,
+                total: 40 << 20,
+            },
+            charged_then: 33 << 20,
+        };
+        assert_eq!(disk.limit(), 39 << 20, "40 MiB less the 1 MiB reserve");
     }
 
     #[test]
