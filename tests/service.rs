@@ -204,7 +204,10 @@ fn notify_socket_gets_ready_after_listening_then_status_and_watchdog_at_half_the
     imported_file(&dir, &env, 3 * 1024 * 1024);
     let env = env_with(
         env,
-        &[("NOTIFY_SOCKET", &notify.name), ("WATCHDOG_USEC", "2000000")],
+        &[
+            ("NOTIFY_SOCKET", &notify.name),
+            ("WATCHDOG_USEC", "2000000"),
+        ],
     );
     let started = Instant::now();
     let service = Service::start(&env);

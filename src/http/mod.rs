@@ -14,17 +14,17 @@
 mod client;
 mod error;
 mod fetch;
-mod retry_after;
-mod source;
-mod span;
-#[cfg(test)]
-mod test_server;
 /// The response-body pipe of streme's isahc patch, compiled again here for its unit tests only:
 /// the patched crate has no dev-dependencies, so `cargo test` cannot build its own tests.
 #[cfg(test)]
 #[allow(dead_code)]
 #[path = "../../patches/isahc/src/body_pipe.rs"]
 mod isahc_body_pipe;
+mod retry_after;
+mod source;
+mod span;
+#[cfg(test)]
+mod test_server;
 mod torrent;
 
 pub use crate::format::template::{encode_segment, Placeholder, Template, TemplateError};

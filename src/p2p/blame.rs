@@ -112,7 +112,11 @@ impl Blame {
         if contributors.iter().any(|ip| self.is_banned(*ip)) {
             return Vec::new();
         }
-        let strike = if contributors.len() == 1 { max_strikes } else { 1 };
+        let strike = if contributors.len() == 1 {
+            max_strikes
+        } else {
+            1
+        };
         let mut banned = Vec::new();
         for &ip in contributors {
             if self.strike(ip, strike) >= max_strikes {
@@ -226,7 +230,10 @@ mod tests {
         assert_eq!(b.piece_failed(&[liar], 3), vec![liar]);
         for _ in 0..10 {
             assert!(b.piece_failed(&[honest, liar], 3).is_empty());
-            assert!(b.piece_failed(&[liar], 3).is_empty(), "banned once, not again");
+            assert!(
+                b.piece_failed(&[liar], 3).is_empty(),
+                "banned once, not again"
+            );
         }
         assert!(!b.is_banned(honest));
         assert_eq!(b.strike(honest, 0), 0, "no strike was added");

@@ -228,7 +228,11 @@ fn start(
         }
         match try_listening(p.port, &mut p.child) {
             Ok(()) => return p,
-            Err(why) => failures.push(format!("{} {why}; its log:\n{}", client.name(), p.log_text())),
+            Err(why) => failures.push(format!(
+                "{} {why}; its log:\n{}",
+                client.name(),
+                p.log_text()
+            )),
         }
     }
     panic!("{}", failures.join("\n"));

@@ -192,7 +192,7 @@ impl Drop for PipeReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_lite::{AsyncReadExt, future};
+    use futures_lite::{future, AsyncReadExt};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
 
@@ -210,11 +210,9 @@ mod tests {
         let waker = Waker::from(wakes.clone());
         let mut cx = Context::from_waker(&waker);
         let mut out = vec![0u8; 1 << 20];
-        assert!(
-            Pin::new(&mut reader)
-                .poll_read(&mut cx, &mut out)
-                .is_pending()
-        );
+        assert!(Pin::new(&mut reader)
+            .poll_read(&mut cx, &mut out)
+            .is_pending());
         let chunk = [7u8; 16 * 1024];
         for _ in 0..WAKE_AT / chunk.len() - 1 {
             assert!(writer.poll_write(&mut cx, &chunk).is_ready());

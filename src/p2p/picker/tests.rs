@@ -437,7 +437,13 @@ fn an_overdue_urgent_block_is_asked_of_a_second_peer_before_it_is_late() {
         .is_empty());
     // Overdue (past due + 50 ms) though far from late (2x expected + 0.2 s = 0.3 s).
     let overdue = t0 + Duration::from_millis(150);
-    let dup = p.pick(&[3], &|p| p == 3, &asker(2, &all, &none, true), 100, overdue);
+    let dup = p.pick(
+        &[3],
+        &|p| p == 3,
+        &asker(2, &all, &none, true),
+        100,
+        overdue,
+    );
     assert_eq!(dup, first);
 }
 
@@ -448,11 +454,23 @@ fn in_the_endgame_an_idle_fast_peer_copies_what_a_slow_one_holds() {
     let none = |_: &BlockRef| false;
     let t0 = Instant::now();
     // The last piece went to a slow peer (1.6 s a block): background, nobody waits.
-    let slow = p.pick(&[2, 3], &|_| false, &at_speed(&all, &none, 1e4, 0, 0.0), 4, t0);
-    assert!(slow.iter().all(|b| b.piece == 2) && slow.len() == 4, "{slow:?}");
+    let slow = p.pick(
+        &[2, 3],
+        &|_| false,
+        &at_speed(&all, &none, 1e4, 0, 0.0),
+        4,
+        t0,
+    );
+    assert!(
+        slow.iter().all(|b| b.piece == 2) && slow.len() == 4,
+        "{slow:?}"
+    );
     // While there is fresh work (piece 3), a fast peer takes that and copies nothing.
     let fresh = p.pick(&[2, 3], &|_| false, &asker(2, &all, &none, true), 4, t0);
-    assert!(fresh.iter().all(|b| b.piece == 3) && fresh.len() == 4, "{fresh:?}");
+    assert!(
+        fresh.iter().all(|b| b.piece == 3) && fresh.len() == 4,
+        "{fresh:?}"
+    );
     // Everything is asked for: a third, fast peer brings piece 2 long before the slow one would.
     let dup = p.pick(&[2, 3], &|_| false, &asker(3, &all, &none, true), 4, t0);
     assert_eq!(dup, slow);

@@ -395,7 +395,10 @@ impl Swarm {
                 );
                 let mut st = self.state();
                 for ip in st.blame.piece_failed(&contributors, MAX_STRIKES) {
-                    log::warn!("[P2P] {}: banning {ip}: it sent corrupt data", self.info_hash);
+                    log::warn!(
+                        "[P2P] {}: banning {ip}: it sent corrupt data",
+                        self.info_hash
+                    );
                     if let Some(picker) = st.picker.as_mut() {
                         picker.drop_from(ip);
                     }
