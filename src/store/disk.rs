@@ -11,10 +11,10 @@
 //! after each segment write, each eviction and each flush), stored with what
 //! the cache was charged at that moment. Between samples the ceiling is
 //! `min(free_then + charged_then, total) - reserve`: what the cache may hold
-//! in total. It moves as other programs fill or free the disk. The sample can be stale or
-//! the charge can run ahead of the real bytes (reservations not yet written),
-//! so an ENOSPC can still happen; the write path answers it by taking a new
-//! sample, evicting, and trying again.
+//! in total. It moves as other programs fill or free the disk. The sample can
+//! be stale or the charge can run ahead of the real bytes (reservations not
+//! yet written), so an ENOSPC can still happen; the write path answers it by
+//! taking a new sample, evicting, and trying again.
 
 use std::io;
 use std::path::Path;
@@ -82,10 +82,9 @@ impl Disk {
     /// ahead of the bytes on disk (reservations not yet written, holes in a
     /// segment written out of order), and those bytes are in `free` too.
     pub fn limit(&self) -> u64 {
-        let reserve = reserve_for(self.sample.total);
         (self.sample.free.saturating_add(self.charged_then))
             .min(self.sample.total)
-            .saturating_sub(reserve)
+            .saturating_sub(reserve_for(self.sample.total))
     }
 }
 
