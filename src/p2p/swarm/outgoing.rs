@@ -183,7 +183,10 @@ impl Swarm {
         };
         let peer = st.peers.get_mut(&key).ok_or(Hangup::Unwanted("gone"))?;
         let mut bytes = peer.link.take();
-        // Interest follows what it has that we want.
+        // Interest follows what it has that we want. It is never said before
+        // the peer's handshake: `interested` sent right behind ours would save
+        // the round trip to an unchoke, but aria2c hangs up on a connection
+        // whose first message is not a bitfield (tests/p2p.rs caught it).
         let has = |p: u32| peer.have_all || get_bit(&peer.bits, p);
         let interesting = st.order.iter().any(|p| has(*p));
         if interesting != peer.am_interested {
