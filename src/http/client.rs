@@ -201,8 +201,16 @@ impl StallClock {
         body: &mut (impl AsyncRead + Unpin),
         buf: &mut [u8],
     ) -> Result<usize, Option<String>> {
+        self.wait(body.read(buf)).await
+    }
+
+    /// One wait for a body's bytes (a read, or an [`AsyncBody::fill`]), with
+    /// the errors of [`StallClock::read`].
+    pub(super) async fn wait<T>(
+        &mut self,
+        mut read: impl std::future::Future<Output = std::io::Result<T>> + Unpin,
+    ) -> Result<T, Option<String>> {
         // A body read mostly finds bytes waiting: no clock for those.
-        let mut read = body.read(buf);
         let done = match future::poll_once(&mut read).await {
             Some(done) => done,
             None => {

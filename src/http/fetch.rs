@@ -6,9 +6,11 @@
 //! more than the piece being built, and never fetch a padding file.
 //!
 //! # Implementation
-//! Body bytes are read straight into the piece being built (a buffer from the
-//! store's [`PiecePool`], given back by the write), not into a read buffer
-//! first: one copy less of every byte, and no fresh 1 MiB to fault in per piece.
+//! The piece being built (a buffer from the store's [`PiecePool`], given back
+//! by the write) is lent to the body's pipe ([`isahc::AsyncBody::fill`]),
+//! where curl's write callback appends to it: the one copy of every byte in
+//! user space, one wake-up of this task per piece or span, and no fresh 1 MiB
+//! to fault in per piece.
 
 use std::ops::Range;
 use std::sync::atomic::Ordering;
@@ -132,19 +134,25 @@ async fn fetch_span(
     let (mut skipped, mut got) = (0u64, 0u64);
     let mut clock = StallClock::new(client.timeout);
     while got < span.length {
-        let want = if skipped < skip {
+        let skipping = skipped < skip;
+        let want = if skipping {
             skip - skipped
         } else {
             span.length - got
         };
         // Bytes before the span (a source that ignores Range) land in the
-        // piece's free room too, and are not counted into it.
-        let room = pieces_out.room();
-        let want = want.min(room.len() as u64) as usize;
-        match clock.read(body, &mut room[..want]).await {
-            Ok(n) if n > 0 && skipped < skip => skipped += n as u64,
-            Ok(n) if n > 0 => {
-                pieces_out.filled(n, url).await?;
+        // piece's free room too, and are cut off again.
+        let (buf, room) = pieces_out.buffer();
+        let had = buf.len();
+        let limit = had + want.min(room as u64) as usize;
+        match clock.wait(body.fill(buf, limit)).await {
+            Ok((mut buf, n)) if n > 0 && skipping => {
+                buf.truncate(had);
+                pieces_out.filled(buf, url).await?;
+                skipped += n as u64;
+            }
+            Ok((buf, n)) if n > 0 => {
+                pieces_out.filled(buf, url).await?;
                 got += n as u64;
             }
             Err(None) => {
@@ -191,10 +199,9 @@ struct Assembler<'a> {
     piece: u32,
     /// Torrent offset of the next byte.
     pos: u64,
-    /// The piece's buffer, its whole length (empty before its first byte).
+    /// The piece's bytes so far, in a buffer with room for all of them (none
+    /// before its first byte; out while [`Assembler::buffer`] lends it).
     buf: Vec<u8>,
-    /// Bytes of `buf` filled so far.
-    filled: usize,
 }
 
 impl<'a> Assembler<'a> {
@@ -211,27 +218,30 @@ impl<'a> Assembler<'a> {
             piece: first,
             pos: u64::from(first) * meta.piece_length,
             buf: Vec::new(),
-            filled: 0,
         }
     }
 
-    /// The unfilled rest of the piece being built, to read bytes into; never
-    /// empty while a piece of the run is left.
-    fn room(&mut self) -> &mut [u8] {
-        if self.buf.is_empty() {
-            self.buf = self.pool.take(self.meta.piece_size(self.piece) as usize);
-            self.filled = 0;
+    /// The piece being built, to append its next bytes to, and how many it
+    /// still lacks: never 0 while a piece of the run is left. It must come
+    /// back through [`Assembler::filled`].
+    fn buffer(&mut self) -> (Vec<u8>, usize) {
+        let size = self.meta.piece_size(self.piece) as usize;
+        if self.buf.capacity() < size {
+            // Between pieces: a pooled buffer, emptied (its room is kept).
+            self.buf = self.pool.take(size);
+            self.buf.clear();
         }
-        &mut self.buf[self.filled..]
+        let room = size - self.buf.len();
+        (std::mem::take(&mut self.buf), room)
     }
 
-    /// Counts `n` more bytes of [`Assembler::room`] as the piece's, sending it
-    /// once it is whole (waiting while the channel is full: that is the
-    /// backpressure).
-    async fn filled(&mut self, n: usize, url: &str) -> Result<(), SourceError> {
-        self.filled += n;
-        self.pos += n as u64;
-        if self.filled == self.buf.len() {
+    /// Takes back the buffer [`Assembler::buffer`] lent, with the bytes
+    /// appended to it counted as the piece's, and sends the piece once it is
+    /// whole (waiting while the channel is full: that is the backpressure).
+    async fn filled(&mut self, buf: Vec<u8>, url: &str) -> Result<(), SourceError> {
+        self.pos = u64::from(self.piece) * self.meta.piece_length + buf.len() as u64;
+        self.buf = buf;
+        if self.buf.len() == self.meta.piece_size(self.piece) as usize {
             let piece = std::mem::take(&mut self.buf);
             self.out
                 .send((self.piece, piece))
@@ -247,12 +257,10 @@ impl<'a> Assembler<'a> {
     /// Zeros up to torrent offset `end`: padding files, never fetched.
     async fn zeros_until(&mut self, end: u64, url: &str) -> Result<(), SourceError> {
         while self.pos < end {
-            let left = end - self.pos;
-            let room = self.room();
-            let n = left.min(room.len() as u64) as usize;
-            // A reused buffer holds an old piece's bytes: padding must be zeros.
-            room[..n].fill(0);
-            self.filled(n, url).await?;
+            let (mut buf, room) = self.buffer();
+            let n = (end - self.pos).min(room as u64) as usize;
+            buf.resize(buf.len() + n, 0);
+            self.filled(buf, url).await?;
         }
         Ok(())
     }

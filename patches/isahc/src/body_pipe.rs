@@ -16,8 +16,19 @@
 //! A reader that finds bytes waiting gets them at once, however few: a slow
 //! body still counts as moving for a reader's stall timer.
 //!
+//! # Filling the reader's own buffer
+//! A reader that has its own place for the bytes (streme: the piece being
+//! built) can lend it with [`PipeReader::poll_fill`]: the writer then appends
+//! curl's bytes straight to it, and wakes the reader once it holds what the
+//! reader asked for, or at the end of the body. That is one copy of every
+//! byte in user space instead of two (into the pipe, out of it), and one
+//! wake-up per lent buffer. A reader woken for another reason (its stall
+//! timer) takes the buffer back as soon as any byte has come. Bytes that came
+//! while no buffer was lent are handed over first, by a copy.
+//!
 //! Memory: at most [`CAPACITY`] (plus one write of curl's) buffered, and the
-//! same again in the reader's buffer being drained.
+//! same again in the reader's buffer being drained; a lent buffer is the
+//! reader's own memory and never grows past what it asked for.
 
 use futures_lite::io::AsyncRead;
 use std::{
@@ -47,6 +58,12 @@ struct State {
     writer: Option<Waker>,
     writer_closed: bool,
     reader_closed: bool,
+    /// The reader's lent buffer, appended to while it is shorter than
+    /// `lent_limit`.
+    lent: Option<Vec<u8>>,
+    lent_limit: usize,
+    /// The lent buffer's length when it was lent.
+    lent_from: usize,
 }
 
 fn lock(shared: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -61,6 +78,7 @@ pub(crate) fn pipe() -> (PipeReader, PipeWriter) {
             shared: shared.clone(),
             draining: Vec::new(),
             at: 0,
+            lent: false,
         },
         PipeWriter { shared },
     )
@@ -81,10 +99,31 @@ impl PipeWriter {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut st = lock(&self.shared);
+        let mut guard = lock(&self.shared);
+        let st = &mut *guard;
         if st.reader_closed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
+        // Straight into the lent buffer while nothing is queued before it;
+        // what does not fit is queued.
+        if let Some(lent) = st.lent.as_mut().filter(|b| b.len() < st.lent_limit) {
+            if st.filling.is_empty() {
+                let n = data.len().min(st.lent_limit - lent.len());
+                lent.extend_from_slice(&data[..n]);
+                st.filling.extend_from_slice(&data[n..]);
+                let reader = if lent.len() == st.lent_limit {
+                    st.reader.take()
+                } else {
+                    None
+                };
+                drop(guard);
+                if let Some(reader) = reader {
+                    reader.wake();
+                }
+                return Poll::Ready(Ok(data.len()));
+            }
+        }
+        let mut st = guard;
         let full = !st.filling.is_empty() && st.filling.len() + data.len() > CAPACITY;
         if full {
             st.writer = Some(cx.waker().clone());
@@ -130,6 +169,92 @@ pub(crate) struct PipeReader {
     /// The buffer taken from the writer, read from `at` on.
     draining: Vec<u8>,
     at: usize,
+    /// Whether a buffer is lent to the writer ([`PipeReader::poll_fill`]).
+    lent: bool,
+}
+
+impl PipeReader {
+    /// Appends body bytes to `buf` until it holds `limit` bytes, the body
+    /// ends, or the reader is polled again after some bytes came; the count
+    /// appended, 0 at the end of the body (or when `buf` has no room).
+    ///
+    /// While `Pending`, `buf` is lent to the writer and left empty here; the
+    /// call that returns `Ready` puts it back, so the caller must poll again
+    /// with the same (empty) `buf`, or end the fill with
+    /// [`PipeReader::cancel_fill`], which drops the lent buffer and the bytes
+    /// written to it.
+    pub(crate) fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+        limit: usize,
+    ) -> Poll<io::Result<usize>> {
+        let mut st = lock(&self.shared);
+        if self.lent {
+            let came = st.lent.as_ref().map_or(0, |b| b.len() - st.lent_from);
+            if came == 0 && !st.writer_closed {
+                set_waker(&mut st.reader, cx);
+                return Poll::Pending;
+            }
+            *buf = st.lent.take().unwrap_or_default();
+            self.lent = false;
+            return Poll::Ready(Ok(came));
+        }
+        if buf.len() >= limit {
+            return Poll::Ready(Ok(0));
+        }
+        // Bytes that came while no buffer was lent go first.
+        if self.at == self.draining.len() && !st.filling.is_empty() {
+            let writer = st.hand_over(&mut self.draining);
+            self.at = 0;
+            drop(st);
+            if let Some(writer) = writer {
+                writer.wake();
+            }
+        } else if self.at == self.draining.len() {
+            if st.writer_closed {
+                return Poll::Ready(Ok(0));
+            }
+            st.lent_from = buf.len();
+            st.lent_limit = limit;
+            st.lent = Some(std::mem::take(buf));
+            self.lent = true;
+            set_waker(&mut st.reader, cx);
+            return Poll::Pending;
+        } else {
+            drop(st);
+        }
+        let n = (limit - buf.len()).min(self.draining.len() - self.at);
+        buf.extend_from_slice(&self.draining[self.at..self.at + n]);
+        self.at += n;
+        Poll::Ready(Ok(n))
+    }
+
+    /// Ends a fill that returned `Pending`: the lent buffer, and the bytes
+    /// written to it, are dropped. The body must not be read after.
+    pub(crate) fn cancel_fill(&mut self) {
+        if std::mem::take(&mut self.lent) {
+            lock(&self.shared).lent = None;
+        }
+    }
+}
+
+impl State {
+    /// Swaps the queued bytes into `draining`, giving the writer the emptied
+    /// buffer back; the paused writer to wake once the lock is dropped.
+    fn hand_over(&mut self, draining: &mut Vec<u8>) -> Option<Waker> {
+        draining.clear();
+        std::mem::swap(&mut self.filling, draining);
+        self.want = 0;
+        self.writer.take()
+    }
+}
+
+fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
 }
 
 impl AsyncRead for PipeReader {
@@ -149,17 +274,11 @@ impl AsyncRead for PipeReader {
                     return Poll::Ready(Ok(0));
                 }
                 st.want = out.len();
-                match &st.reader {
-                    Some(w) if w.will_wake(cx.waker()) => {}
-                    _ => st.reader = Some(cx.waker().clone()),
-                }
+                set_waker(&mut st.reader, cx);
                 return Poll::Pending;
             }
-            this.draining.clear();
-            std::mem::swap(&mut st.filling, &mut this.draining);
+            let writer = st.hand_over(&mut this.draining);
             this.at = 0;
-            st.want = 0;
-            let writer = st.writer.take();
             drop(st);
             if let Some(writer) = writer {
                 writer.wake();
@@ -178,6 +297,7 @@ impl Drop for PipeReader {
             let mut st = lock(&self.shared);
             st.reader_closed = true;
             st.filling = Vec::new();
+            st.lent = None;
             st.writer.take()
         };
         if let Some(writer) = writer {
@@ -271,6 +391,129 @@ mod tests {
             .flat_map(|i| (0..997u32).map(move |j| (i * 31 + j) as u8))
             .collect();
         assert_eq!(all, want);
+    }
+
+    fn counter() -> (Arc<Count>, Waker) {
+        let wakes = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        (wakes, waker)
+    }
+
+    #[test]
+    fn a_lent_buffer_is_filled_in_place_and_the_reader_woken_once() {
+        let (mut reader, mut writer) = pipe();
+        let (wakes, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let limit = 1 << 20;
+        let mut buf = Vec::with_capacity(limit);
+        buf.extend_from_slice(b"head");
+        let at = buf.as_ptr();
+        assert!(reader.poll_fill(&mut cx, &mut buf, limit).is_pending());
+        assert!(buf.is_empty(), "lent to the writer");
+        let chunk = [9u8; 16 * 1024];
+        let mut written = 4;
+        while written + chunk.len() <= limit {
+            assert!(writer.poll_write(&mut cx, &chunk).is_ready());
+            written += chunk.len();
+        }
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0, "no wake before full");
+        assert!(writer.poll_write(&mut cx, &chunk).is_ready());
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "one wake, when full");
+        match reader.poll_fill(&mut cx, &mut buf, limit) {
+            Poll::Ready(Ok(n)) => assert_eq!(n, limit - 4),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(buf.len(), limit);
+        assert_eq!(buf.as_ptr(), at, "the same buffer, not a copy");
+        assert_eq!(&buf[..4], b"head");
+        assert!(buf[4..].iter().all(|&b| b == 9));
+        // The write's rest was queued, not lost.
+        let mut rest = vec![0u8; 64 * 1024];
+        let n = future::block_on(reader.read(&mut rest)).unwrap();
+        assert_eq!(n, written + chunk.len() - limit);
+    }
+
+    #[test]
+    fn a_fill_polled_again_returns_whatever_came_and_the_end_is_zero() {
+        let (mut reader, mut writer) = pipe();
+        let (wakes, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = Vec::new();
+        assert!(reader.poll_fill(&mut cx, &mut buf, 100).is_pending());
+        assert!(reader.poll_fill(&mut cx, &mut buf, 100).is_pending());
+        assert!(writer.poll_write(&mut cx, b"abc").is_ready());
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 0);
+        // A stall timer's wake-up finds the three bytes.
+        match reader.poll_fill(&mut cx, &mut buf, 100) {
+            Poll::Ready(Ok(3)) => assert_eq!(buf, b"abc"),
+            other => panic!("{other:?}"),
+        }
+        assert!(reader.poll_fill(&mut cx, &mut buf, 100).is_pending());
+        drop(writer);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1, "the end wakes");
+        match reader.poll_fill(&mut cx, &mut buf, 100) {
+            Poll::Ready(Ok(0)) => assert_eq!(buf, b"abc", "the buffer comes back"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn fills_and_reads_mixed_keep_the_bytes_in_order() {
+        let (mut reader, mut writer) = pipe();
+        let writer_thread = std::thread::spawn(move || {
+            for i in 0..3000u32 {
+                let len = (i as usize * 7919) % 70_000 + 1;
+                let data: Vec<u8> = (0..len).map(|j| (i as usize * 31 + j) as u8).collect();
+                future::block_on(future::poll_fn(|cx| writer.poll_write(cx, &data))).unwrap();
+            }
+        });
+        let mut all: Vec<u8> = Vec::new();
+        let mut step = 0usize;
+        loop {
+            step += 1;
+            let n = if step % 3 == 0 {
+                let mut out = vec![0u8; step % 5000 + 1];
+                let n = future::block_on(reader.read(&mut out)).unwrap();
+                all.extend_from_slice(&out[..n]);
+                n
+            } else {
+                let mut buf = std::mem::take(&mut all);
+                let limit = buf.len() + step * 997 % 300_000 + 1;
+                let n =
+                    future::block_on(future::poll_fn(|cx| reader.poll_fill(cx, &mut buf, limit)))
+                        .unwrap();
+                all = buf;
+                n
+            };
+            if n == 0 {
+                break;
+            }
+        }
+        writer_thread.join().unwrap();
+        let want: Vec<u8> = (0..3000u32)
+            .flat_map(|i| {
+                let len = (i as usize * 7919) % 70_000 + 1;
+                (0..len).map(move |j| (i as usize * 31 + j) as u8)
+            })
+            .collect();
+        assert_eq!(all.len(), want.len());
+        assert!(all == want, "bytes out of order");
+    }
+
+    #[test]
+    fn a_cancelled_fill_drops_its_buffer_and_the_writer_goes_on() {
+        let (mut reader, mut writer) = pipe();
+        let (_, waker) = counter();
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = vec![1u8; 10];
+        assert!(reader.poll_fill(&mut cx, &mut buf, 1000).is_pending());
+        assert!(writer.poll_write(&mut cx, b"lost").is_ready());
+        reader.cancel_fill();
+        assert!(lock(&reader.shared).lent.is_none());
+        assert!(writer.poll_write(&mut cx, b"kept").is_ready());
+        let mut out = [0u8; 8];
+        let n = future::block_on(reader.read(&mut out)).unwrap();
+        assert_eq!(&out[..n], b"kept");
     }
 
     #[test]

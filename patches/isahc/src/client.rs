@@ -1237,11 +1237,7 @@ impl crate::interceptor::Invoke for &HttpClient {
                         _client: (*self).clone(),
                     };
 
-                    if let Some(len) = body_len {
-                        AsyncBody::from_reader_sized(body, len)
-                    } else {
-                        AsyncBody::from_reader(body)
-                    }
+                    AsyncBody::from_response(body, body_len)
                 }
             }))
         })
@@ -1287,9 +1283,24 @@ impl<'c> fmt::Debug for ResponseFuture<'c> {
 
 /// Response body stream. Holds a reference to the agent to ensure it is kept
 /// alive until at least this transfer is complete.
-struct ResponseBody {
+pub(crate) struct ResponseBody {
     inner: ResponseBodyReader,
     _client: HttpClient,
+}
+
+impl crate::body::Fill for ResponseBody {
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+        limit: usize,
+    ) -> Poll<io::Result<usize>> {
+        self.inner.poll_fill(cx, buf, limit)
+    }
+
+    fn cancel_fill(&mut self) {
+        self.inner.cancel_fill();
+    }
 }
 
 impl AsyncRead for ResponseBody {

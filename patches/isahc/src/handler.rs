@@ -626,17 +626,11 @@ pub(crate) struct ResponseBodyReader {
     shared: Arc<Shared>,
 }
 
-impl AsyncRead for ResponseBodyReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let inner = Pin::new(&mut self.inner);
-
-        match inner.poll_read(cx, buf) {
-            // On EOF, check to see if the transfer was cancelled, and if so,
-            // return an error.
+impl ResponseBodyReader {
+    /// On EOF, checks to see if the transfer was cancelled, and if so,
+    /// returns an error.
+    fn check_eof(&self, poll: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        match poll {
             Poll::Ready(Ok(0)) => match self.shared.result.get() {
                 // The transfer did finish successfully, so return EOF.
                 Some(Ok(())) => Poll::Ready(Ok(0)),
@@ -649,6 +643,33 @@ impl AsyncRead for ResponseBodyReader {
             },
             poll => poll,
         }
+    }
+
+    /// streme's patch: [`pipe::PipeReader::poll_fill`], with EOF checked as
+    /// for a read.
+    pub(crate) fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+        limit: usize,
+    ) -> Poll<io::Result<usize>> {
+        let poll = self.inner.poll_fill(cx, buf, limit);
+        self.check_eof(poll)
+    }
+
+    pub(crate) fn cancel_fill(&mut self) {
+        self.inner.cancel_fill();
+    }
+}
+
+impl AsyncRead for ResponseBodyReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.check_eof(poll)
     }
 }
 

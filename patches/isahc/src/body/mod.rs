@@ -4,6 +4,7 @@ use futures_lite::io::{AsyncRead, BlockOn};
 use std::{
     borrow::Cow,
     fmt,
+    future::Future,
     io::{self, Cursor, Read},
     pin::Pin,
     str,
@@ -40,6 +41,23 @@ enum Inner {
 
     /// An asynchronous reader.
     Reader(Pin<Box<dyn AsyncRead + Send + Sync>>, Option<u64>),
+
+    /// streme's patch: a response body, which can also fill a buffer of the
+    /// reader's ([`AsyncBody::fill`]).
+    Response(Box<dyn Fill + Send + Sync>, Option<u64>),
+}
+
+/// streme's patch: a response body's pipe seen from the reading side (see
+/// src/body_pipe.rs, `PipeReader::poll_fill`).
+pub(crate) trait Fill: AsyncRead + Unpin {
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut Vec<u8>,
+        limit: usize,
+    ) -> Poll<io::Result<usize>>;
+
+    fn cancel_fill(&mut self);
 }
 
 impl AsyncBody {
@@ -119,6 +137,35 @@ impl AsyncBody {
         Self(Inner::Reader(Box::pin(read), Some(length)))
     }
 
+    /// streme's patch: a response body of `length` bytes if known.
+    pub(crate) fn from_response<R>(read: R, length: Option<u64>) -> Self
+    where
+        R: Fill + Send + Sync + 'static,
+    {
+        Self(Inner::Response(Box::new(read), length))
+    }
+
+    /// streme's patch: appends the body's next bytes to `buf` until it holds
+    /// `limit` bytes, the body ends, or the future is polled again after some
+    /// bytes came; gives back `buf` and how many bytes were appended (0 at
+    /// the end of the body, or when `buf` holds `limit` already).
+    ///
+    /// A response body writes curl's bytes straight into `buf` (one copy
+    /// fewer than a read), and wakes the task once per fill rather than per
+    /// batch. Dropping the future before it is ready drops `buf` and the
+    /// bytes it took: the body must not be read after that.
+    pub fn fill(
+        &mut self,
+        buf: Vec<u8>,
+        limit: usize,
+    ) -> impl Future<Output = io::Result<(Vec<u8>, usize)>> + Unpin + Send + '_ {
+        FillFuture {
+            body: self,
+            buf,
+            limit,
+        }
+    }
+
     /// Report if this body is empty.
     ///
     /// This is not necessarily the same as checking for `self.len() ==
@@ -149,7 +196,7 @@ impl AsyncBody {
         match &self.0 {
             Inner::Empty => Some(0),
             Inner::Buffer(bytes) => Some(bytes.get_ref().len() as u64),
-            Inner::Reader(_, len) => *len,
+            Inner::Reader(_, len) | Inner::Response(_, len) => *len,
         }
     }
 
@@ -162,7 +209,7 @@ impl AsyncBody {
                 cursor.set_position(0);
                 true
             }
-            Inner::Reader(_, _) => false,
+            Inner::Reader(_, _) | Inner::Response(_, _) => false,
         }
     }
 
@@ -181,6 +228,10 @@ impl AsyncBody {
                 sync::Body::from_reader_sized(BlockOn::new(reader), len)
             }
             Inner::Reader(reader, None) => sync::Body::from_reader(BlockOn::new(reader)),
+            Inner::Response(reader, Some(len)) => {
+                sync::Body::from_reader_sized(BlockOn::new(reader), len)
+            }
+            Inner::Response(reader, None) => sync::Body::from_reader(BlockOn::new(reader)),
         }
     }
 }
@@ -195,6 +246,47 @@ impl AsyncRead for AsyncBody {
             Inner::Empty => Poll::Ready(Ok(0)),
             Inner::Buffer(cursor) => Poll::Ready(cursor.read(buf)),
             Inner::Reader(read, _) => AsyncRead::poll_read(read.as_mut(), cx, buf),
+            Inner::Response(read, _) => AsyncRead::poll_read(Pin::new(read), cx, buf),
+        }
+    }
+}
+
+/// [`AsyncBody::fill`]'s future.
+struct FillFuture<'a> {
+    body: &'a mut AsyncBody,
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl Future for FillFuture<'_> {
+    type Output = io::Result<(Vec<u8>, usize)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let room = this.limit.saturating_sub(this.buf.len());
+        let poll = match &mut this.body.0 {
+            Inner::Response(read, _) => read.poll_fill(cx, &mut this.buf, this.limit),
+            // Other bodies: a read through a small buffer.
+            _ => {
+                let mut scratch = [0u8; 16 * 1024];
+                let want = room.min(scratch.len());
+                match Pin::new(&mut *this.body).poll_read(cx, &mut scratch[..want]) {
+                    Poll::Ready(Ok(n)) => {
+                        this.buf.extend_from_slice(&scratch[..n]);
+                        Poll::Ready(Ok(n))
+                    }
+                    other => other,
+                }
+            }
+        };
+        poll.map(|done| done.map(|n| (std::mem::take(&mut this.buf), n)))
+    }
+}
+
+impl Drop for FillFuture<'_> {
+    fn drop(&mut self) {
+        if let Inner::Response(read, _) = &mut self.body.0 {
+            read.cancel_fill();
         }
     }
 }
