@@ -78,7 +78,6 @@ pub(crate) fn pipe() -> (PipeReader, PipeWriter) {
             shared: shared.clone(),
             draining: Vec::new(),
             at: 0,
-            lent: false,
         },
         PipeWriter { shared },
     )
@@ -169,8 +168,6 @@ pub(crate) struct PipeReader {
     /// The buffer taken from the writer, read from `at` on.
     draining: Vec<u8>,
     at: usize,
-    /// Whether a buffer is lent to the writer ([`PipeReader::poll_fill`]).
-    lent: bool,
 }
 
 impl PipeReader {
@@ -190,14 +187,13 @@ impl PipeReader {
         limit: usize,
     ) -> Poll<io::Result<usize>> {
         let mut st = lock(&self.shared);
-        if self.lent {
-            let came = st.lent.as_ref().map_or(0, |b| b.len() - st.lent_from);
+        if let Some(lent) = &st.lent {
+            let came = lent.len() - st.lent_from;
             if came == 0 && !st.writer_closed {
                 set_waker(&mut st.reader, cx);
                 return Poll::Pending;
             }
             *buf = st.lent.take().unwrap_or_default();
-            self.lent = false;
             return Poll::Ready(Ok(came));
         }
         if buf.len() >= limit {
@@ -218,7 +214,6 @@ impl PipeReader {
             st.lent_from = buf.len();
             st.lent_limit = limit;
             st.lent = Some(std::mem::take(buf));
-            self.lent = true;
             set_waker(&mut st.reader, cx);
             return Poll::Pending;
         } else {
@@ -233,9 +228,7 @@ impl PipeReader {
     /// Ends a fill that returned `Pending`: the lent buffer, and the bytes
     /// written to it, are dropped. The body must not be read after.
     pub(crate) fn cancel_fill(&mut self) {
-        if std::mem::take(&mut self.lent) {
-            lock(&self.shared).lent = None;
-        }
+        lock(&self.shared).lent = None;
     }
 }
 

@@ -263,13 +263,12 @@ impl Future for FillFuture<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let room = this.limit.saturating_sub(this.buf.len());
         let poll = match &mut this.body.0 {
             Inner::Response(read, _) => read.poll_fill(cx, &mut this.buf, this.limit),
             // Other bodies: a read through a small buffer.
             _ => {
                 let mut scratch = [0u8; 16 * 1024];
-                let want = room.min(scratch.len());
+                let want = this.limit.saturating_sub(this.buf.len()).min(scratch.len());
                 match Pin::new(&mut *this.body).poll_read(cx, &mut scratch[..want]) {
                     Poll::Ready(Ok(n)) => {
                         this.buf.extend_from_slice(&scratch[..n]);
