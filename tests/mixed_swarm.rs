@@ -78,7 +78,14 @@ fn one_stream_gets_bytes_from_tcp_utp_and_encrypted_seeders_at_once() {
     );
     let source = std::fs::read(&content).unwrap();
     let data: PathBuf = content.parent().unwrap().to_path_buf();
-    let plain = json!({ "out_enc_policy": "pe_disabled", "in_enc_policy": "pe_disabled" });
+    // Each seeder capped at 4 MB/s (local peers included): uncapped, a fast machine moves the
+    // whole file in well under a second, and a seeder can then upload its share and see streme
+    // leave (both seeding) between two of its 50 ms peer polls, so its peer lines show nothing.
+    let plain = json!({
+        "out_enc_policy": "pe_disabled",
+        "in_enc_policy": "pe_disabled",
+        "torrent_upload_limit": 4_000_000,
+    });
     let mut utp_only = plain.clone();
     for (k, v) in [
         ("enable_outgoing_utp", true),
@@ -89,6 +96,7 @@ fn one_stream_gets_bytes_from_tcp_utp_and_encrypted_seeders_at_once() {
         utp_only[k] = json!(v);
     }
     let forced = json!({
+        "torrent_upload_limit": 4_000_000,
         "out_enc_policy": "pe_forced",
         "in_enc_policy": "pe_forced",
         "allowed_enc_level": "pe_rc4",

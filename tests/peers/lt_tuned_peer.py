@@ -7,7 +7,8 @@ usage: lt_tuned_peer.py seed|leech TORRENT DATA_DIR PORT SETTINGS_JSON
 seed/leech: as lt_peer.py (DHT, LSD, UPnP, NAT-PMP and uTP off, 127.0.0.1 only), with the
 settings of SETTINGS_JSON on top (for example {"out_enc_policy": 0, "in_enc_policy": 0}; a
 string value naming an enum such as "pe_forced" is looked up in lt.enc_policy/lt.enc_level;
-"torrent_download_limit": bytes a second caps the torrent's download, local peers included).
+"torrent_download_limit" and "torrent_upload_limit": bytes a second cap the torrent's download
+or upload, local peers included).
 Once a second it prints a status line and one `peer ip:port enc=rc4|plaintext|none up=N down=N`
 line per peer seen since the start (polled every 50 ms, kept after it leaves), so a test can
 check the connections that moved data were encrypted; the line also says `utp=1` if that peer
@@ -64,11 +65,14 @@ def run(mode, torrent, data_dir, port, extra):
     # session's rate limits exempt them), so a test can watch a transfer that would otherwise
     # start and end between two polls.
     limit = extra.pop("torrent_download_limit", None)
+    up_limit = extra.pop("torrent_upload_limit", None)
     settings.update({k: setting(v) for k, v in extra.items()})
     session = lt.session(settings)
     handle = session.add_torrent({"ti": lt.torrent_info(torrent), "save_path": data_dir})
     if limit:
         handle.set_download_limit(int(limit))
+    if up_limit:
+        handle.set_upload_limit(int(up_limit))
     # Every peer seen since the start, with its encryption and the most it moved: a fast
     # transfer on loopback can start and end between two status lines, so peers are polled
     # every 50 ms and remembered after they leave.
