@@ -95,9 +95,14 @@ pub struct Want {
 /// lack, at most [`MAX_WANTED`].
 pub fn wanted(want: &Want, missing: impl Fn(u32) -> bool) -> Vec<u32> {
     let mut out = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    // A bit per piece, not a hash per piece: this runs per piece verified.
+    let pieces = want.file.as_ref().map_or(0, |f| f.end);
+    let pieces = want.waiting.iter().fold(pieces, |n, &p| n.max(p + 1));
+    let mut seen = vec![0u64; (pieces as usize).div_ceil(64)];
     let mut push = |p: u32, out: &mut Vec<u32>| {
-        if out.len() < MAX_WANTED && missing(p) && seen.insert(p) {
+        let (word, bit) = (p as usize / 64, 1u64 << (p % 64));
+        if out.len() < MAX_WANTED && seen[word] & bit == 0 && missing(p) {
+            seen[word] |= bit;
             out.push(p);
         }
     };
@@ -297,12 +302,15 @@ impl Picker {
     }
 
     /// Up to `room` blocks for `peer`, from the pieces of `order` (priority
-    /// order; `urgent` says which are time-critical), plus urgent blocks
+    /// order; its first `urgent` pieces are time-critical), plus urgent blocks
     /// beyond `room` that this peer would deliver in time. Marks them asked.
+    ///
+    /// Runs per block received, so it stops as soon as the rest of `order`
+    /// could give nothing: not a walk of the whole list per 16 KiB.
     pub fn pick(
         &mut self,
         order: &[u32],
-        urgent: &dyn Fn(u32) -> bool,
+        urgent: usize,
         peer: &Asker<'_>,
         room: usize,
         now: Instant,
@@ -316,11 +324,16 @@ impl Picker {
         // rank), and how many of them this peer took.
         let mut urgent_seen = 0;
         let mut urgent_taken = 0;
-        for &piece in order {
+        for (at, &piece) in order.iter().enumerate() {
+            let is_urgent = at < urgent;
+            // Past the urgent pieces, with the room full and the endgame ruled
+            // out, nothing further down can be asked.
+            if !is_urgent && !endgame && out.len() >= room {
+                break;
+            }
             if !(peer.has)(piece) || self.verifying.contains(&piece) {
                 continue;
             }
-            let is_urgent = urgent(piece);
             // An urgent piece no peer in time has taken for a while (only
             // slow peers have it) goes to whoever has it, like any other.
             let stuck = is_urgent && self.stuck(piece, now);
@@ -371,16 +384,20 @@ impl Picker {
         }
         // Every open block is asked for: ask this peer too for blocks it
         // would bring sooner than they are due, or that are late.
-        let pieces: Vec<u32> = order
+        // Outside the endgame only the urgent pieces get copies.
+        let candidates = if endgame {
+            order
+        } else {
+            &order[..urgent.min(order.len())]
+        };
+        let pieces: Vec<(usize, u32)> = candidates
             .iter()
             .copied()
-            .filter(|p| self.downloads.contains_key(p) && (peer.has)(*p))
+            .enumerate()
+            .filter(|(_, p)| self.downloads.contains_key(p) && (peer.has)(*p))
             .collect();
-        for piece in pieces {
-            let is_urgent = urgent(piece);
-            if !(is_urgent || endgame) {
-                continue;
-            }
+        for (at, piece) in pieces {
+            let is_urgent = at < urgent;
             for i in 0..self.downloads[&piece].blocks.len() {
                 let n = out.len();
                 if !(if is_urgent { in_time(n) } else { n < room }) {

@@ -209,8 +209,10 @@ struct State {
     blame: Blame,
     /// The wanted pieces in order, rebuilt when `dirty`.
     order: Vec<u32>,
-    urgent: HashSet<u32>,
-    /// The pieces readers are blocked on now (a subset of `urgent`).
+    /// How many of `order`'s first pieces are time-critical (a reader waits
+    /// on them, or they sit at the playhead).
+    urgent: usize,
+    /// The pieces readers are blocked on now (all among the urgent ones).
     waited: HashSet<u32>,
     /// Pieces a reader blocked on, and when the swarm first saw the wait:
     /// the debug log times their requests and blocks from it (a seek's
@@ -257,7 +259,7 @@ impl Swarm {
                 dialing: 0,
                 blame: Blame::default(),
                 order: Vec::new(),
-                urgent: HashSet::new(),
+                urgent: 0,
                 waited: HashSet::new(),
                 traced: HashMap::new(),
                 dirty: true,

@@ -77,7 +77,7 @@ fn blocks_are_handed_out_in_order_and_assemble_a_piece() {
     let now = Instant::now();
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
-    let blocks = p.pick(&[2, 1], &|_| false, &asker(1, &all, &none, true), 6, now);
+    let blocks = p.pick(&[2, 1], 0, &asker(1, &all, &none, true), 6, now);
     assert_eq!(blocks.len(), 6);
     assert_eq!((blocks[0].piece, blocks[0].offset), (2, 0));
     assert_eq!((blocks[4].piece, blocks[4].offset), (1, 0));
@@ -91,7 +91,7 @@ fn blocks_are_handed_out_in_order_and_assemble_a_piece() {
         Received::Unwanted
     );
     assert_eq!(p.receive(ip(1), 9, 0, &data), Received::Unwanted);
-    let more = p.pick(&[2, 1], &|_| false, &asker(1, &all, &none, true), 10, now);
+    let more = p.pick(&[2, 1], 0, &asker(1, &all, &none, true), 10, now);
     assert_eq!((more[0].piece, more[0].offset), (1, 2 * BLOCK_LEN));
     match p.receive(ip(2), 2, 3 * BLOCK_LEN, &data) {
         Received::Complete { data, contributors } => {
@@ -102,12 +102,11 @@ fn blocks_are_handed_out_in_order_and_assemble_a_piece() {
     }
     assert!(!p.is_in_flight(2));
     // While the store checks it, the piece is not handed out again.
-    let again = p.pick(&[2], &|_| false, &asker(3, &all, &none, true), 10, now);
+    let again = p.pick(&[2], 0, &asker(3, &all, &none, true), 10, now);
     assert!(again.is_empty(), "{again:?}");
     p.verified(2);
     assert_eq!(
-        p.pick(&[2], &|_| false, &asker(3, &all, &none, true), 10, now)
-            .len(),
+        p.pick(&[2], 0, &asker(3, &all, &none, true), 10, now).len(),
         4
     );
 }
@@ -118,13 +117,7 @@ fn the_last_piece_is_short_and_its_blocks_fit_it() {
     let mut p = Picker::new(PIECE, total, 1 << 20);
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
-    let blocks = p.pick(
-        &[2],
-        &|_| false,
-        &asker(1, &all, &none, true),
-        10,
-        Instant::now(),
-    );
+    let blocks = p.pick(&[2], 0, &asker(1, &all, &none, true), 10, Instant::now());
     let lens: Vec<u32> = blocks.iter().map(|b| b.length).collect();
     assert_eq!(lens, vec![BLOCK_LEN, 20_000 - BLOCK_LEN]);
 }
@@ -136,16 +129,10 @@ fn the_budget_limits_new_pieces_but_not_urgent_ones() {
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
     let now = Instant::now();
-    let got = p.pick(
-        &[0, 1, 2],
-        &|_| false,
-        &asker(1, &all, &none, true),
-        100,
-        now,
-    );
+    let got = p.pick(&[0, 1, 2], 0, &asker(1, &all, &none, true), 100, now);
     assert_eq!(p.in_flight().collect::<Vec<_>>(), vec![0, 1]);
     assert_eq!(got.len(), 8);
-    let got = p.pick(&[5], &|p| p == 5, &asker(1, &all, &none, true), 100, now);
+    let got = p.pick(&[5], 1, &asker(1, &all, &none, true), 100, now);
     assert_eq!(got.len(), 4);
     assert!(p.is_in_flight(5));
 }
@@ -156,15 +143,9 @@ fn a_slow_peer_does_not_start_urgent_pieces() {
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
     let now = Instant::now();
-    let got = p.pick(
-        &[4, 5],
-        &|p| p == 4,
-        &asker(1, &all, &none, false),
-        100,
-        now,
-    );
+    let got = p.pick(&[4, 5], 1, &asker(1, &all, &none, false), 100, now);
     assert!(got.iter().all(|b| b.piece == 5), "{got:?}");
-    let got = p.pick(&[4, 5], &|p| p == 4, &asker(2, &all, &none, true), 100, now);
+    let got = p.pick(&[4, 5], 1, &asker(2, &all, &none, true), 100, now);
     assert!(got.iter().any(|b| b.piece == 4));
 }
 
@@ -174,29 +155,23 @@ fn urgent_blocks_are_asked_twice_when_the_first_peer_is_late() {
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
     let t0 = Instant::now();
-    let first = p.pick(&[3], &|p| p == 3, &asker(1, &all, &none, true), 100, t0);
+    let first = p.pick(&[3], 1, &asker(1, &all, &none, true), 100, t0);
     assert_eq!(first.len(), 4);
     // Soon after, a second peer gets nothing: the first is not late yet.
-    let soon = p.pick(&[3], &|p| p == 3, &asker(2, &all, &none, true), 100, t0);
+    let soon = p.pick(&[3], 1, &asker(2, &all, &none, true), 100, t0);
     assert!(soon.is_empty());
     let late = t0 + Duration::from_secs(2);
     let mine: Vec<BlockRef> = first.clone();
     let asked_by_1 = |b: &BlockRef| mine.contains(b);
     // Never the same peer twice.
     assert!(p
-        .pick(
-            &[3],
-            &|p| p == 3,
-            &asker(1, &all, &asked_by_1, true),
-            100,
-            late
-        )
+        .pick(&[3], 1, &asker(1, &all, &asked_by_1, true), 100, late)
         .is_empty());
-    let dup = p.pick(&[3], &|p| p == 3, &asker(2, &all, &none, true), 100, late);
+    let dup = p.pick(&[3], 1, &asker(2, &all, &none, true), 100, late);
     assert_eq!(dup, first);
     // At most two peers per block.
     assert!(p
-        .pick(&[3], &|p| p == 3, &asker(3, &all, &none, true), 100, late)
+        .pick(&[3], 1, &asker(3, &all, &none, true), 100, late)
         .is_empty());
 }
 
@@ -206,13 +181,13 @@ fn given_back_blocks_go_to_the_next_peer_and_idle_pieces_can_be_dropped() {
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
     let now = Instant::now();
-    let got = p.pick(&[1], &|_| false, &asker(1, &all, &none, true), 2, now);
+    let got = p.pick(&[1], 0, &asker(1, &all, &none, true), 2, now);
     assert!(p.idle().is_empty());
     for b in &got {
         p.give_back(b);
     }
     assert_eq!(p.idle(), vec![1]);
-    let again = p.pick(&[1], &|_| false, &asker(2, &all, &none, true), 2, now);
+    let again = p.pick(&[1], 0, &asker(2, &all, &none, true), 2, now);
     assert_eq!(again, got);
     p.drop_piece(1);
     assert_eq!(p.buffered(), 0);
@@ -225,7 +200,7 @@ fn peers_are_asked_only_for_pieces_they_have() {
     let none = |_: &BlockRef| false;
     let got = p.pick(
         &[1, 2, 7],
-        &|_| false,
+        0,
         &asker(1, &only_7, &none, true),
         100,
         Instant::now(),
@@ -240,7 +215,7 @@ fn a_liars_partial_pieces_are_dropped_so_no_honest_peer_completes_them() {
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
     let now = Instant::now();
-    let blocks = p.pick(&[0, 1], &|_| false, &asker(1, &all, &none, true), 8, now);
+    let blocks = p.pick(&[0, 1], 0, &asker(1, &all, &none, true), 8, now);
     let data = vec![1u8; BLOCK_LEN as usize];
     // The liar sent one block of piece 0; an honest peer one of piece 1.
     p.receive(ip(2), blocks[0].piece, blocks[0].offset, &data);
@@ -256,16 +231,16 @@ fn pieces_waiting_for_the_store_count_against_the_budget() {
     let none = |_: &BlockRef| false;
     let now = Instant::now();
     let data = vec![0u8; BLOCK_LEN as usize];
-    for b in p.pick(&[0, 1], &|_| false, &asker(1, &all, &none, true), 8, now) {
+    for b in p.pick(&[0, 1], 0, &asker(1, &all, &none, true), 8, now) {
         p.receive(ip(1), b.piece, b.offset, &data);
     }
     // Both complete and handed to the store: no new piece until it judged one.
     assert!(p
-        .pick(&[2, 3], &|_| false, &asker(1, &all, &none, true), 8, now)
+        .pick(&[2, 3], 0, &asker(1, &all, &none, true), 8, now)
         .is_empty());
     p.verified(0);
     assert_eq!(
-        p.pick(&[2, 3], &|_| false, &asker(1, &all, &none, true), 8, now)
+        p.pick(&[2, 3], 0, &asker(1, &all, &none, true), 8, now)
             .len(),
         4
     );
@@ -300,22 +275,10 @@ fn a_slow_peer_never_joins_the_playhead_piece_but_gets_background_blocks() {
     let none = |_: &BlockRef| false;
     let now = Instant::now();
     // A peer at 1 MB/s takes the three blocks of urgent piece 3 it brings within 0.1 s...
-    let fast = p.pick(
-        &[3, 4],
-        &|p| p == 3,
-        &at_speed(&all, &none, 1e6, 0, 0.1),
-        0,
-        now,
-    );
+    let fast = p.pick(&[3, 4], 1, &at_speed(&all, &none, 1e6, 0, 0.1), 0, now);
     assert_eq!(fast.len(), 3, "{fast:?}");
     // ...and a peer at 50 KB/s, which would need 0.3 s a block, joins only the background piece.
-    let slow = p.pick(
-        &[3, 4],
-        &|p| p == 3,
-        &at_speed(&all, &none, 5e4, 0, 0.1),
-        4,
-        now,
-    );
+    let slow = p.pick(&[3, 4], 1, &at_speed(&all, &none, 5e4, 0, 0.1), 4, now);
     assert!(
         !slow.is_empty() && slow.iter().all(|b| b.piece == 4),
         "{slow:?}"
@@ -329,16 +292,10 @@ fn a_playhead_block_held_by_a_slow_peer_is_asked_of_a_faster_one_at_once() {
     let none = |_: &BlockRef| false;
     let t0 = Instant::now();
     // Piece 2 began as background at a slow peer: due in seconds.
-    let slow = p.pick(&[2], &|_| false, &at_speed(&all, &none, 1e4, 0, 0.0), 4, t0);
+    let slow = p.pick(&[2], 0, &at_speed(&all, &none, 1e4, 0, 0.0), 4, t0);
     assert_eq!(slow.len(), 4);
     // Now a reader needs it: a fast peer is asked for the same blocks, not after a timeout.
-    let fast = p.pick(
-        &[2],
-        &|p| p == 2,
-        &at_speed(&all, &none, 1e7, 0, 0.5),
-        0,
-        t0,
-    );
+    let fast = p.pick(&[2], 1, &at_speed(&all, &none, 1e7, 0, 0.5), 0, t0);
     assert_eq!(fast, slow);
 }
 
@@ -348,17 +305,11 @@ fn an_urgent_piece_only_slow_peers_have_goes_to_them_after_a_second() {
     let all = |_: u32| true;
     let none = |_: &BlockRef| false;
     let t0 = Instant::now();
-    let first = p.pick(
-        &[6],
-        &|p| p == 6,
-        &at_speed(&all, &none, 1e4, 0, 0.2),
-        4,
-        t0,
-    );
+    let first = p.pick(&[6], 1, &at_speed(&all, &none, 1e4, 0, 0.2), 4, t0);
     assert!(first.is_empty());
     let later = p.pick(
         &[6],
-        &|p| p == 6,
+        1,
         &at_speed(&all, &none, 1e4, 0, 0.2),
         4,
         t0 + Duration::from_millis(1100),
@@ -388,7 +339,7 @@ fn a_seeks_blocks_go_in_order_to_the_peers_that_bring_them_first() {
             speed,
             urgent_within: 10.0,
         };
-        p.pick(&[0], &|_| true, &asker, 0, Instant::now())
+        p.pick(&[0], 1, &asker, 0, Instant::now())
     };
     // The far peer's writer runs first: the near one brings all 16 before the far one's first
     // would arrive, so it takes none of them...
@@ -428,22 +379,16 @@ fn an_overdue_urgent_block_is_asked_of_a_second_peer_before_it_is_late() {
     let none = |_: &BlockRef| false;
     let t0 = Instant::now();
     // Taken for a fast peer (due in ~57 ms), it turns out slower: nothing by 60 ms past due.
-    let first = p.pick(&[3], &|p| p == 3, &asker(1, &all, &none, true), 100, t0);
+    let first = p.pick(&[3], 1, &asker(1, &all, &none, true), 100, t0);
     assert_eq!(first.len(), 4);
     // Not yet overdue: no copy (nobody waits on piece 3, so 'sooner' does not apply).
     let early = t0 + Duration::from_millis(60);
     assert!(p
-        .pick(&[3], &|p| p == 3, &asker(2, &all, &none, true), 100, early)
+        .pick(&[3], 1, &asker(2, &all, &none, true), 100, early)
         .is_empty());
     // Overdue (past due + 50 ms) though far from late (2x expected + 0.2 s = 0.3 s).
     let overdue = t0 + Duration::from_millis(150);
-    let dup = p.pick(
-        &[3],
-        &|p| p == 3,
-        &asker(2, &all, &none, true),
-        100,
-        overdue,
-    );
+    let dup = p.pick(&[3], 1, &asker(2, &all, &none, true), 100, overdue);
     assert_eq!(dup, first);
 }
 
@@ -454,24 +399,18 @@ fn in_the_endgame_an_idle_fast_peer_copies_what_a_slow_one_holds() {
     let none = |_: &BlockRef| false;
     let t0 = Instant::now();
     // The last piece went to a slow peer (1.6 s a block): background, nobody waits.
-    let slow = p.pick(
-        &[2, 3],
-        &|_| false,
-        &at_speed(&all, &none, 1e4, 0, 0.0),
-        4,
-        t0,
-    );
+    let slow = p.pick(&[2, 3], 0, &at_speed(&all, &none, 1e4, 0, 0.0), 4, t0);
     assert!(
         slow.iter().all(|b| b.piece == 2) && slow.len() == 4,
         "{slow:?}"
     );
     // While there is fresh work (piece 3), a fast peer takes that and copies nothing.
-    let fresh = p.pick(&[2, 3], &|_| false, &asker(2, &all, &none, true), 4, t0);
+    let fresh = p.pick(&[2, 3], 0, &asker(2, &all, &none, true), 4, t0);
     assert!(
         fresh.iter().all(|b| b.piece == 3) && fresh.len() == 4,
         "{fresh:?}"
     );
     // Everything is asked for: a third, fast peer brings piece 2 long before the slow one would.
-    let dup = p.pick(&[2, 3], &|_| false, &asker(3, &all, &none, true), 4, t0);
+    let dup = p.pick(&[2, 3], 0, &asker(3, &all, &none, true), 4, t0);
     assert_eq!(dup, slow);
 }

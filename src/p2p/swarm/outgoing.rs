@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::{
-    get_bit, Hangup, Output, Peer, State, Swarm, BLOCK_LEN, OPTIMISTIC_EVERY, PEX_EVERY,
+    get_bit, set_bit, Hangup, Output, Peer, State, Swarm, BLOCK_LEN, OPTIMISTIC_EVERY, PEX_EVERY,
     PIPELINE_MAX, PIPELINE_MIN, PIPELINE_START, UPLOAD_SLOTS,
 };
 use crate::p2p::picker::{self, Asker, PeerKey, Speed, Want};
@@ -165,7 +165,7 @@ impl Swarm {
             .fold(f64::INFINITY, f64::min);
         // The other peers urgent blocks may go to, for the deadline order
         // (none needed while nothing is urgent).
-        let racers: Vec<(Speed, bool, Vec<u8>)> = if st.urgent.is_empty() {
+        let racers: Vec<(Speed, bool, Vec<u8>)> = if st.urgent == 0 {
             Vec::new()
         } else {
             st.peers
@@ -220,8 +220,13 @@ impl Swarm {
                 let depth = depth.min(peer.ext.reqq.map_or(PIPELINE_MAX, |q| q.max(2) as usize));
                 let room = depth.saturating_sub(peer.asked.len());
                 let allowed = |p: u32| has(p) && (unchoked || peer.allowed_fast.contains(&p));
-                let asked_set: HashSet<BlockRef> = peer.asked.iter().map(|(b, _)| *b).collect();
-                let asked = |b: &BlockRef| asked_set.contains(b);
+                // Only a copy of a block already asked needs this: built then.
+                let asked_set = std::cell::OnceCell::new();
+                let asked = |b: &BlockRef| {
+                    asked_set
+                        .get_or_init(|| peer.asked.iter().map(|(b, _)| *b).collect::<HashSet<_>>())
+                        .contains(b)
+                };
                 let waited = |p: u32| st.waited.contains(&p);
                 let asker = Asker {
                     has: &allowed,
@@ -235,8 +240,7 @@ impl Swarm {
                         best + URGENT_SLACK
                     },
                 };
-                let urgent = |p: u32| st.urgent.contains(&p);
-                let blocks = picker.pick(&st.order, &urgent, &asker, room, now);
+                let blocks = picker.pick(&st.order, st.urgent, &asker, room, now);
                 if log::log_enabled!(log::Level::Debug) {
                     trace_requests(&st.traced, peer, &blocks, now);
                 }
@@ -282,7 +286,7 @@ impl Swarm {
             .is_some_and(|(n, _)| n >= meta.piece_count())
         {
             st.order.clear();
-            st.urgent.clear();
+            st.urgent = 0;
             self.cancel_unwanted(st);
             return;
         }
@@ -301,7 +305,10 @@ impl Swarm {
         let readahead_bytes = ((rate * READAHEAD_SECS) as u64)
             .max(config.readahead_bytes())
             .min(quota / 4);
-        let readahead = readahead_bytes.div_ceil(meta.piece_length) as u32;
+        // The time-critical pieces are the readahead's first ones, so that
+        // they lead the order (the picker takes the urgent ones as a prefix).
+        let critical = CRITICAL_BYTES.div_ceil(meta.piece_length).max(2) as u32;
+        let readahead = (readahead_bytes.div_ceil(meta.piece_length) as u32).max(critical);
         // Nothing is wanted until a reader shows up; a seeding box just seeds.
         let active = !view.waiting.is_empty() || view.playhead.is_some();
         let want = Want {
@@ -316,7 +323,8 @@ impl Swarm {
         let http = &view.http_claimed;
         let waiting: HashSet<u32> = view.waiting.iter().copied().collect();
         st.order = picker::wanted(&want, |p| {
-            !have.as_ref().is_some_and(|h| h.get(p)) && (!http.contains(&p) || waiting.contains(&p))
+            !have.as_ref().is_some_and(|h| h.get(p))
+                && (http.is_empty() || !http.contains(&p) || waiting.contains(&p))
         });
         st.traced.retain(|p, _| waiting.contains(p));
         for &p in &waiting {
@@ -325,15 +333,20 @@ impl Swarm {
                 log::debug!("[P2P] {ih}: a reader waits on piece {p}");
             }
         }
-        st.waited = waiting.clone();
-        // Time-critical: what readers wait on, and the first pieces at the playhead.
-        let mut urgent = waiting;
-        if let (true, Some(head), Some(file)) = (active, playhead, file) {
-            let critical = CRITICAL_BYTES.div_ceil(meta.piece_length).max(2) as u32;
-            let end = head.saturating_add(critical).min(file.end);
-            urgent.extend((head.max(file.start)..end).filter(|p| st.order.contains(p)));
-        }
-        st.urgent = urgent;
+        st.waited = waiting;
+        // Time-critical: what readers wait on, and the first pieces at the
+        // playhead; `wanted` puts them first, in that order.
+        let at_head = match (active, playhead, file) {
+            (true, Some(head), Some(file)) => {
+                head.max(file.start)..head.saturating_add(critical).min(file.end)
+            }
+            _ => 0..0,
+        };
+        st.urgent = st
+            .order
+            .iter()
+            .take_while(|p| st.waited.contains(p) || at_head.contains(p))
+            .count();
         self.cancel_unwanted(st);
     }
 
@@ -343,11 +356,16 @@ impl Swarm {
         let Some(picker) = st.picker.as_mut() else {
             return;
         };
-        let wanted: HashSet<u32> = st.order.iter().copied().collect();
+        // A bit per wanted piece: a hash per piece of the order cost more.
+        let mut bits = Vec::new();
+        for &p in &st.order {
+            set_bit(&mut bits, p);
+        }
+        let wanted = |p: u32| get_bit(&bits, p);
         for peer in st.peers.values_mut() {
             let mut kept = std::collections::VecDeque::with_capacity(peer.asked.len());
             for (b, at) in peer.asked.drain(..) {
-                if wanted.contains(&b.piece) {
+                if wanted(b.piece) {
                     kept.push_back((b, at));
                 } else {
                     picker.give_back(&b);
@@ -357,7 +375,7 @@ impl Swarm {
             peer.asked = kept;
         }
         for p in picker.idle() {
-            if !wanted.contains(&p) {
+            if !wanted(p) {
                 picker.drop_piece(p);
                 self.demand.release_p2p(p);
             }
