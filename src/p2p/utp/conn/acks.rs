@@ -3,9 +3,9 @@
 //! duplicate acks, the tail-loss probe), and LEDBAT's window.
 //!
 //! The rules are described in the parent module's design notes; this is the
-//! half of the state machine that reads acks, while the parent builds and sends
-//! packets and delivers bytes. Like the parent, it never touches a socket or
-//! the wall clock.
+//! half of the state machine that reads acks, while [`super::send`] builds and
+//! sends packets and [`super::receive`] delivers bytes. Like the parent, it
+//! never touches a socket or the wall clock.
 
 use super::*;
 
