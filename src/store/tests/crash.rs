@@ -13,6 +13,7 @@
 //! disk forgets every write that was not made durable, so it can.
 
 use std::collections::HashMap;
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
