@@ -33,8 +33,8 @@ use crate::format::template::Template;
 pub use envfile::{Problem as EnvFileProblem, SyntaxError as EnvFileSyntaxError};
 use error::closest_key;
 pub use error::{ConfigError, Warning};
-pub use keys::{ENV_FILE_VAR, KEYS, LSD_GROUP};
 use keys::MIB;
+pub use keys::{ENV_FILE_VAR, KEYS, LSD_GROUP};
 // For the intra-doc links in `Config`'s field docs.
 #[cfg(doc)]
 use keys::{DEFAULT_ALLOWED_ORIGINS, DEFAULT_TRACKERS};
