@@ -43,12 +43,14 @@ use crate::format::magnet::Magnet;
 use crate::format::metainfo::Metainfo;
 use crate::format::InfoHash;
 use crate::store::Store;
+use unanswered::Unanswered;
 
 mod connections;
 mod incoming;
 mod known;
 mod outgoing;
 mod tick;
+mod unanswered;
 
 use known::{make_room, Known};
 
@@ -165,6 +167,9 @@ struct Peer {
     /// take the first one away; the batch's blocks are the ones asked at
     /// exactly this instant.
     probe: Option<Instant>,
+    /// Blocks given up at this peer whose answer may still come: an
+    /// arrival of one asked again since is not a round trip.
+    unanswered: Unanswered,
     /// The measured round trip, seconds (from the probes).
     rtt: Option<f64>,
     /// When its first block arrived: its rate until the first tick measures it.
@@ -196,6 +201,15 @@ struct Peer {
     /// The address it accepts connections on, if it told us (its ext
     /// handshake's listen port) and that differs from `addr`.
     listen: Option<SocketAddr>,
+}
+
+impl Peer {
+    /// Cancels a block asked of this peer (already out of `asked`), and
+    /// remembers it until its answer comes.
+    fn cancel(&mut self, block: BlockRef) {
+        self.link.send(&Message::Cancel(block));
+        self.unanswered.note(block);
+    }
 }
 
 struct State {

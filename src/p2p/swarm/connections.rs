@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::known::Known;
+use super::unanswered::Unanswered;
 use super::{
     peer, wire, ExtHandshake, Hangup, Link, Message, Peer, PeerKey, State, Swarm,
     MAX_DIAL_FAILURES, MAX_QUEUED_UPLOADS,
@@ -190,6 +191,7 @@ impl Swarm {
                 am_interested: false,
                 asked: VecDeque::new(),
                 probe: None,
+                unanswered: Unanswered::default(),
                 rtt: None,
                 first_block: None,
                 uploads: VecDeque::new(),

@@ -50,6 +50,7 @@ impl Swarm {
                 if let Some(picker) = st.picker.as_mut() {
                     asked.iter().for_each(|b| picker.give_back(b));
                 }
+                asked.into_iter().for_each(|b| peer.unanswered.note(b));
             }
             Message::Unchoke => {
                 peer.peer_choking = false;
@@ -120,12 +121,22 @@ impl Swarm {
                     offset,
                     length: data.len() as u32,
                 };
+                let stale = peer.unanswered.answers(&block);
                 let Some(i) = peer.asked.iter().position(|(b, _)| *b == block) else {
                     // Not asked of this peer (cancelled, or a late copy): dropped.
                     return Ok(());
                 };
                 let (_, asked_at) = peer.asked.remove(i).expect("found");
-                if peer.probe == Some(asked_at) {
+                // A block asked again after a cancel, a reject or a choke may
+                // be the answer to the first request: it times nothing.
+                if peer.probe == Some(asked_at) && stale {
+                    log::debug!(
+                        "[P2P] {}: a block asked again after a cancel came {:.1} ms after the \
+                         probe: not timed",
+                        peer.addr,
+                        asked_at.elapsed().as_secs_f64() * 1e3
+                    );
+                } else if peer.probe == Some(asked_at) {
                     let sample = asked_at.elapsed().as_secs_f64();
                     peer.rtt = Some(peer.rtt.map_or(sample, |r| 0.7 * r + 0.3 * sample));
                     peer.probe = None;
@@ -159,7 +170,7 @@ impl Swarm {
                     if *k != key {
                         if let Some(i) = other.asked.iter().position(|(b, _)| *b == block) {
                             other.asked.remove(i);
-                            other.link.send(&Message::Cancel(block));
+                            other.cancel(block);
                         }
                     }
                 }
@@ -179,6 +190,7 @@ impl Swarm {
                 }
                 if let Some(i) = peer.asked.iter().position(|(b, _)| *b == block) {
                     peer.asked.remove(i);
+                    peer.unanswered.note(block);
                     if let Some(picker) = st.picker.as_mut() {
                         picker.give_back(&block);
                     }

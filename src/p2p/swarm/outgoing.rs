@@ -364,12 +364,12 @@ impl Swarm {
         let wanted = |p: u32| get_bit(&bits, p);
         for peer in st.peers.values_mut() {
             let mut kept = std::collections::VecDeque::with_capacity(peer.asked.len());
-            for (b, at) in peer.asked.drain(..) {
+            for (b, at) in std::mem::take(&mut peer.asked) {
                 if wanted(b.piece) {
                     kept.push_back((b, at));
                 } else {
                     picker.give_back(&b);
-                    peer.link.send(&Message::Cancel(b));
+                    peer.cancel(b);
                 }
             }
             peer.asked = kept;

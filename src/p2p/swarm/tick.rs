@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::{Message, Swarm, BLOCK_LEN, CHOKE_EVERY, PEAK_DECAY, RATE_EVERY, SNUB_AFTER};
+use super::{Swarm, BLOCK_LEN, CHOKE_EVERY, PEAK_DECAY, RATE_EVERY, SNUB_AFTER};
 
 impl Swarm {
     /// Once a second: rates, snubs, choking, PEX, and the numbers.
@@ -73,9 +73,9 @@ impl Swarm {
                 log::debug!("[P2P] {}: {} is snubbing us", self.info_hash, peer.addr);
                 peer.snubbed = true;
                 if let Some(picker) = st.picker.as_mut() {
-                    for (b, _) in peer.asked.drain(..) {
+                    for (b, _) in std::mem::take(&mut peer.asked) {
                         picker.give_back(&b);
-                        peer.link.send(&Message::Cancel(b));
+                        peer.cancel(b);
                     }
                 }
             }
