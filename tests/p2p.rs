@@ -267,6 +267,44 @@ fn a_peer_sending_corrupt_blocks_is_banned_and_the_stream_stays_exact() {
         "the corrupt peer was not banned:\n{}",
         srv.logs()
     );
+    assert!(
+        !srv.logs().contains("banning 127.0.0.1"),
+        "the honest seeder was banned with the liar:\n{}",
+        srv.logs()
+    );
+}
+
+/// A liar that sends one block of each piece, wrong by one byte, and leaves its other requests
+/// unanswered never sends a piece alone: every piece it spoils is shared with the honest
+/// seeder, which sends the blocks the liar sits on. A shared failure convicts neither; the
+/// piece comes again from one peer, and that good copy convicts the liar alone.
+#[test]
+fn a_liar_hiding_in_shared_pieces_is_found_and_the_honest_seeder_is_kept() {
+    let f = fixture("p2p_sneaky", 6 << 20, 16);
+    let evil = EvilPeer::sneaky(&f.torrent.info_hash, f.source.clone(), 1 << 16, 1 << 14);
+    let _seeder = f.seed(Client::Aria2, 0);
+    let srv = Server::start(&p2p_env(&f.dir));
+    let uri = magnet(
+        &f.torrent.info_hash,
+        &swarm::announce_url(&f.tracker),
+        &[evil.addr.to_string()],
+    );
+    add_magnet_uri(&srv, &uri);
+    add_torrent(srv.addr(), &f.torrent.bytes());
+    stream_whole(&srv, &f);
+    let logs = srv.logs();
+    assert!(
+        evil.blocks_sent.load(Ordering::Relaxed) > 0,
+        "the liar was never asked for a block\n{logs}"
+    );
+    assert!(
+        logs.contains("banning 127.0.0.2"),
+        "the liar was not banned:\n{logs}"
+    );
+    assert!(
+        !logs.contains("banning 127.0.0.1"),
+        "the honest seeder was banned with the liar:\n{logs}"
+    );
 }
 
 #[test]

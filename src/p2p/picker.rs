@@ -24,6 +24,10 @@
 //! endgame), any block may be asked twice the same way, so the file's last
 //! blocks do not wait on a slow peer while the fast ones idle.
 //!
+//! A piece that failed its hash with several senders is fetched again from one
+//! peer alone ([`Picker::fetch_alone`]): that copy either passes and judges
+//! the earlier senders, or fails and convicts its one sender (see `blame`).
+//!
 //! Pure bookkeeping: no I/O, no clock of its own (callers pass `now`).
 
 use std::collections::BTreeMap;
@@ -33,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use crate::store::PiecePool;
 
+use super::blame::{Senders, MAX_SUSPECTS};
 use super::wire::{BlockRef, BLOCK_LEN};
 
 /// A connection, as the swarm numbers them.
@@ -66,6 +71,11 @@ const STUCK_AFTER: Duration = Duration::from_secs(1);
 
 /// Urgent pieces remembered for [`STUCK_AFTER`]; the map starts over beyond.
 const MAX_PASSED_OVER: usize = 256;
+
+/// A piece fetched from one peer alone passes to another peer once its owner
+/// has had nothing of it asked for this long (it choked, or left): the
+/// blocks it sent are dropped, so the copy stays one peer's.
+const OWNER_IDLE: Duration = Duration::from_secs(2);
 
 /// Urgent blocks one peer may be asked for beyond its pipeline depth: what
 /// goes to the playhead is not held back by the background requests.
@@ -155,8 +165,10 @@ struct Download {
     buf: Vec<u8>,
     blocks: Vec<Block>,
     done: u32,
-    /// Who sent blocks of it: blamed if the piece fails its hash.
-    contributors: Vec<IpAddr>,
+    /// Who sent which block: judged if the piece fails its hash.
+    senders: Senders,
+    /// For a piece fetched from one peer alone: that peer, and when it was last asked a block.
+    owner: Option<(IpAddr, Instant)>,
 }
 
 /// What a received block did.
@@ -167,10 +179,7 @@ pub enum Received {
     /// Kept; the piece is not complete yet.
     Kept,
     /// The piece is complete: its bytes, to verify and store, and who sent them.
-    Complete {
-        data: Vec<u8>,
-        contributors: Vec<IpAddr>,
-    },
+    Complete { data: Vec<u8>, senders: Senders },
 }
 
 /// How one peer delivers, as measured: what its expected arrival times come from.
@@ -215,6 +224,8 @@ impl Speed {
 
 /// One peer, as the picker sees it when handing out blocks.
 pub struct Asker<'a> {
+    /// The peer's address: who a piece fetched alone belongs to.
+    pub ip: IpAddr,
     /// Whether the peer has a piece.
     pub has: &'a dyn Fn(u32) -> bool,
     /// Whether this peer already has this block outstanding.
@@ -242,6 +253,8 @@ pub struct Picker {
     verifying: std::collections::HashSet<u32>,
     /// Urgent pieces with open blocks, and since when: see [`Picker::stuck`].
     passed_over: std::collections::HashMap<u32, Instant>,
+    /// Pieces to fetch from one peer alone: they failed with several senders.
+    alone: std::collections::HashSet<u32>,
     /// Pieces in flight beyond which no new non-urgent piece starts: the memory
     /// budget divided by the piece length.
     max_downloads: usize,
@@ -259,6 +272,7 @@ impl Picker {
             downloads: BTreeMap::new(),
             verifying: Default::default(),
             passed_over: Default::default(),
+            alone: Default::default(),
             max_downloads: (budget / piece_length.max(1)).max(2) as usize,
             buffers: PiecePool::default(),
         }
@@ -331,9 +345,13 @@ impl Picker {
             if !is_urgent && !endgame && out.len() >= room {
                 break;
             }
-            if !(peer.has)(piece) || self.verifying.contains(&piece) {
+            if !(peer.has)(piece)
+                || self.verifying.contains(&piece)
+                || !self.claim(piece, peer.ip, now)
+            {
                 continue;
             }
+            let alone = self.is_alone(piece);
             // An urgent piece no peer in time has taken for a while (only
             // slow peers have it) goes to whoever has it, like any other.
             let stuck = is_urgent && self.stuck(piece, now);
@@ -367,7 +385,8 @@ impl Picker {
                 }
                 if self.downloads[&piece].blocks[i] == Block::Open {
                     let eta = peer.speed.eta(out.len() + 1);
-                    if is_urgent && !stuck {
+                    // A piece fetched alone is its one peer's: no deadline order.
+                    if is_urgent && !stuck && !alone {
                         // Earliest deadline first: the blocks before this
                         // arrival's rank are for arrivals that come sooner.
                         let rank = urgent_seen;
@@ -378,7 +397,7 @@ impl Picker {
                         }
                         urgent_taken += 1;
                     }
-                    out.push(self.ask(piece, i, now, now + secs(eta)));
+                    out.push(self.ask(piece, i, peer.ip, now, now + secs(eta)));
                 }
             }
         }
@@ -397,6 +416,9 @@ impl Picker {
             .filter(|(_, p)| self.downloads.contains_key(p) && (peer.has)(*p))
             .collect();
         for (at, piece) in pieces {
+            if !self.claim(piece, peer.ip, now) {
+                continue;
+            }
             let is_urgent = at < urgent;
             for i in 0..self.downloads[&piece].blocks.len() {
                 let n = out.len();
@@ -422,7 +444,7 @@ impl Picker {
                     && !(peer.asked)(&block)
                     && !out.contains(&block)
                 {
-                    out.push(self.ask(piece, i, now, mine));
+                    out.push(self.ask(piece, i, peer.ip, now, mine));
                 }
             }
         }
@@ -456,16 +478,61 @@ impl Picker {
                 buf: self.buffers.take(len as usize),
                 blocks: vec![Block::Open; count],
                 done: 0,
-                contributors: Vec::new(),
+                senders: Senders::new(count),
+                owner: None,
             },
         );
     }
 
-    fn ask(&mut self, piece: u32, index: usize, now: Instant, due: Instant) -> BlockRef {
+    /// Whether `piece` is fetched from one peer alone (no hashing in the usual
+    /// case, where none is: this runs per piece of the order walked).
+    fn is_alone(&self, piece: u32) -> bool {
+        !self.alone.is_empty() && self.alone.contains(&piece)
+    }
+
+    /// Whether `ip` may be asked blocks of `piece`: any peer may, unless the
+    /// piece is fetched alone and another peer owns it. An owner that has had
+    /// nothing asked for [`OWNER_IDLE`] loses the piece, and what it sent.
+    fn claim(&mut self, piece: u32, ip: IpAddr, now: Instant) -> bool {
+        if !self.is_alone(piece) {
+            return true;
+        }
+        let Some(d) = self.downloads.get_mut(&piece) else {
+            return true;
+        };
+        match d.owner {
+            None => true,
+            Some((owner, _)) if owner == ip => true,
+            Some((_, asked)) => {
+                let idle = !d.blocks.iter().any(|b| matches!(b, Block::Asked { .. }))
+                    && now.saturating_duration_since(asked) >= OWNER_IDLE;
+                if idle {
+                    d.blocks.fill(Block::Open);
+                    d.done = 0;
+                    d.senders = Senders::new(d.blocks.len());
+                    d.owner = None;
+                }
+                idle
+            }
+        }
+    }
+
+    fn ask(
+        &mut self,
+        piece: u32,
+        index: usize,
+        ip: IpAddr,
+        now: Instant,
+        due: Instant,
+    ) -> BlockRef {
+        let alone = self.is_alone(piece);
         let d = self
             .downloads
             .get_mut(&piece)
             .expect("asked piece is in flight");
+        if alone {
+            d.owner = Some((ip, now));
+        }
         d.blocks[index] = match d.blocks[index] {
             Block::Asked {
                 peers,
@@ -490,6 +557,14 @@ impl Picker {
         let Some(d) = self.downloads.get_mut(&piece) else {
             return Received::Unwanted;
         };
+        // A piece fetched alone takes its owner's blocks only (a late one from
+        // an owner it was taken from would mix two peers again).
+        if !self.alone.is_empty()
+            && self.alone.contains(&piece)
+            && d.owner.is_some_and(|(owner, _)| owner != from)
+        {
+            return Received::Unwanted;
+        }
         let index = (offset / BLOCK_LEN) as usize;
         let expected = BLOCK_LEN.min(d.buf.len() as u32 - offset.min(d.buf.len() as u32));
         if !offset.is_multiple_of(BLOCK_LEN)
@@ -502,16 +577,15 @@ impl Picker {
         d.buf[offset as usize..offset as usize + data.len()].copy_from_slice(data);
         d.blocks[index] = Block::Done;
         d.done += 1;
-        if !d.contributors.contains(&from) {
-            d.contributors.push(from);
-        }
+        d.senders.sent(index, from);
         if d.done as usize == d.blocks.len() {
             let d = self.downloads.remove(&piece).expect("present");
             self.verifying.insert(piece);
             self.passed_over.remove(&piece);
+            self.alone.remove(&piece);
             return Received::Complete {
                 data: d.buf,
-                contributors: d.contributors,
+                senders: d.senders,
             };
         }
         Received::Kept
@@ -521,6 +595,15 @@ impl Picker {
     /// be fetched again).
     pub fn verified(&mut self, piece: u32) {
         self.verifying.remove(&piece);
+    }
+
+    /// `piece` failed its hash with several senders: its next copy comes from
+    /// one peer alone. At most [`MAX_SUSPECTS`] at once, as many as `blame`
+    /// keeps suspects for; beyond, a piece is fetched as any other.
+    pub fn fetch_alone(&mut self, piece: u32) {
+        if self.alone.len() < MAX_SUSPECTS {
+            self.alone.insert(piece);
+        }
     }
 
     /// A request to one peer ended without the block (choke, reject, timeout,
@@ -547,7 +630,7 @@ impl Picker {
     /// cannot be trusted, and an honest peer must not be blamed for them.
     pub fn drop_from(&mut self, liar: IpAddr) {
         self.downloads
-            .retain(|_, d| !d.contributors.contains(&liar));
+            .retain(|_, d| !d.senders.peers.contains(&liar));
     }
 
     /// Drops a piece in flight (its peers left, or it is no longer wanted and

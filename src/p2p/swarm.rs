@@ -86,11 +86,6 @@ const PIPELINE_START: usize = 16;
 const PIPELINE_MIN: usize = 4;
 const PIPELINE_MAX: usize = 256;
 
-/// Hash failures an address may be behind, with no good piece in between,
-/// before it is banned (one is enough when it sent the whole piece alone).
-/// Three, because on a shared piece an honest peer is blamed with the liar.
-const MAX_STRIKES: u32 = 3;
-
 /// Failed connection attempts before an address is forgotten.
 const MAX_DIAL_FAILURES: u32 = 3;
 
@@ -221,7 +216,7 @@ struct State {
     known: HashMap<SocketAddr, Known>,
     queue: VecDeque<SocketAddr>,
     dialing: usize,
-    /// Bans and strikes, bounded (see `blame`).
+    /// Bans and suspects, bounded (see `blame`).
     blame: Blame,
     /// The wanted pieces in order, rebuilt when `dirty`.
     order: Vec<u32>,

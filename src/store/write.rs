@@ -32,12 +32,34 @@ impl Store {
         data: Vec<u8>,
         wait: Duration,
     ) -> Result<(), StoreError> {
-        let mut data = Some(data);
-        let result = self.write_piece_from(ih, piece, &mut data, wait).await;
-        if let Some(buf) = data {
+        let (result, failed) = self.write_piece_keeping_failed(ih, piece, data, wait).await;
+        if let Some(buf) = failed {
             self.inner.pool.put(buf);
         }
         result
+    }
+
+    /// [`Store::write_piece`], except that a piece failing its hash comes back
+    /// with the error: the swarm hashes its blocks per sender to find out whose
+    /// were wrong. Any other buffer goes back to the pool.
+    pub async fn write_piece_keeping_failed(
+        &self,
+        ih: &InfoHash,
+        piece: u32,
+        data: Vec<u8>,
+        wait: Duration,
+    ) -> (Result<(), StoreError>, Option<Vec<u8>>) {
+        let mut data = Some(data);
+        let result = self.write_piece_from(ih, piece, &mut data, wait).await;
+        let failed = match (&result, data) {
+            (Err(StoreError::HashMismatch { .. }), Some(buf)) => Some(buf),
+            (_, Some(buf)) => {
+                self.inner.pool.put(buf);
+                None
+            }
+            (_, None) => None,
+        };
+        (result, failed)
     }
 
     /// [`Store::write_piece`], leaving the buffer in `slot` when it returns (it is

@@ -1,7 +1,7 @@
 //! A small hostile BitTorrent peer for the fault tests: it claims every piece, unchokes, and
-//! answers each request with bytes that are not the torrent's. It listens on 127.0.0.2, a
-//! loopback address of its own, so that banning it by address spares the honest seeders on
-//! 127.0.0.1.
+//! answers each request with bytes that are not the torrent's, or (the sneaky one) answers only
+//! one block of each piece, the torrent's bytes with one flipped. It listens on 127.0.0.2, a loopback
+//! address of its own, so that banning it by address spares the honest seeders on 127.0.0.1.
 //!
 //! Written from BEP 3 directly (handshake, bitfield, unchoke, request, piece), with no code
 //! shared with streme's own wire format, so the two can disagree.
@@ -21,8 +21,39 @@ pub struct EvilPeer {
     pub connections: Arc<AtomicU64>,
 }
 
+/// What the peer answers a request with.
+#[derive(Clone)]
+enum Lies {
+    /// 0x5a bytes, whatever was asked.
+    All,
+    /// Only the block at `offset` of each piece (pieces of `piece_len`): the content's bytes
+    /// with one flipped. Other requests go unanswered, so the peer never sends a whole piece
+    /// and every piece it corrupts holds an honest peer's blocks too.
+    OneBlock {
+        content: Arc<Vec<u8>>,
+        piece_len: u64,
+        offset: u32,
+    },
+}
+
 impl EvilPeer {
     pub fn start(info_hash: &str, piece_count: u32) -> EvilPeer {
+        EvilPeer::serving(info_hash, piece_count, Lies::All)
+    }
+
+    /// The sneaky liar: it answers only the block at `offset` of each piece, with `content`'s
+    /// bytes and one of them flipped.
+    pub fn sneaky(info_hash: &str, content: Vec<u8>, piece_len: u64, offset: u32) -> EvilPeer {
+        let pieces = (content.len() as u64).div_ceil(piece_len) as u32;
+        let lies = Lies::OneBlock {
+            content: Arc::new(content),
+            piece_len,
+            offset,
+        };
+        EvilPeer::serving(info_hash, pieces, lies)
+    }
+
+    fn serving(info_hash: &str, piece_count: u32, lies: Lies) -> EvilPeer {
         let listener = TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2 (loopback)");
         let addr = listener.local_addr().unwrap();
         let blocks_sent = Arc::new(AtomicU64::new(0));
@@ -34,9 +65,9 @@ impl EvilPeer {
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 conns.fetch_add(1, Ordering::Relaxed);
-                let (hash, sent) = (hash.clone(), sent.clone());
+                let (hash, sent, lies) = (hash.clone(), sent.clone(), lies.clone());
                 thread::spawn(move || {
-                    let _ = serve(stream, &hash, piece_count, &sent);
+                    let _ = serve(stream, &hash, piece_count, &lies, &sent);
                 });
             }
         });
@@ -48,7 +79,13 @@ impl EvilPeer {
     }
 }
 
-fn serve(mut s: TcpStream, hash: &[u8], pieces: u32, sent: &AtomicU64) -> std::io::Result<()> {
+fn serve(
+    mut s: TcpStream,
+    hash: &[u8],
+    pieces: u32,
+    lies: &Lies,
+    sent: &AtomicU64,
+) -> std::io::Result<()> {
     let mut theirs = [0u8; 68];
     s.read_exact(&mut theirs)?;
     let mut hs = vec![19u8];
@@ -77,12 +114,30 @@ fn serve(mut s: TcpStream, hash: &[u8], pieces: u32, sent: &AtomicU64) -> std::i
         let mut body = vec![0u8; len];
         s.read_exact(&mut body)?;
         if body.first() == Some(&6) && body.len() == 13 {
-            // request: index, begin, length → a piece of garbage of that length.
-            let length = u32::from_be_bytes(body[9..13].try_into().unwrap()) as usize;
+            // request: index, begin, length → a block of that length.
+            let word = |at: usize| u32::from_be_bytes(body[at..at + 4].try_into().unwrap());
+            let (index, begin, length) = (word(1), word(5), word(9) as usize);
             let mut out = ((9 + length) as u32).to_be_bytes().to_vec();
             out.push(7);
             out.extend_from_slice(&body[1..9]);
-            out.extend(std::iter::repeat_n(0x5a, length));
+            match lies {
+                Lies::All => out.extend(std::iter::repeat_n(0x5a, length)),
+                Lies::OneBlock {
+                    content,
+                    piece_len,
+                    offset,
+                } => {
+                    if begin != *offset {
+                        continue;
+                    }
+                    let at = (u64::from(index) * piece_len + u64::from(begin)) as usize;
+                    let Some(block) = content.get(at..at + length) else {
+                        return Ok(());
+                    };
+                    out.extend_from_slice(block);
+                    out[13 + length / 2] ^= 0x01;
+                }
+            }
             s.write_all(&out)?;
             sent.fetch_add(1, Ordering::Relaxed);
         }

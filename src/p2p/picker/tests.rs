@@ -49,7 +49,7 @@ fn without_background_only_the_window_and_the_ends_are_wanted() {
 }
 
 fn asker<'a>(
-    _key: PeerKey,
+    key: PeerKey,
     has: &'a dyn Fn(u32) -> bool,
     asked: &'a dyn Fn(&BlockRef) -> bool,
     fast: bool,
@@ -58,6 +58,7 @@ fn asker<'a>(
     // than the half second within which urgent blocks must arrive.
     let rate = if fast { 1e7 } else { 1e4 };
     Asker {
+        ip: ip(key as u8),
         has,
         asked,
         waited: &|_| false,
@@ -94,9 +95,14 @@ fn blocks_are_handed_out_in_order_and_assemble_a_piece() {
     let more = p.pick(&[2, 1], 0, &asker(1, &all, &none, true), 10, now);
     assert_eq!((more[0].piece, more[0].offset), (1, 2 * BLOCK_LEN));
     match p.receive(ip(2), 2, 3 * BLOCK_LEN, &data) {
-        Received::Complete { data, contributors } => {
+        Received::Complete { data, senders } => {
             assert_eq!(data.len() as u64, PIECE);
-            assert_eq!(contributors, vec![ip(1), ip(2)]);
+            assert_eq!(senders.peers, vec![ip(1), ip(2)]);
+            assert_eq!(
+                senders.blocks,
+                vec![0, 0, 0, 1],
+                "block 3 came from the second"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -254,6 +260,7 @@ fn at_speed<'a>(
     urgent_within: f64,
 ) -> Asker<'a> {
     Asker {
+        ip: ip(1),
         has,
         asked,
         // A reader is blocked on every piece these tests name.
@@ -332,6 +339,7 @@ fn a_seeks_blocks_go_in_order_to_the_peers_that_bring_them_first() {
     let none = |_: &BlockRef| false;
     let ask = |speed: Speed, others: &dyn Fn(u32, f64) -> usize, p: &mut Picker| {
         let asker = Asker {
+            ip: ip(1),
             has: &all,
             asked: &none,
             waited: &|_| true,
@@ -413,4 +421,69 @@ fn in_the_endgame_an_idle_fast_peer_copies_what_a_slow_one_holds() {
     // Everything is asked for: a third, fast peer brings piece 2 long before the slow one would.
     let dup = p.pick(&[2, 3], 0, &asker(3, &all, &none, true), 4, t0);
     assert_eq!(dup, slow);
+}
+
+#[test]
+fn a_piece_that_failed_with_several_senders_is_fetched_from_one_peer_alone() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let t0 = Instant::now();
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    let data = vec![7u8; BLOCK_LEN as usize];
+    p.fetch_alone(3);
+    // Peer 1 is asked two blocks (its room); peer 2, with room to spare, gets none of piece 3
+    // though two of its blocks are still open, urgent or not.
+    let first = p.pick(&[3], 0, &asker(1, &all, &none, true), 2, t0);
+    assert_eq!(first.len(), 2);
+    assert!(p
+        .pick(&[3], 0, &asker(2, &all, &none, true), 10, t0)
+        .is_empty());
+    assert!(p
+        .pick(&[3], 1, &asker(2, &all, &none, true), 10, t0)
+        .is_empty());
+    // A block of it from another peer is not taken.
+    assert_eq!(p.receive(ip(2), 3, 0, &data), Received::Unwanted);
+    for b in &first {
+        assert_eq!(p.receive(ip(1), b.piece, b.offset, &data), Received::Kept);
+    }
+    // Its owner idles (it choked) long enough: peer 2 takes the piece over, from scratch,
+    // and the copy that completes is peer 2's alone.
+    let later = t0 + OWNER_IDLE;
+    assert!(p
+        .pick(&[3], 0, &asker(2, &all, &none, true), 10, t0)
+        .is_empty());
+    let over = p.pick(&[3], 0, &asker(2, &all, &none, true), 10, later);
+    assert_eq!(
+        over.len(),
+        4,
+        "all four blocks, the owner's two dropped: {over:?}"
+    );
+    let mut done = None;
+    for b in &over {
+        if let Received::Complete { senders, .. } = p.receive(ip(2), b.piece, b.offset, &data) {
+            done = Some(senders);
+        }
+    }
+    assert_eq!(done.expect("complete").peers, vec![ip(2)]);
+    // Once complete, the next copy (were it to fail again) is fetched as any other.
+    p.verified(3);
+    assert_eq!(
+        p.pick(&[3], 0, &asker(1, &all, &none, true), 2, later)
+            .len(),
+        2
+    );
+    assert_eq!(
+        p.pick(&[3], 0, &asker(2, &all, &none, true), 2, later)
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn pieces_fetched_alone_are_bounded() {
+    let mut p = Picker::new(PIECE, 1 << 40, 1 << 20);
+    for piece in 0..100_000 {
+        p.fetch_alone(piece);
+    }
+    assert_eq!(p.alone.len(), MAX_SUSPECTS);
 }

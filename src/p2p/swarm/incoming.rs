@@ -9,10 +9,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{
-    block_fits, set_bit, Hangup, Known, Origin, State, Swarm, MAX_QUEUED_UPLOADS, MAX_STRIKES,
-};
+use super::{block_fits, set_bit, Hangup, Known, Origin, State, Swarm, MAX_QUEUED_UPLOADS};
 use crate::format::metainfo::Metainfo;
+use crate::p2p::blame::{self, Failure, Senders};
 use crate::p2p::metadata::{self, Assembly};
 use crate::p2p::picker::{PeerKey, Received};
 use crate::p2p::wire::{self, BlockRef, ExtHandshake, Message, MetadataMessage, Pex};
@@ -174,9 +173,9 @@ impl Swarm {
                         }
                     }
                 }
-                if let Received::Complete { data, contributors } = received {
+                if let Received::Complete { data, senders } = received {
                     let swarm = self.clone();
-                    smol::spawn(async move { swarm.store_piece(piece, data, contributors).await })
+                    smol::spawn(async move { swarm.store_piece(piece, data, senders).await })
                         .detach();
                 }
             }
@@ -374,48 +373,74 @@ impl Swarm {
     }
 
     /// A complete piece: verified and written by the store, off the loop.
-    /// A hash failure is traced to the addresses that sent its blocks
-    /// ([`Blame::piece_failed`](crate::p2p::blame::Blame::piece_failed)).
-    async fn store_piece(self: Arc<Swarm>, piece: u32, data: Vec<u8>, contributors: Vec<IpAddr>) {
+    /// A hash failure is traced to whoever sent the wrong blocks (see `blame`):
+    /// a piece that failed before is judged by this copy if it passes.
+    async fn store_piece(self: Arc<Swarm>, piece: u32, data: Vec<u8>, senders: Senders) {
         let len = data.len() as u64;
         let wait = self.shared.config().piece_wait;
-        let result = self
+        // What each earlier sender of a failed copy would have sent, were it honest.
+        let earlier = self.state().blame.suspected(piece).cloned();
+        let (data, judge) = match earlier {
+            Some(earlier) => {
+                smol::unblock(move || {
+                    let good = blame::digests(&data, &earlier, wire::BLOCK_LEN as usize);
+                    (data, Some(good))
+                })
+                .await
+            }
+            None => (data, None),
+        };
+        let (result, failed) = self
             .store
-            .write_piece(&self.info_hash, piece, data, wait)
+            .write_piece_keeping_failed(&self.info_hash, piece, data, wait)
             .await;
-        if let Some(picker) = self.state().picker.as_mut() {
-            picker.verified(piece);
-        }
         self.demand.release_p2p(piece);
+        // The failed copy hashed per sender, before the piece may be asked again.
+        let shared = match (&result, failed) {
+            (Err(StoreError::HashMismatch { .. }), Some(bad)) if senders.peers.len() > 1 => {
+                let senders = senders.clone();
+                Some(
+                    smol::unblock(move || {
+                        let d = blame::digests(&bad, &senders, wire::BLOCK_LEN as usize);
+                        (senders, d)
+                    })
+                    .await,
+                )
+            }
+            _ => None,
+        };
+        let mut guard = self.state();
+        let st = &mut *guard;
         match result {
             Ok(()) => {
                 self.demand.mark_p2p(piece, len);
-                let mut st = self.state();
                 st.delivered += 1;
                 st.dirty = true;
-                for ip in &contributors {
-                    st.blame.forgive(*ip);
-                }
                 for p in st.peers.values() {
                     p.link.send(&Message::Have(piece));
+                }
+                if let Some(good) = judge {
+                    for ip in st.blame.piece_passed(piece, &good) {
+                        self.banned(st, ip);
+                    }
                 }
             }
             Err(StoreError::HashMismatch { .. }) => {
                 log::warn!(
-                    "[P2P] {}: piece {piece} failed its SHA-1 check",
-                    self.info_hash
+                    "[P2P] {}: piece {piece} failed its SHA-1 check ({} senders)",
+                    self.info_hash,
+                    senders.peers.len()
                 );
-                let mut st = self.state();
-                for ip in st.blame.piece_failed(&contributors, MAX_STRIKES) {
-                    log::warn!(
-                        "[P2P] {}: banning {ip}: it sent corrupt data",
-                        self.info_hash
-                    );
-                    if let Some(picker) = st.picker.as_mut() {
-                        picker.drop_from(ip);
-                    }
-                    for p in st.peers.values().filter(|p| p.addr.ip() == ip) {
-                        p.link.close();
+                match st.blame.piece_failed(&senders) {
+                    Failure::Explained => {}
+                    Failure::Liar(ip) => self.banned(st, ip),
+                    Failure::Shared => {
+                        if let Some((senders, digests)) = shared {
+                            st.blame.suspect(piece, senders, digests);
+                        }
+                        if let Some(picker) = st.picker.as_mut() {
+                            picker.fetch_alone(piece);
+                        }
                     }
                 }
                 st.dirty = true;
@@ -426,6 +451,25 @@ impl Swarm {
             }
             Err(e) => log::warn!("[P2P] {}: cannot store piece {piece}: {e}", self.info_hash),
         }
+        if let Some(picker) = st.picker.as_mut() {
+            picker.verified(piece);
+        }
+        drop(guard);
         self.wake_all();
+    }
+
+    /// `ip` was banned for corrupt data: its connections close, and pieces in
+    /// flight that hold its blocks start over.
+    fn banned(&self, st: &mut State, ip: IpAddr) {
+        log::warn!(
+            "[P2P] {}: banning {ip}: it sent corrupt data",
+            self.info_hash
+        );
+        if let Some(picker) = st.picker.as_mut() {
+            picker.drop_from(ip);
+        }
+        for p in st.peers.values().filter(|p| p.addr.ip() == ip) {
+            p.link.close();
+        }
     }
 }

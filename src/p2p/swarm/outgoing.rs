@@ -229,6 +229,7 @@ impl Swarm {
                 };
                 let waited = |p: u32| st.waited.contains(&p);
                 let asker = Asker {
+                    ip: peer.addr.ip(),
                     has: &allowed,
                     asked: &asked,
                     waited: &waited,
