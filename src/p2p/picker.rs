@@ -73,8 +73,9 @@ const STUCK_AFTER: Duration = Duration::from_secs(1);
 const MAX_PASSED_OVER: usize = 256;
 
 /// A piece fetched from one peer alone passes to another peer once its owner
-/// has had nothing of it asked for this long (it choked, or left): the
-/// blocks it sent are dropped, so the copy stays one peer's.
+/// has been asked nothing of it for this long and holds no block of it that
+/// is not this long overdue (it choked, left, or sits on the requests, as a
+/// liar may): the blocks it sent are dropped, so the copy stays one peer's.
 const OWNER_IDLE: Duration = Duration::from_secs(2);
 
 /// Urgent blocks one peer may be asked for beyond its pipeline depth: what
@@ -504,8 +505,10 @@ impl Picker {
             None => true,
             Some((owner, _)) if owner == ip => true,
             Some((_, asked)) => {
-                let idle = !d.blocks.iter().any(|b| matches!(b, Block::Asked { .. }))
-                    && now.saturating_duration_since(asked) >= OWNER_IDLE;
+                let holds =
+                    |b: &Block| matches!(b, Block::Asked { due, .. } if now < *due + OWNER_IDLE);
+                let idle = now.saturating_duration_since(asked) >= OWNER_IDLE
+                    && !d.blocks.iter().any(holds);
                 if idle {
                     d.blocks.fill(Block::Open);
                     d.done = 0;

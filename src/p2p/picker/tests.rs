@@ -487,3 +487,27 @@ fn pieces_fetched_alone_are_bounded() {
     }
     assert_eq!(p.alone.len(), MAX_SUSPECTS);
 }
+
+#[test]
+fn an_owner_sitting_on_its_requests_loses_the_piece_it_fetches_alone() {
+    let mut p = Picker::new(PIECE, 10 * PIECE, 1 << 20);
+    let t0 = Instant::now();
+    let all = |_: u32| true;
+    let none = |_: &BlockRef| false;
+    p.fetch_alone(3);
+    // Peer 1 is asked all four blocks (due within a second) and answers none.
+    assert_eq!(
+        p.pick(&[3], 0, &asker(1, &all, &none, true), 4, t0).len(),
+        4
+    );
+    let before = t0 + OWNER_IDLE;
+    assert!(p
+        .pick(&[3], 0, &asker(2, &all, &none, true), 4, before)
+        .is_empty());
+    let after = t0 + 2 * OWNER_IDLE;
+    assert_eq!(
+        p.pick(&[3], 0, &asker(2, &all, &none, true), 4, after)
+            .len(),
+        4
+    );
+}
