@@ -32,13 +32,18 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use crate::store::PiecePool;
 
 use super::blame::{Senders, MAX_SUSPECTS};
 use super::wire::{BlockRef, BLOCK_LEN};
+
+mod order;
+mod speed;
+
+pub use order::{wanted, Want};
+pub use speed::Speed;
 
 /// A connection, as the swarm numbers them.
 pub type PeerKey = u64;
@@ -82,73 +87,6 @@ const OWNER_IDLE: Duration = Duration::from_secs(2);
 /// goes to the playhead is not held back by the background requests.
 const URGENT_EXTRA: usize = 64;
 
-/// The longest priority list built at once. Peers rarely lack all of the
-/// first thousand pieces a player needs next; the list is rebuilt as pieces
-/// land, so the rest comes in time.
-const MAX_WANTED: usize = 1024;
-
-/// What the readers of one torrent want right now.
-#[derive(Debug, Clone, Default)]
-pub struct Want {
-    /// Pieces readers block on, newest wait first.
-    pub waiting: Vec<u32>,
-    /// The piece under the playhead.
-    pub playhead: Option<u32>,
-    /// How many pieces after the playhead are readahead.
-    pub readahead: u32,
-    /// The pieces of the file being played.
-    pub file: Option<Range<u32>>,
-    /// Whether the rest of the file may be fetched (it fits the quota).
-    pub background: bool,
-}
-
-/// The wanted pieces in priority order, each once, those `missing` says we
-/// lack, at most [`MAX_WANTED`].
-pub fn wanted(want: &Want, missing: impl Fn(u32) -> bool) -> Vec<u32> {
-    let mut out = Vec::new();
-    // A bit per piece, not a hash per piece: this runs per piece verified.
-    let pieces = want.file.as_ref().map_or(0, |f| f.end);
-    let pieces = want.waiting.iter().fold(pieces, |n, &p| n.max(p + 1));
-    let mut seen = vec![0u64; (pieces as usize).div_ceil(64)];
-    let mut push = |p: u32, out: &mut Vec<u32>| {
-        let (word, bit) = (p as usize / 64, 1u64 << (p % 64));
-        if out.len() < MAX_WANTED && seen[word] & bit == 0 && missing(p) {
-            seen[word] |= bit;
-            out.push(p);
-        }
-    };
-    for &p in &want.waiting {
-        push(p, &mut out);
-    }
-    let Some(file) = want.file.clone().filter(|f| !f.is_empty()) else {
-        return out;
-    };
-    let head = want
-        .playhead
-        .filter(|p| file.contains(p))
-        .unwrap_or(file.start);
-    for p in head..head.saturating_add(want.readahead).min(file.end) {
-        push(p, &mut out);
-    }
-    // Containers: the MP4 moov atom or the MKV cues sit at one end.
-    for p in [
-        file.start,
-        file.end - 1,
-        file.end.saturating_sub(2).max(file.start),
-    ] {
-        push(p, &mut out);
-    }
-    if want.background {
-        for p in (head..file.end).chain(file.start..head) {
-            if out.len() >= MAX_WANTED {
-                break;
-            }
-            push(p, &mut out);
-        }
-    }
-    out
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Block {
     Open,
@@ -181,46 +119,6 @@ pub enum Received {
     Kept,
     /// The piece is complete: its bytes, to verify and store, and who sent them.
     Complete { data: Vec<u8>, senders: Senders },
-}
-
-/// How one peer delivers, as measured: what its expected arrival times come from.
-#[derive(Debug, Clone, Copy)]
-pub struct Speed {
-    /// Round trip, seconds.
-    pub rtt: f64,
-    /// Bytes a second.
-    pub rate: f64,
-    /// Blocks asked of it and not yet received (served first: BitTorrent peers answer in order).
-    pub queued: usize,
-}
-
-impl Speed {
-    /// Seconds from now until the `k`-th next block asked of this peer arrives (1: the next).
-    ///
-    /// No sooner than a round trip and its own `k` blocks' time; and, since
-    /// the peer answers in order at its rate, no sooner than everything
-    /// queued before it plus those `k` (Little's law: `queued` requests at
-    /// `rate` take `queued` blocks' time to come back, whatever part of that
-    /// is still on the way). The larger of the two, not their sum: the
-    /// queued blocks are partly in flight already, and adding a whole round
-    /// trip to them made a busy near peer look later than a far idle one
-    /// (measured on the WAN rig: blocks due in 316 ms came at 163 ms).
-    pub fn eta(&self, k: usize) -> f64 {
-        let block = BLOCK_LEN as f64 / self.rate.max(1.0);
-        (self.rtt + k as f64 * block).max((self.queued + k) as f64 * block)
-    }
-
-    /// How many more blocks asked of this peer now would arrive within `t`
-    /// seconds: the largest `k` with `eta(k) <= t`.
-    pub fn within(&self, t: f64) -> usize {
-        let block = BLOCK_LEN as f64 / self.rate.max(1.0);
-        let k = ((t - self.rtt) / block).min(t / block - self.queued as f64);
-        if k >= 1.0 {
-            k.floor() as usize
-        } else {
-            0
-        }
-    }
 }
 
 /// One peer, as the picker sees it when handing out blocks.

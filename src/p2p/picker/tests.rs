@@ -1,4 +1,5 @@
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use super::*;
